@@ -1,0 +1,48 @@
+// The firewall layer of the reference engine, apart from the network drivers (as netavark
+// keeps src/firewall apart from src/network, and Moby its iptabler beside the bridge driver).
+// A rule layout of one engine release is one driver; a new layout is a new file.
+import type { RuleEditor } from '../../../rules/editor.js';
+
+export interface BridgeNet {
+  name: string;
+  bridge: string;
+  subnet: string; // network CIDR, e.g. 172.17.0.0/16
+  icc: boolean;
+  masquerade: boolean;
+  internal: boolean;
+  /** --ip-masq source override (com.docker.network.bridge.host_binding_ipv4 is for ports) */
+  hostIp?: string;
+}
+
+export interface PortForward {
+  net: BridgeNet;
+  containerIp: string;
+  hostIp: string; // 0.0.0.0 = all
+  hostPort: number;
+  containerPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+export interface LinkRule {
+  net: BridgeNet;
+  fromIp: string; // the linking container
+  toIp: string; // the linked (target) container
+  ports: { port: number; proto: 'tcp' | 'udp' }[];
+}
+
+export interface FirewallOptions {
+  /** userland-proxy off: the engine routes local traffic to published ports through NAT */
+  hairpin: boolean;
+}
+
+export interface FirewallDriver {
+  readonly profile: string;
+  /** daemon start: create the engine's chains and jumps */
+  init(ed: RuleEditor, opts: FirewallOptions): void;
+  setupNetwork(ed: RuleEditor, net: BridgeNet): void;
+  teardownNetwork(ed: RuleEditor, net: BridgeNet): void;
+  addPortForward(ed: RuleEditor, pf: PortForward): void;
+  removePortForward(ed: RuleEditor, pf: PortForward): void;
+  addLink(ed: RuleEditor, link: LinkRule): void;
+  removeLink(ed: RuleEditor, link: LinkRule): void;
+}

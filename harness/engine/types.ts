@@ -1,0 +1,68 @@
+// What every engine (the built-in reference engine, a real dockerd) offers the harness.
+// An engine turns networks and containers into kernel state inside a lab; it knows nothing
+// about probes or assertions.
+import type { ContainerSpec, DaemonOptions, NetworkSpec } from '../scenario/types.js';
+import type { Lab } from '../lab/lab.js';
+
+export interface NetworkInfo {
+  name: string; // scenario name; "bridge" is the default network
+  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b
+  subnet: string; // CIDR
+  gateway: string; // IPv4
+  internal: boolean;
+}
+
+export interface PortBinding {
+  container: string;
+  hostIp: string; // "0.0.0.0" for all addresses
+  hostPort: number;
+  containerPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+export interface ContainerInfo {
+  name: string;
+  /** network namespace file a probe agent enters (/run/netns/… or /proc/<pid>/ns/net) */
+  netnsPath: string;
+  /** mount namespace file, when the container has its own view of /etc */
+  mntnsPath?: string;
+  /** environment of the container's processes (NAME=VALUE) for probes that read it */
+  env: string[];
+  /** address per network name */
+  addresses: Record<string, string>;
+  /** primary address (first network), undefined for host/none */
+  ip?: string;
+  mode: 'bridge' | 'host' | 'none' | 'container';
+}
+
+/** An engine refused an operation the way a daemon would (e.g. a port already allocated). */
+export class EngineError extends Error {}
+
+export interface EngineContext {
+  lab: Lab;
+  /** lab namespace name that plays the Docker host */
+  hostNs: string;
+  daemon: DaemonOptions;
+  /** progress lines for long steps (daemon start, image import) */
+  log: (line: string) => void;
+}
+
+export interface Engine {
+  readonly name: string;
+  /** e.g. "reference docker-20.10" or "dockerd 20.10.24" */
+  describe(): string;
+  start(ctx: EngineContext): Promise<void>;
+  createNetwork(spec: NetworkSpec): Promise<NetworkInfo>;
+  runContainer(spec: ContainerSpec): Promise<ContainerInfo>;
+  connect(container: string, network: string): Promise<void>;
+  disconnect(container: string, network: string): Promise<void>;
+  remove(container: string): Promise<void>;
+  /** reprogram the engine's rules as a daemon restart does */
+  reloadRules(): Promise<void>;
+  /** wait until everything asked for so far is in the kernel (engines may batch work) */
+  sync(): Promise<void>;
+  networks(): NetworkInfo[];
+  containers(): ContainerInfo[];
+  ports(): PortBinding[];
+  stop(): Promise<void>;
+}

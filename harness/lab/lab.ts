@@ -1,0 +1,178 @@
+// A lab: the set of network namespaces one scenario run lives in, named with a prefix unique
+// to this process and run, so parallel runs never see each other and `gc` can find what a
+// killed run left behind (the prefix carries the owning pid).
+import { randomBytes } from 'node:crypto';
+import { run, runInNetns } from './exec.js';
+
+export const LAB_PREFIX = 'ncf';
+const NAME_RE = new RegExp(`^${LAB_PREFIX}-(\\d+)-([a-z0-9]+)-`);
+
+/** Only per-namespace sysctls may be set: anything else would leak out of the lab. */
+const NETNS_SYSCTL = /^net\.(ipv4|ipv6|bridge|netfilter|core\.somaxconn)[.\w/-]*$/;
+
+const liveLabs = new Set<Lab>();
+
+export class Lab {
+  readonly prefix: string;
+  private readonly names = new Set<string>();
+  private readonly cleanups: (() => Promise<void> | void)[] = [];
+  private destroyed = false;
+
+  private constructor(prefix: string) {
+    this.prefix = prefix;
+  }
+
+  static create(): Lab {
+    const lab = new Lab(`${LAB_PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`);
+    liveLabs.add(lab);
+    return lab;
+  }
+
+  /** Full namespace name of a lab-local name (e.g. "host" → "ncf-123-ab12cd-host"). */
+  ns(name: string): string {
+    return `${this.prefix}-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+  }
+
+  nsPath(name: string): string {
+    return `/run/netns/${this.ns(name)}`;
+  }
+
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  /** Create namespaces in one `ip -batch` call. */
+  async addNamespaces(names: string[]): Promise<void> {
+    const fresh = names.filter((n) => !this.names.has(n));
+    if (fresh.length === 0) return;
+    for (const n of fresh) this.names.add(n); // registered first so teardown covers a half-made batch
+    await run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+  }
+
+  async removeNamespace(name: string): Promise<void> {
+    if (!this.names.delete(name)) return;
+    await run('ip', ['netns', 'del', this.ns(name)], { allowFail: true });
+  }
+
+  /** Run `ip` commands (one per line, without the leading "ip") inside a lab namespace. */
+  async ip(name: string, lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    await run('ip', ['-n', this.ns(name), '-batch', '-'], { input: lines.join('\n') + '\n' });
+  }
+
+  /** Read `ip -json` output from inside a lab namespace. */
+  async ipJson(name: string, args: string[]): Promise<any[]> {
+    const r = await run('ip', ['-n', this.ns(name), '-json', ...args]);
+    return r.stdout.trim() ? JSON.parse(r.stdout) : [];
+  }
+
+  /** Run a command with its network namespace switched into the lab namespace. */
+  exec(name: string, file: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}) {
+    return runInNetns(this.nsPath(name), file, args, opts);
+  }
+
+  async setSysctls(name: string, values: Record<string, string>): Promise<void> {
+    const entries = Object.entries(values);
+    if (entries.length === 0) return;
+    for (const [k] of entries) {
+      if (!NETNS_SYSCTL.test(k)) throw new Error(`sysctl ${k} is not per network namespace; the lab refuses to set it`);
+    }
+    // /proc/sys/net reflects the network namespace of the writing process, so one shell inside
+    // the lab namespace sets them all.
+    const script = entries.map(([k, v]) => `echo ${shellQuote(v)} > /proc/sys/${k.replace(/\./g, '/')}`).join(' && ');
+    await this.exec(name, 'sh', ['-c', script]);
+  }
+
+  async getSysctl(name: string, key: string): Promise<string> {
+    const r = await this.exec(name, 'cat', [`/proc/sys/${key.replace(/\./g, '/')}`]);
+    return r.stdout.trim();
+  }
+
+  /** Register a cleanup that runs (in reverse order) before the namespaces are deleted. */
+  onDestroy(fn: () => Promise<void> | void): void {
+    this.cleanups.push(fn);
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    try {
+      for (const fn of this.cleanups.reverse()) {
+        try {
+          await fn();
+        } catch (e) {
+          process.stderr.write(`warning: lab cleanup step failed: ${(e as Error).message}\n`);
+        }
+      }
+      await killProcessesIn([...this.names].map((n) => this.ns(n)));
+      if (this.names.size > 0) {
+        const lines = [...this.names].map((n) => `netns del ${this.ns(n)}`);
+        await run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+      }
+      this.names.clear();
+    } finally {
+      liveLabs.delete(this);
+    }
+  }
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Processes still inside our namespaces were started by this suite; end them by pid. */
+async function killProcessesIn(fullNames: string[]): Promise<void> {
+  for (const full of fullNames) {
+    const r = await run('ip', ['netns', 'pids', full], { allowFail: true });
+    for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
+/** Tear down every lab of this process (used by the SIGINT/SIGTERM handler). */
+export async function destroyAllLabs(): Promise<void> {
+  await Promise.all([...liveLabs].map((l) => l.destroy()));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface GcReport {
+  removed: string[];
+  keptLive: string[];
+}
+
+/** Remove namespaces left by runs whose process is gone (a SIGKILLed run). */
+export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
+  const r = await run('ip', ['netns', 'list'], { allowFail: true });
+  const names = r.stdout
+    .split('\n')
+    .map((l) => l.split(/\s+/)[0])
+    .filter((n) => n && NAME_RE.test(n));
+  const removed: string[] = [];
+  const keptLive: string[] = [];
+  for (const n of names) {
+    const pid = Number(NAME_RE.exec(n)![1]);
+    if (!opts.all && pid !== process.pid && alive(pid)) {
+      keptLive.push(n);
+      continue;
+    }
+    removed.push(n);
+  }
+  await killProcessesIn(removed);
+  if (removed.length) {
+    await run('ip', ['-force', '-batch', '-'], { input: removed.map((n) => `netns del ${n}`).join('\n') + '\n', allowFail: true });
+  }
+  return { removed, keptLive };
+}

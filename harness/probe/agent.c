@@ -1,0 +1,757 @@
+/*
+ * probe-agent: one small process per network namespace that opens listeners and makes
+ * connections on command, and reports outcomes as data. Written in C because a lab may hold
+ * hundreds of namespaces: this starts in well under a millisecond and uses ~1 MB.
+ *
+ * usage: probe-agent [--netns PATH] [--mntns PATH] [--env-file PATH]
+ * Commands on stdin, one per line; one result line per command on stdout, "<id> ...".
+ *   L id tcp|udp port [bind]            listen; a listener tells each client "seen IP PORT"
+ *   C id tcp dst port timeout_ms [src|-] [token]   TCP connect
+ *   U id dst port timeout_ms [src|-] [token]       UDP request/response
+ *   P id dst timeout_ms [src|-]          ICMP echo
+ *   S id token                           which source did a listener see with this token
+ *   X id tcp|udp port dst dport [bind]   userland proxy (like docker-proxy)
+ *   K id port tcp|udp                    close listener/proxy on that port
+ *   R id path                            read a file (base64)
+ *   E id name                            environment variable (base64)
+ *   Q                                    quit (also on end of stdin)
+ * Outcomes: connected [seen=IP:PORT], refused, timeout, unreachable ERR, error TEXT.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+enum kind {
+  K_FREE,
+  K_STDIN,
+  K_TCP_LISTEN,
+  K_UDP_LISTEN,
+  K_ACCEPTED,    /* a client of a TCP listener */
+  K_TCP_CONNECT, /* an outgoing TCP probe */
+  K_UDP_PROBE,
+  K_ICMP,
+  K_PX_LISTEN,   /* TCP proxy listener */
+  K_PX_CLIENT,   /* accepted proxy client */
+  K_PX_UP,       /* proxy connection to the backend */
+  K_PXU_LISTEN,  /* UDP proxy listener */
+  K_PXU_UP,      /* UDP proxy upstream socket for one client */
+};
+
+struct slot {
+  int fd;
+  enum kind kind;
+  char id[48];
+  long long deadline; /* CLOCK_MONOTONIC ms, 0 = none */
+  int state;          /* TCP connect: 0 connecting, 1 waiting for the seen line; proxy up: 0 connecting */
+  char buf[512];
+  int blen;
+  int peer; /* paired slot (proxies) */
+  int port;
+  struct sockaddr_in addr; /* proxy target / UDP proxy client */
+  struct in_addr local;    /* UDP proxy: the address the client sent to */
+  char token[48];
+  uint16_t echo_id, echo_seq;
+};
+
+static struct slot *slots;
+static int nslots;
+
+struct seen_entry {
+  char token[48];
+  char who[64];
+};
+static struct seen_entry *seen_log;
+static int nseen, capseen;
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void reply(const char *id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(const char *id, const char *fmt, ...) {
+  va_list ap;
+  printf("%s ", id);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+static int new_slot(int fd, enum kind kind, const char *id) {
+  int i;
+  for (i = 0; i < nslots; i++)
+    if (slots[i].kind == K_FREE) break;
+  if (i == nslots) {
+    nslots = nslots ? nslots * 2 : 64;
+    slots = realloc(slots, sizeof(*slots) * nslots);
+    for (int j = i; j < nslots; j++) slots[j].kind = K_FREE;
+  }
+  memset(&slots[i], 0, sizeof(slots[i]));
+  slots[i].fd = fd;
+  slots[i].kind = kind;
+  slots[i].peer = -1;
+  snprintf(slots[i].id, sizeof(slots[i].id), "%s", id ? id : "-");
+  return i;
+}
+
+static void free_slot(int i) {
+  if (slots[i].kind == K_FREE) return;
+  if (slots[i].fd >= 0) close(slots[i].fd);
+  slots[i].kind = K_FREE;
+  slots[i].fd = -1;
+}
+
+static void log_seen(const char *token, const struct sockaddr_in *from) {
+  if (!token || !*token) return;
+  if (nseen == capseen) {
+    capseen = capseen ? capseen * 2 : 64;
+    seen_log = realloc(seen_log, sizeof(*seen_log) * capseen);
+  }
+  snprintf(seen_log[nseen].token, sizeof(seen_log[nseen].token), "%s", token);
+  snprintf(seen_log[nseen].who, sizeof(seen_log[nseen].who), "%s:%d", inet_ntoa(from->sin_addr), ntohs(from->sin_port));
+  nseen++;
+}
+
+/* "probe TOKEN\n" → TOKEN */
+static void token_of(const char *buf, int len, char *out, size_t outlen) {
+  out[0] = 0;
+  if (len < 7 || strncmp(buf, "probe ", 6) != 0) return;
+  int n = 0;
+  for (int i = 6; i < len && buf[i] != '\n' && buf[i] != ' ' && n + 1 < (int)outlen; i++) out[n++] = buf[i];
+  out[n] = 0;
+}
+
+static int set_nonblock(int fd) { return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+static int parse_addr(const char *ip, int port, struct sockaddr_in *sa) {
+  memset(sa, 0, sizeof(*sa));
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(port);
+  return inet_pton(AF_INET, ip, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+static const char *errname(int e) {
+  switch (e) {
+  case EHOSTUNREACH: return "EHOSTUNREACH";
+  case ENETUNREACH: return "ENETUNREACH";
+  case ECONNREFUSED: return "ECONNREFUSED";
+  case ETIMEDOUT: return "ETIMEDOUT";
+  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+  case EADDRINUSE: return "EADDRINUSE";
+  case EACCES: return "EACCES";
+  case EPERM: return "EPERM";
+  case EINVAL: return "EINVAL";
+  case ENOENT: return "ENOENT";
+  default: return strerror(e);
+  }
+}
+
+/* Report a failed probe by errno, as the outcome names the harness understands. */
+static void report_errno(const char *id, int e) {
+  if (e == ECONNREFUSED) reply(id, "refused");
+  else if (e == EHOSTUNREACH || e == ENETUNREACH) reply(id, "unreachable %s", errname(e));
+  else if (e == ETIMEDOUT) reply(id, "timeout");
+  else reply(id, "error %s", errname(e));
+}
+
+static int bind_source(int fd, const char *src) {
+  if (!src || !*src || strcmp(src, "-") == 0) return 0;
+  struct sockaddr_in sa;
+  if (parse_addr(src, 0, &sa) < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+}
+
+static int make_listener(int type, const char *bind_ip, int port) {
+  int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (type == SOCK_DGRAM) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+  struct sockaddr_in sa;
+  if (parse_addr(bind_ip ? bind_ip : "0.0.0.0", port, &sa) < 0) {
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+/* ---- commands ---- */
+
+static void cmd_listen(const char *id, const char *proto, int port, const char *bind_ip) {
+  int tcp = strcmp(proto, "tcp") == 0;
+  int fd = make_listener(tcp ? SOCK_STREAM : SOCK_DGRAM, bind_ip, port);
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  int s = new_slot(fd, tcp ? K_TCP_LISTEN : K_UDP_LISTEN, id);
+  slots[s].port = port;
+  reply(id, "ok");
+}
+
+static void cmd_tcp(const char *id, const char *dst, int port, int timeout, const char *src, const char *token) {
+  struct sockaddr_in sa;
+  if (parse_addr(dst, port, &sa) < 0) return reply(id, "error bad-address");
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  if (bind_source(fd, src) < 0) {
+    reply(id, "error bind %s", errname(errno));
+    close(fd);
+    return;
+  }
+  int s = new_slot(fd, K_TCP_CONNECT, id);
+  slots[s].deadline = now_ms() + timeout;
+  snprintf(slots[s].token, sizeof(slots[s].token), "%s", token ? token : "");
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+    report_errno(id, errno);
+    free_slot(s);
+  }
+}
+
+static void cmd_udp(const char *id, const char *dst, int port, int timeout, const char *src, const char *token) {
+  struct sockaddr_in sa;
+  if (parse_addr(dst, port, &sa) < 0) return reply(id, "error bad-address");
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  if (bind_source(fd, src) < 0) {
+    reply(id, "error bind %s", errname(errno));
+    close(fd);
+    return;
+  }
+  char msg[96];
+  int n = snprintf(msg, sizeof(msg), "probe %s\n", token ? token : "-");
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || send(fd, msg, n, 0) < 0) {
+    report_errno(id, errno);
+    close(fd);
+    return;
+  }
+  int s = new_slot(fd, K_UDP_PROBE, id);
+  slots[s].deadline = now_ms() + timeout;
+}
+
+static uint16_t checksum(const void *data, int len) {
+  const uint16_t *p = data;
+  uint32_t sum = 0;
+  for (; len > 1; len -= 2) sum += *p++;
+  if (len) sum += *(const uint8_t *)p;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return ~sum;
+}
+
+static uint16_t icmp_counter;
+
+static void cmd_icmp(const char *id, const char *dst, int timeout, const char *src) {
+  struct sockaddr_in sa;
+  if (parse_addr(dst, 0, &sa) < 0) return reply(id, "error bad-address");
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  if (bind_source(fd, src) < 0) {
+    reply(id, "error bind %s", errname(errno));
+    close(fd);
+    return;
+  }
+  /* A raw socket sees every ICMP packet of the namespace: id and seq tell ours apart. */
+  struct icmphdr h;
+  memset(&h, 0, sizeof(h));
+  h.type = ICMP_ECHO;
+  h.un.echo.id = htons((uint16_t)(getpid() & 0xffff));
+  h.un.echo.sequence = htons(++icmp_counter);
+  h.checksum = checksum(&h, sizeof(h));
+  if (sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    report_errno(id, errno);
+    close(fd);
+    return;
+  }
+  int s = new_slot(fd, K_ICMP, id);
+  slots[s].deadline = now_ms() + timeout;
+  slots[s].echo_id = h.un.echo.id;
+  slots[s].echo_seq = h.un.echo.sequence;
+  slots[s].addr = sa;
+}
+
+static void cmd_seen(const char *id, const char *token) {
+  for (int i = 0; i < nseen; i++) {
+    if (strcmp(seen_log[i].token, token) == 0) return reply(id, "seen %s", seen_log[i].who);
+  }
+  reply(id, "none");
+}
+
+static void cmd_proxy(const char *id, const char *proto, int port, const char *dst, int dport, const char *bind_ip) {
+  int tcp = strcmp(proto, "tcp") == 0;
+  struct sockaddr_in target;
+  if (parse_addr(dst, dport, &target) < 0) return reply(id, "error bad-address");
+  int fd = make_listener(tcp ? SOCK_STREAM : SOCK_DGRAM, bind_ip, port);
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  int s = new_slot(fd, tcp ? K_PX_LISTEN : K_PXU_LISTEN, id);
+  slots[s].port = port;
+  slots[s].addr = target;
+  reply(id, "ok");
+}
+
+static void cmd_close(const char *id, int port, const char *proto) {
+  int tcp = strcmp(proto, "tcp") == 0;
+  for (int i = 0; i < nslots; i++) {
+    enum kind k = slots[i].kind;
+    int match = tcp ? (k == K_TCP_LISTEN || k == K_PX_LISTEN) : (k == K_UDP_LISTEN || k == K_PXU_LISTEN);
+    if (match && slots[i].port == port) free_slot(i);
+  }
+  reply(id, "ok");
+}
+
+static void base64_reply(const char *id, const char *word, const unsigned char *data, size_t len) {
+  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  printf("%s %s ", id, word);
+  for (size_t i = 0; i < len; i += 3) {
+    unsigned v = data[i] << 16 | (i + 1 < len ? data[i + 1] << 8 : 0) | (i + 2 < len ? data[i + 2] : 0);
+    putchar(tbl[v >> 18 & 63]);
+    putchar(tbl[v >> 12 & 63]);
+    putchar(i + 1 < len ? tbl[v >> 6 & 63] : '=');
+    putchar(i + 2 < len ? tbl[v & 63] : '=');
+  }
+  putchar('\n');
+  fflush(stdout);
+}
+
+static void cmd_read(const char *id, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return reply(id, "error %s", errname(errno));
+  size_t cap = 4096, len = 0;
+  unsigned char *buf = malloc(cap);
+  size_t n;
+  while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+    len += n;
+    if (len == cap) buf = realloc(buf, cap *= 2);
+  }
+  fclose(f);
+  base64_reply(id, "file", buf, len);
+  free(buf);
+}
+
+static void cmd_env(const char *id, const char *name) {
+  const char *v = getenv(name);
+  if (!v) return reply(id, "none");
+  base64_reply(id, "env", (const unsigned char *)v, strlen(v));
+}
+
+static void handle_line(char *line) {
+  char *argv[10];
+  int argc = 0;
+  for (char *tok = strtok(line, " \t\r\n"); tok && argc < 10; tok = strtok(NULL, " \t\r\n")) argv[argc++] = tok;
+  if (argc == 0) return;
+  const char *c = argv[0];
+  const char *id = argc > 1 ? argv[1] : "-";
+  const char *opt5 = argc > 5 ? argv[5] : NULL, *opt6 = argc > 6 ? argv[6] : NULL, *opt7 = argc > 7 ? argv[7] : NULL;
+  if (strcmp(c, "Q") == 0) exit(0);
+  else if (strcmp(c, "L") == 0 && argc >= 4) cmd_listen(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
+  else if (strcmp(c, "C") == 0 && argc >= 6) cmd_tcp(id, argv[3], atoi(argv[4]), atoi(argv[5]), opt6, opt7);
+  else if (strcmp(c, "U") == 0 && argc >= 5) cmd_udp(id, argv[2], atoi(argv[3]), atoi(argv[4]), opt5, opt6);
+  else if (strcmp(c, "P") == 0 && argc >= 4) cmd_icmp(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
+  else if (strcmp(c, "S") == 0 && argc >= 3) cmd_seen(id, argv[2]);
+  else if (strcmp(c, "X") == 0 && argc >= 6) cmd_proxy(id, argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), opt6);
+  else if (strcmp(c, "K") == 0 && argc >= 4) cmd_close(id, atoi(argv[2]), argv[3]);
+  else if (strcmp(c, "R") == 0 && argc >= 3) cmd_read(id, argv[2]);
+  else if (strcmp(c, "E") == 0 && argc >= 3) cmd_env(id, argv[2]);
+  else if (strcmp(c, "N") == 0) reply(id, "ok"); /* no-op: readiness */
+  else reply(id, "error bad-command");
+}
+
+/* ---- events ---- */
+
+static void on_stdin(int s) {
+  struct slot *sl = &slots[s];
+  int n = read(sl->fd, sl->buf + sl->blen, sizeof(sl->buf) - 1 - sl->blen);
+  if (n <= 0) exit(0); /* the harness is gone: so are we */
+  sl->blen += n;
+  sl->buf[sl->blen] = 0;
+  char *start = sl->buf, *nl;
+  while ((nl = strchr(start, '\n'))) {
+    *nl = 0;
+    char line[512];
+    snprintf(line, sizeof(line), "%s", start);
+    handle_line(line); /* may realloc slots */
+    sl = &slots[s];
+    start = nl + 1;
+  }
+  sl->blen = strlen(start);
+  memmove(sl->buf, start, sl->blen + 1);
+}
+
+static void on_tcp_listen(int s) {
+  struct sockaddr_in from;
+  socklen_t fl = sizeof(from);
+  int fd = accept4(slots[s].fd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return;
+  char msg[96];
+  int n = snprintf(msg, sizeof(msg), "seen %s %d\n", inet_ntoa(from.sin_addr), ntohs(from.sin_port));
+  if (send(fd, msg, n, MSG_NOSIGNAL) < 0) {
+    close(fd);
+    return;
+  }
+  int a = new_slot(fd, K_ACCEPTED, NULL);
+  slots[a].addr = from;
+  slots[a].deadline = now_ms() + 2000;
+}
+
+static void on_accepted(int s) {
+  struct slot *sl = &slots[s];
+  int n = recv(sl->fd, sl->buf + sl->blen, sizeof(sl->buf) - 1 - sl->blen, 0);
+  if (n <= 0) return free_slot(s);
+  sl->blen += n;
+  if (memchr(sl->buf, '\n', sl->blen) && !sl->token[0]) {
+    token_of(sl->buf, sl->blen, sl->token, sizeof(sl->token));
+    log_seen(sl->token, &sl->addr);
+  }
+  if (sl->blen >= (int)sizeof(sl->buf) - 1) sl->blen = 0;
+}
+
+/* Receive a datagram and the local address it was sent to (a listener bound to 0.0.0.0 must
+ * answer from that address, or the client's connected socket and NAT would not match). */
+static int recv_with_dst(int fd, char *buf, int len, struct sockaddr_in *from, struct in_addr *dst) {
+  struct iovec iov = {buf, (size_t)len};
+  char cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+  struct msghdr mh = {.msg_name = from, .msg_namelen = sizeof(*from), .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+  int n = recvmsg(fd, &mh, 0);
+  dst->s_addr = INADDR_ANY;
+  if (n < 0) return n;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) *dst = ((struct in_pktinfo *)CMSG_DATA(c))->ipi_addr;
+  }
+  return n;
+}
+
+static void send_from(int fd, const char *buf, int len, const struct sockaddr_in *to, struct in_addr src) {
+  struct iovec iov = {(void *)buf, (size_t)len};
+  char cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+  memset(cbuf, 0, sizeof(cbuf));
+  struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = sizeof(*to), .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+  ((struct in_pktinfo *)CMSG_DATA(c))->ipi_spec_dst = src;
+  sendmsg(fd, &mh, 0);
+}
+
+static void on_udp_listen(int s) {
+  char buf[512];
+  struct sockaddr_in from;
+  struct in_addr dst;
+  int n = recv_with_dst(slots[s].fd, buf, sizeof(buf), &from, &dst);
+  if (n < 0) return;
+  char tok[48];
+  token_of(buf, n, tok, sizeof(tok));
+  log_seen(tok, &from);
+  char msg[96];
+  int m = snprintf(msg, sizeof(msg), "seen %s %d\n", inet_ntoa(from.sin_addr), ntohs(from.sin_port));
+  send_from(slots[s].fd, msg, m, &from, dst);
+}
+
+/* The listener's first line: "seen IP PORT" → "connected seen=IP:PORT". */
+static int report_seen_line(struct slot *sl) {
+  char *nl = memchr(sl->buf, '\n', sl->blen);
+  if (!nl) return 0;
+  *nl = 0;
+  char ip[64];
+  int port;
+  if (sscanf(sl->buf, "seen %63s %d", ip, &port) == 2) reply(sl->id, "connected seen=%s:%d", ip, port);
+  else reply(sl->id, "connected seen=-");
+  return 1;
+}
+
+static void on_tcp_connect(int s, short revents) {
+  struct slot *sl = &slots[s];
+  if (sl->state == 0) {
+    int err = 0;
+    socklen_t el = sizeof(err);
+    getsockopt(sl->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+      report_errno(sl->id, err);
+      return free_slot(s);
+    }
+    if (!(revents & POLLOUT)) return;
+    sl->state = 1;
+    char msg[96];
+    int n = snprintf(msg, sizeof(msg), "probe %s\n", sl->token[0] ? sl->token : "-");
+    send(sl->fd, msg, n, MSG_NOSIGNAL);
+    return;
+  }
+  int n = recv(sl->fd, sl->buf + sl->blen, sizeof(sl->buf) - 1 - sl->blen, 0);
+  if (n > 0) sl->blen += n;
+  if ((n > 0 && report_seen_line(sl)) || n == 0 || (n < 0 && errno != EAGAIN)) {
+    if (n <= 0) reply(sl->id, "connected seen=-");
+    free_slot(s);
+  }
+}
+
+static void on_udp_probe(int s) {
+  struct slot *sl = &slots[s];
+  int n = recv(sl->fd, sl->buf, sizeof(sl->buf) - 1, 0);
+  if (n < 0) {
+    if (errno == EAGAIN) return;
+    report_errno(sl->id, errno);
+    return free_slot(s);
+  }
+  sl->blen = n;
+  if (!report_seen_line(sl)) reply(sl->id, "connected seen=-");
+  free_slot(s);
+}
+
+static void on_icmp(int s) {
+  struct slot *sl = &slots[s];
+  unsigned char buf[1500];
+  int n;
+  while ((n = recv(sl->fd, buf, sizeof(buf), 0)) > 0) {
+    struct iphdr *ip = (struct iphdr *)buf;
+    int hl = ip->ihl * 4;
+    if (n < hl + (int)sizeof(struct icmphdr)) continue;
+    struct icmphdr *h = (struct icmphdr *)(buf + hl);
+    if (h->type == ICMP_ECHOREPLY && h->un.echo.id == sl->echo_id && h->un.echo.sequence == sl->echo_seq && ip->saddr == sl->addr.sin_addr.s_addr) {
+      reply(sl->id, "connected");
+      return free_slot(s);
+    }
+    if (h->type == ICMP_DEST_UNREACH || h->type == ICMP_TIME_EXCEEDED) {
+      /* the error quotes our IP header and the first 8 bytes of our echo request */
+      int off = hl + 8;
+      if (n < off + 20) continue;
+      struct iphdr *inner = (struct iphdr *)(buf + off);
+      int ihl = inner->ihl * 4;
+      if (n < off + ihl + 8) continue;
+      struct icmphdr *ih = (struct icmphdr *)(buf + off + ihl);
+      if (ih->type == ICMP_ECHO && ih->un.echo.id == sl->echo_id && ih->un.echo.sequence == sl->echo_seq) {
+        reply(sl->id, "unreachable icmp-%d/%d", h->type, h->code);
+        return free_slot(s);
+      }
+    }
+  }
+}
+
+static void on_px_listen(int s) {
+  struct sockaddr_in from;
+  socklen_t fl = sizeof(from);
+  int cfd = accept4(slots[s].fd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (cfd < 0) return;
+  struct sockaddr_in target = slots[s].addr;
+  int ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (ufd < 0 || (connect(ufd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS)) {
+    close(cfd);
+    if (ufd >= 0) close(ufd);
+    return;
+  }
+  int c = new_slot(cfd, K_PX_CLIENT, NULL);
+  int u = new_slot(ufd, K_PX_UP, NULL);
+  slots[c].peer = u;
+  slots[u].peer = c;
+  slots[u].deadline = now_ms() + 30000; /* connect timeout */
+}
+
+static void close_pair(int s) {
+  int p = slots[s].peer;
+  free_slot(s);
+  if (p >= 0) free_slot(p);
+}
+
+static void on_px_data(int s, short revents) {
+  struct slot *sl = &slots[s];
+  if (sl->kind == K_PX_UP && sl->state == 0) {
+    int err = 0;
+    socklen_t el = sizeof(err);
+    getsockopt(sl->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) return close_pair(s);
+    if (!(revents & POLLOUT)) return;
+    sl->state = 1;
+    sl->deadline = 0;
+    return;
+  }
+  char buf[4096];
+  int n = recv(sl->fd, buf, sizeof(buf), 0);
+  if (n <= 0) {
+    if (n < 0 && errno == EAGAIN) return;
+    return close_pair(s);
+  }
+  /* probes carry a few bytes: a blocking-free send of them succeeds or the pair is dropped */
+  if (send(slots[sl->peer].fd, buf, n, MSG_NOSIGNAL) != n) close_pair(s);
+}
+
+static void on_pxu_listen(int s) {
+  char buf[2048];
+  struct sockaddr_in from;
+  struct in_addr dst;
+  int n = recv_with_dst(slots[s].fd, buf, sizeof(buf), &from, &dst);
+  if (n < 0) return;
+  int u = -1;
+  for (int i = 0; i < nslots; i++) {
+    if (slots[i].kind == K_PXU_UP && slots[i].peer == s && slots[i].addr.sin_addr.s_addr == from.sin_addr.s_addr && slots[i].addr.sin_port == from.sin_port) u = i;
+  }
+  if (u < 0) {
+    struct sockaddr_in target = slots[s].addr;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&target, sizeof(target)) < 0) {
+      if (fd >= 0) close(fd);
+      return;
+    }
+    u = new_slot(fd, K_PXU_UP, NULL);
+    slots[u].peer = s;
+    slots[u].addr = from;
+    slots[u].local = dst;
+  }
+  slots[u].deadline = now_ms() + 30000;
+  send(slots[u].fd, buf, n, 0);
+}
+
+static void on_pxu_up(int s) {
+  char buf[2048];
+  int n = recv(slots[s].fd, buf, sizeof(buf), 0);
+  if (n < 0) return;
+  int l = slots[s].peer;
+  if (slots[l].kind != K_PXU_LISTEN) return free_slot(s);
+  send_from(slots[l].fd, buf, n, &slots[s].addr, slots[s].local);
+}
+
+static void on_deadline(int s) {
+  struct slot *sl = &slots[s];
+  switch (sl->kind) {
+  case K_TCP_CONNECT:
+    if (sl->state == 1) reply(sl->id, "connected seen=-");
+    else reply(sl->id, "timeout");
+    return free_slot(s);
+  case K_UDP_PROBE:
+  case K_ICMP:
+    reply(sl->id, "timeout");
+    return free_slot(s);
+  case K_PX_UP:
+    return close_pair(s);
+  default:
+    return free_slot(s);
+  }
+}
+
+static int open_ns(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
+
+static void load_env_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "probe-agent: cannot read %s: %s\n", path, strerror(errno));
+    exit(2);
+  }
+  char line[4096];
+  while (fgets(line, sizeof(line), f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *eq = strchr(line, '=');
+    if (!eq) continue;
+    *eq = 0;
+    setenv(line, eq + 1, 1);
+  }
+  fclose(f);
+}
+
+int main(int argc, char **argv) {
+  const char *netns = NULL, *mntns = NULL, *envfile = NULL;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "--netns") == 0) netns = argv[i + 1];
+    else if (strcmp(argv[i], "--mntns") == 0) mntns = argv[i + 1];
+    else if (strcmp(argv[i], "--env-file") == 0) envfile = argv[i + 1];
+  }
+  if (envfile) load_env_file(envfile);
+  /* Open both namespace files first: after entering a mount namespace the path may be gone. */
+  int nfd = netns ? open_ns(netns) : -1;
+  int mfd = mntns ? open_ns(mntns) : -1;
+  if ((netns && nfd < 0) || (mntns && mfd < 0)) {
+    fprintf(stderr, "probe-agent: cannot open namespace: %s\n", strerror(errno));
+    return 2;
+  }
+  if (nfd >= 0 && setns(nfd, CLONE_NEWNET) < 0) {
+    fprintf(stderr, "probe-agent: setns net %s: %s\n", netns, strerror(errno));
+    return 2;
+  }
+  if (mfd >= 0 && setns(mfd, CLONE_NEWNS) < 0) {
+    fprintf(stderr, "probe-agent: setns mnt %s: %s\n", mntns, strerror(errno));
+    return 2;
+  }
+  if (nfd >= 0) close(nfd);
+  if (mfd >= 0) close(mfd);
+  signal(SIGPIPE, SIG_IGN);
+  set_nonblock(0);
+  new_slot(0, K_STDIN, NULL);
+  printf("ready\n");
+  fflush(stdout);
+
+  struct pollfd *pfds = NULL;
+  int *map = NULL, cap = 0;
+  for (;;) {
+    if (cap < nslots) {
+      cap = nslots;
+      pfds = realloc(pfds, sizeof(*pfds) * cap);
+      map = realloc(map, sizeof(*map) * cap);
+    }
+    int n = 0;
+    long long now = now_ms(), next = -1;
+    for (int i = 0; i < nslots; i++) {
+      struct slot *sl = &slots[i];
+      if (sl->kind == K_FREE) continue;
+      if (sl->deadline && sl->deadline <= now) {
+        on_deadline(i);
+        continue;
+      }
+      if (sl->deadline && (next < 0 || sl->deadline < next)) next = sl->deadline;
+      short ev = POLLIN;
+      if ((sl->kind == K_TCP_CONNECT && sl->state == 0) || (sl->kind == K_PX_UP && sl->state == 0)) ev = POLLOUT;
+      /* hold a proxy client's bytes until its upstream connection is up */
+      if (sl->kind == K_PX_CLIENT && sl->peer >= 0 && slots[sl->peer].state == 0) ev = 0;
+      pfds[n].fd = sl->fd;
+      pfds[n].events = ev;
+      pfds[n].revents = 0;
+      map[n++] = i;
+    }
+    int timeout = next < 0 ? -1 : (int)(next - now > 0 ? next - now : 0);
+    int r = poll(pfds, n, timeout);
+    if (r < 0 && errno != EINTR) return 1;
+    for (int j = 0; j < n && r > 0; j++) {
+      if (!pfds[j].revents) continue;
+      int i = map[j];
+      if (slots[i].kind == K_FREE || slots[i].fd != pfds[j].fd) continue;
+      short re = pfds[j].revents;
+      switch (slots[i].kind) {
+      case K_STDIN: on_stdin(i); break;
+      case K_TCP_LISTEN: on_tcp_listen(i); break;
+      case K_UDP_LISTEN: on_udp_listen(i); break;
+      case K_ACCEPTED: on_accepted(i); break;
+      case K_TCP_CONNECT: on_tcp_connect(i, re); break;
+      case K_UDP_PROBE: on_udp_probe(i); break;
+      case K_ICMP: on_icmp(i); break;
+      case K_PX_LISTEN: on_px_listen(i); break;
+      case K_PX_CLIENT:
+      case K_PX_UP: on_px_data(i, re); break;
+      case K_PXU_LISTEN: on_pxu_listen(i); break;
+      case K_PXU_UP: on_pxu_up(i); break;
+      default: break;
+      }
+    }
+  }
+}

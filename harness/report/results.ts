@@ -1,0 +1,55 @@
+// What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
+import type { Loc, Outcome, Proto } from '../scenario/types.js';
+
+export type Status = 'passed' | 'failed' | 'skipped' | 'error';
+
+export interface ReachDetail {
+  from: string;
+  to: string;
+  address: string;
+  proto: Proto;
+  port?: number;
+  expected: Outcome;
+  actual: Outcome | 'error';
+  expectedSeen?: string;
+  seen?: string;
+}
+
+export interface CaseResult {
+  id: string; // catalogue ID
+  name: string; // "EG-01 container egress is masqueraded to the host address"
+  kind: 'reach' | 'rules' | 'start' | 'file' | 'scenario';
+  status: Status;
+  message?: string;
+  diff?: string;
+  loc: Loc;
+  timeMs: number;
+  reach?: ReachDetail;
+  /** position of the expectation in Scenario.expect */
+  expectIndex: number;
+  /** what this case did (the probe line for a reach case) */
+  transcript?: string;
+}
+
+export interface ScenarioResult {
+  scenarioId: string;
+  title: string;
+  file: string;
+  engine: string; // engine name as given on the command line
+  engineDescription: string;
+  cases: CaseResult[];
+  /** iptables-save of the lab host at the end of each phase */
+  ruleDump: string;
+  /** one line per probe and step */
+  transcript: string[];
+  timeMs: number;
+  probes: number;
+  properties: Record<string, string>;
+}
+
+export function scenarioStatus(r: ScenarioResult): Status {
+  if (r.cases.some((c) => c.status === 'error')) return 'error';
+  if (r.cases.some((c) => c.status === 'failed')) return 'failed';
+  if (r.cases.length > 0 && r.cases.every((c) => c.status === 'skipped')) return 'skipped';
+  return 'passed';
+}

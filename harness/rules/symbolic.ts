@@ -1,0 +1,57 @@
+// Placeholders that make rule texts independent of one run's concrete names: scenarios write
+// ${web} for a container's address; differential comparisons turn concrete names back into them.
+
+export interface Facts {
+  /** name → IPv4: "web", "web@backend", "gateway:backend" */
+  addresses: Record<string, string>;
+  /** network name → CIDR */
+  subnets: Record<string, string>;
+  /** network name → bridge interface */
+  bridges: Record<string, string>;
+  /** "web:80/tcp" → host port */
+  ports: Record<string, number>;
+}
+
+export function expand(text: string, facts: Facts): string {
+  return text.replace(/\$\{([^}]+)\}/g, (_, key: string) => {
+    const [kind, ...rest] = key.split(':');
+    const arg = rest.join(':');
+    let v: string | number | undefined;
+    if (kind === 'subnet') v = facts.subnets[arg];
+    else if (kind === 'bridge') v = facts.bridges[arg];
+    else if (kind === 'port') v = facts.ports[arg];
+    else if (kind === 'gateway') v = facts.addresses[`gateway:${arg}`];
+    else v = facts.addresses[key];
+    if (v === undefined) throw new Error(`unknown placeholder \${${key}} (known: ${known(facts).join(', ')})`);
+    return String(v);
+  });
+}
+
+function known(f: Facts): string[] {
+  return [
+    ...Object.keys(f.addresses).map((k) => `\${${k}}`),
+    ...Object.keys(f.subnets).map((k) => `\${subnet:${k}}`),
+    ...Object.keys(f.bridges).map((k) => `\${bridge:${k}}`),
+    ...Object.keys(f.ports).map((k) => `\${port:${k}}`),
+  ];
+}
+
+/** Concrete addresses, subnets and interface names back to placeholders; veth names to veth*. */
+export function symbolize(rule: string, facts: Facts): string {
+  const pairs: [string, string][] = [
+    ...Object.entries(facts.subnets).map(([k, v]) => [v, `\${subnet:${k}}`] as [string, string]),
+    ...Object.entries(facts.bridges).map(([k, v]) => [v, `\${bridge:${k}}`] as [string, string]),
+    // a container's plain name comes before its name@network, so it wins for a shared address
+    ...Object.entries(facts.addresses).map(([k, v]) => [v, `\${${k}}`] as [string, string]),
+  ];
+  // longest first, so 172.17.0.12 is not eaten by 172.17.0.1
+  pairs.sort((a, b) => b[0].length - a[0].length);
+  let out = rule;
+  const seen = new Set<string>();
+  for (const [concrete, symbol] of pairs) {
+    if (seen.has(concrete)) continue;
+    seen.add(concrete);
+    out = out.replace(new RegExp(`(?<![\\w.-])${concrete.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\w-]|\\.\\d)`, 'g'), symbol);
+  }
+  return out.replace(/\bveth[0-9a-f]+\b/g, 'veth*');
+}

@@ -1,0 +1,174 @@
+// The resolved shape of a scenario: what the loader hands to the rest of the harness.
+// The YAML format is defined by schema.json; this file is its typed, defaults-applied form.
+
+export type Proto = 'tcp' | 'udp' | 'icmp';
+export type Outcome = 'connected' | 'refused' | 'timeout' | 'unreachable';
+
+/** A place in a YAML file, 1-based. */
+export interface Loc {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** Daemon options as `dockerd` spells them (daemon.json keys). */
+export interface DaemonOptions {
+  bridge?: string; // -b: use this existing/named bridge instead of docker0
+  bip?: string; // gateway address with prefix, e.g. 172.17.0.1/16
+  'fixed-cidr'?: string; // allocate container addresses from this sub-range only
+  ip?: string; // default host address for published ports (--ip)
+  icc: boolean;
+  'ip-masq': boolean;
+  'ip-forward': boolean;
+  iptables: boolean;
+  'userland-proxy': boolean;
+}
+
+/** The lab's Docker host: its outside leg towards `wan`. */
+export interface HostSpec {
+  address: string; // CIDR, default 203.0.113.1/24
+  gateway: string; // upstream router in wan, default 203.0.113.254
+  /** sysctls set in the lab host namespace before the engine starts (the starting ns is never touched) */
+  sysctls: Record<string, string>;
+  /** ports the probe agent in the host namespace listens on, e.g. "tcp/7000" */
+  listen: string[];
+  /** iptables commands (without the leading `iptables`) run in the lab host before the engine starts */
+  rules: string[];
+  /** extra addresses for the host's outside interface (CIDR) */
+  extraAddresses: string[];
+}
+
+/** The outside world: an upstream router and outside servers, with no route anywhere else. */
+export interface WanSpec {
+  /** addresses of outside servers (/32 on the wan namespace), the first one is `wan` */
+  servers: string[];
+  /** what the outside servers listen on, e.g. "tcp/9000", "udp/9000" */
+  listen: string[];
+  /** whether wan has a route back to container subnets via the host (off: Docker's real-world case) */
+  routeToContainers: boolean;
+}
+
+export interface NetworkSpec {
+  name: string;
+  driver: 'bridge';
+  subnet?: string;
+  gateway?: string;
+  internal: boolean;
+  /** driver options as Docker names them, e.g. com.docker.network.bridge.name */
+  options: Record<string, string>;
+  loc: Loc;
+}
+
+export interface PublishSpec {
+  raw: string; // as written: "127.0.0.1:8080:80/udp"
+  hostIp?: string; // undefined = all addresses (0.0.0.0)
+  hostPort?: number; // undefined = ephemeral
+  hostPortEnd?: number; // ranges "8000-8001:80-81" are expanded by the loader; kept for messages
+  containerPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+export interface ContainerSpec {
+  name: string;
+  /** primary network: "bridge" (default), "host", "none", "container:<name>" or a user network */
+  network: string;
+  /** further user networks to attach at start, in order */
+  networks: string[];
+  ip?: string; // fixed address on the primary network
+  publish: PublishSpec[];
+  publishAll: boolean; // -P: publish every exposed port on an ephemeral host port
+  expose: { port: number; proto: 'tcp' | 'udp' }[];
+  /** ports the probe agent in this container listens on, e.g. "tcp/80" */
+  listen: string[];
+  /** legacy links "target:alias" (alias defaults to the target name) */
+  links: { target: string; alias: string }[];
+  hostname?: string;
+  addHosts: { host: string; ip: string }[];
+  dns: string[];
+  dnsSearch: string[];
+  aliases: string[]; // network aliases on user-defined networks
+  /** the engine must refuse to start this container with an error matching this regex */
+  expectFailure?: string;
+  loc: Loc;
+}
+
+/** Steps run after the initial build and before the expectations that follow them. */
+export type Step =
+  | { kind: 'connect'; container: string; network: string; loc: Loc }
+  | { kind: 'disconnect'; container: string; network: string; loc: Loc }
+  | { kind: 'remove'; container: string; loc: Loc }
+  | { kind: 'iptables'; args: string; loc: Loc } // administrator rule in the lab host, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
+  | { kind: 'restart-rules'; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
+
+interface ExpectBase {
+  /** catalogue ID this expectation proves */
+  id: string;
+  /** human name; defaults to the catalogue's title of the ID */
+  name?: string;
+  /** index into Scenario.phases: 0 = right after the build, n = after the steps of then[n-1] */
+  phase: number;
+  loc: Loc;
+}
+
+export interface ReachExpect extends ExpectBase {
+  kind: 'reach';
+  from: string; // endpoint: container, "host", "wan", "hostname/container"
+  to: string; // endpoint or literal address
+  proto: Proto;
+  port?: number; // required for tcp/udp unless `published` is given
+  /** the host port the engine published for "container:port/proto" (ephemeral ports) */
+  published?: string;
+  source?: string; // bind this source address in the `from` namespace
+  result: Outcome;
+  /** who the listener saw as the source: an endpoint, an address, or "none" */
+  seenSource?: string;
+}
+
+export interface RulesExpect extends ExpectBase {
+  kind: 'rules';
+  table: string;
+  chain: string;
+  contains?: string[]; // ordered subsequence
+  absent?: string[];
+  exact?: string[]; // the chain's rules, exactly
+  golden?: string; // path (relative to the scenario file) of a golden chain dump
+  policy?: string; // built-in chain policy, e.g. DROP
+}
+
+export interface StartExpect extends ExpectBase {
+  kind: 'start';
+  container: string;
+  fails: string; // regex on the engine's error
+}
+
+export interface FileExpect extends ExpectBase {
+  kind: 'file';
+  container: string;
+  path: string; // as a process in the container reads it
+  contains?: string[];
+  absent?: string[];
+  equals?: string;
+}
+
+export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect;
+
+export interface Scenario {
+  file: string;
+  id: string;
+  title: string;
+  covers: string[];
+  description?: string;
+  /** kernel features the scenario needs ("macvlan", "vxlan", "8021q", "bridge-vlan-filtering", "openvswitch") */
+  requires: string[];
+  daemon: DaemonOptions;
+  host: HostSpec;
+  wan: WanSpec;
+  networks: NetworkSpec[];
+  containers: ContainerSpec[];
+  /** phases[0] is the state right after the build (no steps); each `then` entry adds one */
+  phases: { steps: Step[]; loc: Loc }[];
+  /** every expectation, each tagged with its phase */
+  expect: Expectation[];
+  probeTimeoutMs: number;
+  loc: Loc;
+}
