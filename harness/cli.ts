@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // netconform: run, validate and list container-networking scenarios; clean up; check the machine.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,6 +14,8 @@ import { writeJunit } from './report/junit.js';
 import { bold, dim, failureReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus } from './report/results.js';
 import type { Scenario } from './scenario/types.js';
+import { expandTargets } from './targets.js';
+import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report/upgrade.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -21,10 +23,16 @@ const USAGE = `usage: netconform <command> [options]
 
 commands:
   run [paths…]        build every scenario in a hermetic lab, send the probes, assert, report
-      --engine NAME   engine(s) to run, comma-separated (default: reference)
+      --engine NAME   engine(s) to run, comma-separated (default: reference, i.e. reference:docker-20.10;
+                      reference:docker-28, reference:docker-29 pick the reference engine's profile)
+      --profile LIST  run the reference engine under these profiles (comma-separated, or all)
       --junit PATH    JUnit XML output (default: reports/junit.xml)
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
+  diff --from T --to T [paths…]
+                      run the scenarios under two targets (profiles or engines) and report what
+                      changes: chains, rules per chain, packet verdicts (also to reports/*.md)
+      --out PATH      markdown report (default: reports/upgrade-FROM-to-TO.md)
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
   gc [--all]          remove labs left by killed runs (--all: also those of live runs)
@@ -60,6 +68,7 @@ async function cmdRun(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       engine: { type: 'string', default: 'reference' },
+      profile: { type: 'string' },
       junit: { type: 'string', default: 'reports/junit.xml' },
       only: { type: 'string' },
       'update-golden': { type: 'boolean', default: false },
@@ -71,7 +80,7 @@ async function cmdRun(args: string[]): Promise<number> {
     scenarios = scenarios.filter((s) => s.covers.some((c) => ids.has(c)));
   }
   requireRoot();
-  const engines = values.engine!.split(',').filter(Boolean);
+  const engines = targetsOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean));
   const abort = new AbortController();
   installSignalHandlers(abort);
   const t0 = performance.now();
@@ -89,6 +98,57 @@ async function cmdRun(args: string[]): Promise<number> {
   writeJunit(values.junit!, results);
   console.log(`\n${summaryLine(results, wall)}\n${dim(`JUnit: ${values.junit}`)}`);
   return results.some((r) => ['failed', 'error'].includes(scenarioStatus(r))) ? 1 : 0;
+}
+
+function targetsOrExit(engines: string[], profiles?: string[]): string[] {
+  try {
+    return expandTargets(engines, profiles).map((t) => t.label);
+  } catch (e) {
+    console.error(red(`netconform: ${(e as Error).message}`));
+    process.exit(2);
+  }
+}
+
+async function cmdDiff(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
+      only: { type: 'string' },
+    },
+  });
+  if (!values.from || !values.to) {
+    console.error(red('netconform diff needs --from and --to, e.g. --from reference:docker-20.10 --to reference:docker-29'));
+    return 2;
+  }
+  const [from, to] = targetsOrExit([values.from, values.to]);
+  let scenarios = load(positionals);
+  if (values.only) {
+    const ids = new Set(values.only.split(','));
+    scenarios = scenarios.filter((s) => s.covers.some((c) => ids.has(c)));
+  }
+  requireRoot();
+  const abort = new AbortController();
+  installSignalHandlers(abort);
+  const t0 = performance.now();
+  console.log(bold(`netconform diff: ${scenarios.length} scenarios, ${from} → ${to}`));
+  const results = await runSuite(scenarios, {
+    engines: [from, to],
+    signal: abort.signal,
+    onProgress: (l) => console.log(dim(`  ${l}`)),
+    onResult: (r, i, n) => console.log(progressLine(r, i, n)),
+  });
+  const diff = buildUpgradeDiff(from, to, results.filter((r) => r.engine === from), results.filter((r) => r.engine === to));
+  const text = renderUpgradeDiff(diff);
+  const out = values.out ?? join('reports', upgradeReportName(from, to));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, text);
+  console.log(`\n${text}`);
+  console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
+  return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
 }
 
 function installSignalHandlers(abort: AbortController): void {
@@ -169,6 +229,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'run':
       return cmdRun(rest);
+    case 'diff':
+      return cmdDiff(rest);
     case 'validate':
       return cmdValidate(rest);
     case 'list':

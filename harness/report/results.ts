@@ -1,5 +1,7 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
 import type { Loc, Outcome, Proto } from '../scenario/types.js';
+import type { Ruleset } from '../rules/ruleset.js';
+import type { Facts } from '../rules/symbolic.js';
 
 export type Status = 'passed' | 'failed' | 'skipped' | 'error';
 
@@ -45,6 +47,8 @@ export interface ScenarioResult {
   timeMs: number;
   probes: number;
   properties: Record<string, string>;
+  /** the lab host's rules and the names behind them at the end of each phase (upgrade diff) */
+  snapshots?: { phase: number; rules: Ruleset; facts: Facts }[];
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {

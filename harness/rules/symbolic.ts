@@ -44,14 +44,13 @@ export function symbolize(rule: string, facts: Facts): string {
     // a container's plain name comes before its name@network, so it wins for a shared address
     ...Object.entries(facts.addresses).map(([k, v]) => [v, `\${${k}}`] as [string, string]),
   ];
-  // longest first, so 172.17.0.12 is not eaten by 172.17.0.1
-  pairs.sort((a, b) => b[0].length - a[0].length);
-  let out = rule;
-  const seen = new Set<string>();
-  for (const [concrete, symbol] of pairs) {
-    if (seen.has(concrete)) continue;
-    seen.add(concrete);
-    out = out.replace(new RegExp(`(?<![\\w.-])${concrete.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\w-]|\\.\\d)`, 'g'), symbol);
-  }
-  return out.replace(/\bveth[0-9a-f]+\b/g, 'veth*');
+  // the first symbol of a concrete name wins; longest first, so 172.17.0.12 is not eaten by
+  // 172.17.0.1; one pass, so a symbol put in (${subnet:bridge1}) is not rewritten again when a
+  // bridge is named like its network (bridge1)
+  const symbolOf = new Map<string, string>();
+  for (const [concrete, symbol] of pairs) if (!symbolOf.has(concrete)) symbolOf.set(concrete, symbol);
+  if (symbolOf.size === 0) return rule.replace(/\bveth[0-9a-f]+\b/g, 'veth*');
+  const alternatives = [...symbolOf.keys()].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+  const re = new RegExp(`(?<![\\w.-])(?:${alternatives.join('|')})(?![\\w-]|\\.\\d)`, 'g');
+  return rule.replace(re, (m) => symbolOf.get(m)!).replace(/\bveth[0-9a-f]+\b/g, 'veth*');
 }

@@ -13,6 +13,8 @@ import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, ReachExpect, Scenario, Step } from '../scenario/types.js';
 import { evaluateReach } from '../assert/reach.js';
 import { Endpoints } from './endpoints.js';
+import { parseTarget } from '../targets.js';
+import { resolveForTarget } from '../scenario/per-target.js';
 
 export interface RunOptions {
   engineName: string;
@@ -24,8 +26,11 @@ export interface RunOptions {
   onProgress?: (line: string) => void;
 }
 
-export async function runScenario(sc: Scenario, opts: RunOptions): Promise<ScenarioResult> {
+export async function runScenario(scenario: Scenario, opts: RunOptions): Promise<ScenarioResult> {
   const t0 = performance.now();
+  // per-profile expectations resolved for this run's engine and profile
+  const target = parseTarget(opts.engineName);
+  const sc = resolveForTarget(scenario, target);
   const result: ScenarioResult = {
     scenarioId: sc.id,
     title: sc.title,
@@ -37,12 +42,18 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     transcript: [],
     timeMs: 0,
     probes: 0,
-    properties: { ...opts.environment },
+    properties: { ...opts.environment, ...(target.profile ? { profile: target.profile } : {}) },
+    snapshots: [],
   };
   const missing = sc.requires.filter((f) => opts.missing?.has(f));
   if (missing.length > 0) {
     const reason = missing.map((f) => `kernel feature ${f} is missing: ${opts.missing!.get(f)}`).join('; ');
     result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: reason }));
+    result.timeMs = performance.now() - t0;
+    return result;
+  }
+  if (sc.expect.every((e) => e.skipReason)) {
+    result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: e.skipReason }));
     result.timeMs = performance.now() - t0;
     return result;
   }
@@ -107,6 +118,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
       const expects = sc.expect.filter((e) => e.phase === phase);
       const rs = await dumpRules(lab, result, phase);
       const facts = factsOf(engine);
+      result.snapshots!.push({ phase, rules: rs, facts });
       const cases = await Promise.all(expects.map((e) => evaluate(e, sc.expect.indexOf(e), { sc, endpoints, rs, facts, startErrors, result, opts })));
       result.cases.push(...cases);
       for (const e of expects) evaluated.add(e);
@@ -120,7 +132,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     await lab.destroy();
   }
   result.cases.sort((a, b) => a.expectIndex - b.expectIndex);
-  result.probes = result.cases.filter((c) => c.kind === 'reach').length;
+  result.probes = result.cases.filter((c) => c.kind === 'reach' && c.status !== 'skipped').length;
   result.timeMs = performance.now() - t0;
   return result;
 }
@@ -208,6 +220,7 @@ function caseOf(e: Expectation, expectIndex: number, status: CaseResult['status'
 }
 
 async function evaluate(e: Expectation, index: number, cx: EvalContext): Promise<CaseResult> {
+  if (e.skipReason) return caseOf(e, index, 'skipped', 0, { message: e.skipReason });
   const t = performance.now();
   const took = () => performance.now() - t;
   try {

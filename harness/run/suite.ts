@@ -6,6 +6,7 @@ import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/cap
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
 import { runScenario } from './runner.js';
+import { parseTarget } from '../targets.js';
 
 export interface SuiteOptions {
   engines: string[];
@@ -16,12 +17,14 @@ export interface SuiteOptions {
   signal?: AbortSignal;
 }
 
+/** An engine by name: "reference" (docker-20.10), "reference:docker-28", … */
 export function engineFactory(name: string): () => Engine {
-  switch (name) {
+  const t = parseTarget(name);
+  switch (t.engine) {
     case 'reference':
-      return () => new ReferenceEngine();
+      return () => new ReferenceEngine(t.profile);
     default:
-      throw new Error(`unknown engine "${name}" (known: reference)`);
+      throw new Error(`unknown engine "${name}" (known: reference, reference:PROFILE)`);
   }
 }
 
@@ -33,7 +36,8 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
     node: process.version,
   };
   const missing = missingFeatures(caps);
-  const factories = opts.engines.map((e) => [e, engineFactory(e)] as const);
+  // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
+  const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
   const total = scenarios.length * factories.length;
   const results: ScenarioResult[] = [];
   for (const sc of scenarios) {

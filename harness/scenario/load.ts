@@ -9,6 +9,8 @@ import { CATALOGUE } from '../catalogue.js';
 import { inCidr, networkOf, parseCidr } from '../engine/reference/ipam.js';
 import { parsePublish } from './publish.js';
 import { packageRoot } from '../paths.js';
+import { DEFAULT_PROFILE, PROFILES, isProfile } from '../targets.js';
+import { targetKeyProblem, uncoveredProfiles } from './per-target.js';
 import type { ContainerSpec, Expectation, Loc, NetworkSpec, Outcome, Proto, PublishSpec, Scenario, Step } from './types.js';
 
 // read from the source tree so the same file serves dist/ and vitest (tsc does not copy JSON)
@@ -104,6 +106,9 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
     case 'propertyNames':
       return { message: `invalid name: ${DEF_MESSAGES.name}` };
     case 'anyOf':
+      if (/\/(result|seen-source)\//.test(e.schemaPath)) {
+        return { message: `${JSON.stringify(e.data)}: expected a value, or a map of profile or engine to value, e.g. { docker-20.10: connected, default: timeout }` };
+      }
       return { message: `${JSON.stringify(e.data)}: expected a port number or "PORT/tcp" / "PORT/udp"` };
     case 'minProperties':
     case 'maxProperties':
@@ -354,7 +359,9 @@ class Resolver {
       });
     }
     const contByName = new Map(containers.map((c) => [c.name, c]));
-    const ctx = { covers, contByName, netByName };
+    const profiles: string[] | undefined = d.profiles;
+    this.checkProfiles(profiles, ['profiles']);
+    const ctx = { covers, contByName, netByName, profiles };
 
     const phases: Scenario['phases'] = [{ steps: [], loc: this.loc(d.expect ? ['expect'] : []) }];
     const expect: Expectation[] = this.expectations(d.expect ?? [], ['expect'], 0, ctx);
@@ -380,8 +387,30 @@ class Resolver {
       phases,
       expect,
       probeTimeoutMs: d['probe-timeout'] ?? 300,
+      ...(profiles ? { profiles } : {}),
       loc: this.loc([]),
     };
+  }
+
+  /** Profile names must be known (and, on an expectation, among the scenario's own). */
+  private checkProfiles(list: string[] | undefined, path: Path, scenarioProfiles?: string[]): void {
+    (list ?? []).forEach((name, i) => {
+      if (!isProfile(name)) this.err([...path, i], `unknown profile '${name}' (known: ${PROFILES.join(', ')})`);
+      else if (scenarioProfiles && !scenarioProfiles.includes(name)) this.err([...path, i], `profile '${name}' is not one the scenario runs under (profiles: [${scenarioProfiles.join(', ')}])`);
+    });
+  }
+
+  /** A value, or a map of profile/engine → value that must cover every profile in scope. */
+  private perTarget<T>(value: T | Record<string, T> | undefined, path: Path, scope: readonly string[]): { value?: T; byTarget?: Record<string, T> } {
+    if (value === undefined || value === null || typeof value !== 'object') return { value: value as T | undefined };
+    const map = value as Record<string, T>;
+    for (const key of Object.keys(map)) {
+      const problem = targetKeyProblem(key);
+      if (problem) this.err(path, problem, key);
+    }
+    const missing = uncoveredProfiles(map, scope);
+    if (missing.length) this.err(path, `no value for ${missing.join(', ')}: name ${missing.length > 1 ? 'them' : 'it'} or add a default`);
+    return { value: map.default ?? map[DEFAULT_PROFILE] ?? Object.values(map)[0], byTarget: map };
   }
 
   private step(s: Raw, p: Path, ctx: Ctx): Step {
@@ -419,7 +448,9 @@ class Resolver {
         this.err(p, `expected exactly one of: reach, matrix, rules, start, file${kinds.length ? ` (found ${kinds.join(', ')})` : ''}`);
         return;
       }
-      const common = { id: e.id, name: e.name, phase, loc };
+      this.checkProfiles(e.profiles, [...p, 'profiles'], ctx.profiles);
+      const common = { id: e.id, name: e.name, phase, loc, ...(e.profiles ? { profiles: e.profiles as string[] } : {}) };
+      const scope: readonly string[] = e.profiles ?? ctx.profiles ?? PROFILES;
       const kind = kinds[0];
       if (kind === 'reach' || kind === 'matrix') {
         const r = e[kind];
@@ -435,11 +466,15 @@ class Resolver {
         const tos: string[] = kind === 'reach' ? [r.to] : r.to;
         froms.forEach((f, j) => this.endpoint(f, kind === 'reach' ? [...p, kind, 'from'] : [...p, kind, 'from', j], ctx, false));
         tos.forEach((t, j) => this.endpoint(t, kind === 'reach' ? [...p, kind, 'to'] : [...p, kind, 'to', j], ctx, true));
-        if (e['seen-source'] !== undefined && e['seen-source'] !== 'none') this.endpoint(e['seen-source'], [...p, 'seen-source'], ctx, true);
+        const result = this.perTarget<Outcome>(e.result, [...p, 'result'], scope);
+        const seen = this.perTarget<string>(e['seen-source'], [...p, 'seen-source'], []);
+        const seens = seen.byTarget ? Object.entries(seen.byTarget).map(([k, v]) => ({ v, path: [...p, 'seen-source', k] })) : [{ v: seen.value, path: [...p, 'seen-source'] }];
+        for (const s of seens) if (s.v !== undefined && s.v !== 'none') this.endpoint(s.v, s.path, ctx, true);
+        const perTarget = { ...(result.byTarget ? { resultBy: result.byTarget } : {}), ...(seen.byTarget ? { seenSourceBy: seen.byTarget } : {}) };
         for (const from of froms) {
           for (const to of tos) {
             if (kind === 'matrix' && from === to) continue;
-            out.push({ ...common, kind: 'reach', from, to, proto, port: r.port, published: r.published, source: r.source, result: e.result as Outcome, seenSource: e['seen-source'] });
+            out.push({ ...common, kind: 'reach', from, to, proto, port: r.port, published: r.published, source: r.source, result: result.value as Outcome, seenSource: seen.value, ...perTarget });
           }
         }
         return;
@@ -488,6 +523,7 @@ class Resolver {
 }
 
 interface Ctx {
+  profiles?: string[];
   covers: string[];
   contByName: Map<string, ContainerSpec>;
   netByName: Map<string, NetworkSpec>;

@@ -108,6 +108,10 @@ interface ExpectBase {
   /** index into Scenario.phases: 0 = right after the build, n = after the steps of then[n-1] */
   phase: number;
   loc: Loc;
+  /** reference-engine profiles this expectation applies to (all when absent) */
+  profiles?: string[];
+  /** set when resolved for one run's target: why the expectation does not apply there */
+  skipReason?: string;
 }
 
 export interface ReachExpect extends ExpectBase {
@@ -122,6 +126,9 @@ export interface ReachExpect extends ExpectBase {
   result: Outcome;
   /** who the listener saw as the source: an endpoint, an address, or "none" */
   seenSource?: string;
+  /** per profile or engine (`result: { docker-20.10: connected, default: timeout }`); picked per run */
+  resultBy?: Record<string, Outcome>;
+  seenSourceBy?: Record<string, string>;
 }
 
 export interface RulesExpect extends ExpectBase {
@@ -170,5 +177,7 @@ export interface Scenario {
   /** every expectation, each tagged with its phase */
   expect: Expectation[];
   probeTimeoutMs: number;
+  /** reference-engine profiles the scenario runs under (all when absent) */
+  profiles?: string[];
   loc: Loc;
 }

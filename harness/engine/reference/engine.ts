@@ -11,8 +11,9 @@ import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCidr } from './ipam.js';
 import { PortAllocator } from './ports.js';
-import { Docker2010Firewall } from './firewall/docker-20.10.js';
+import { createFirewall } from './firewall/registry.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
+import type { Profile } from '../../targets.js';
 
 const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 const OPT_ICC = 'com.docker.network.bridge.enable_icc';
@@ -51,7 +52,7 @@ export class ReferenceEngine implements Engine {
   private ctx!: EngineContext;
   private lab!: Lab;
   private daemon!: DaemonOptions;
-  private readonly firewall: FirewallDriver = new Docker2010Firewall();
+  private readonly firewall: FirewallDriver;
   private readonly pools = new PoolAllocator();
   private readonly portAlloc = new PortAllocator();
   private readonly nets = new Map<string, NetState>();
@@ -67,6 +68,11 @@ export class ReferenceEngine implements Engine {
   private closeProxies: { proto: 'tcp' | 'udp'; port: number }[] = [];
   private rules?: RuleEditor; // loaded lazily from the lab host, written back by sync()
   private rulesDirty = false;
+
+  /** profile: the rule layout of one Docker release (default docker-20.10) */
+  constructor(profile?: Profile) {
+    this.firewall = createFirewall(profile);
+  }
 
   describe(): string {
     return `reference ${this.firewall.profile}`;
@@ -179,6 +185,7 @@ export class ReferenceEngine implements Engine {
       }
       const rules = await this.editRules();
       if (this.daemon.iptables) {
+        for (const ep of st.endpoints) this.firewall.addEndpoint?.(rules, { net: ep.net.fw, ip: ep.ip });
         for (const pf of st.forwards) this.firewall.addPortForward(rules, pf);
         for (const l of st.links) this.firewall.addLink(rules, l);
       }
@@ -291,7 +298,8 @@ export class ReferenceEngine implements Engine {
   async connect(container: string, network: string): Promise<void> {
     const st = this.mustGet(container);
     if (!st.ns) throw new EngineError(`container ${container} has no network namespace of its own (mode ${st.info.mode})`);
-    this.attach(st, network);
+    const ep = this.attach(st, network);
+    if (this.daemon.iptables) this.firewall.addEndpoint?.(await this.editRules(), { net: ep.net.fw, ip: ep.ip });
   }
 
   async disconnect(container: string, network: string): Promise<void> {
@@ -304,6 +312,7 @@ export class ReferenceEngine implements Engine {
       if (rules) this.firewall.removePortForward(rules, f);
     }
     st.forwards = st.forwards.filter((f) => f.net !== ep.net.fw);
+    if (rules) this.firewall.removeEndpoint?.(rules, { net: ep.net.fw, ip: ep.ip });
     this.hostLines.push(`link del ${ep.veth}`);
     ep.net.pool.release(ep.ip);
     delete st.info.addresses[network];
@@ -315,6 +324,7 @@ export class ReferenceEngine implements Engine {
     if (rules) {
       for (const f of st.forwards) this.firewall.removePortForward(rules, f);
       for (const l of st.links) this.firewall.removeLink(rules, l);
+      for (const ep of st.endpoints) this.firewall.removeEndpoint?.(rules, { net: ep.net.fw, ip: ep.ip });
       // links other containers hold to this one go with it
       for (const other of this.conts.values()) {
         const dead = other.links.filter((l) => st.endpoints.some((e) => e.ip === l.toIp));
@@ -339,6 +349,7 @@ export class ReferenceEngine implements Engine {
     this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'] });
     for (const n of this.nets.values()) this.firewall.setupNetwork(rules, n.fw);
     for (const c of this.conts.values()) {
+      for (const ep of c.endpoints) this.firewall.addEndpoint?.(rules, { net: ep.net.fw, ip: ep.ip });
       for (const f of c.forwards) this.firewall.addPortForward(rules, f);
       for (const l of c.links) this.firewall.addLink(rules, l);
     }

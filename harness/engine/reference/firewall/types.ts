@@ -30,6 +30,12 @@ export interface LinkRule {
   ports: { port: number; proto: 'tcp' | 'udp' }[];
 }
 
+/** A container's address on a bridge network (moby's firewaller AddEndpoint/DelEndpoint). */
+export interface EndpointRule {
+  net: BridgeNet;
+  ip: string;
+}
+
 export interface FirewallOptions {
   /** userland-proxy off: the engine routes local traffic to published ports through NAT */
   hairpin: boolean;
@@ -45,4 +51,7 @@ export interface FirewallDriver {
   removePortForward(ed: RuleEditor, pf: PortForward): void;
   addLink(ed: RuleEditor, link: LinkRule): void;
   removeLink(ed: RuleEditor, link: LinkRule): void;
+  /** a container joins a network (28.0.2+ drop packets routed to its address from elsewhere) */
+  addEndpoint?(ed: RuleEditor, ep: EndpointRule): void;
+  removeEndpoint?(ed: RuleEditor, ep: EndpointRule): void;
 }
