@@ -75,6 +75,9 @@ export function normalizeForDiff(rule: string, facts: Facts): string {
 
 type ChainMap = Map<string, { policy?: string; rules: Set<string> }>; // "table chain" → chain
 
+// Built-in chains exist as soon as their table does: only user chains appear or disappear.
+const BUILTIN = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
+
 function chainsOf(rs: Ruleset, facts: Facts): ChainMap {
   const m: ChainMap = new Map();
   for (const t of rs) for (const c of t.chains) m.set(`${t.name} ${c.name}`, { policy: c.policy, rules: new Set(c.rules.map((r) => normalizeForDiff(r, facts))) });
@@ -120,8 +123,8 @@ export function buildUpgradeDiff(from: string, to: string, before: ScenarioResul
         const [table, chain] = key.split(' ');
         const x = ca.get(key);
         const y = cb.get(key);
-        if (!x) chains.add(`${key} appears`, { table, chain, change: 'appears' }, id);
-        if (!y) chains.add(`${key} disappears`, { table, chain, change: 'disappears' }, id);
+        if (!x && !BUILTIN.has(chain)) chains.add(`${key} appears`, { table, chain, change: 'appears' }, id);
+        if (!y && !BUILTIN.has(chain)) chains.add(`${key} disappears`, { table, chain, change: 'disappears' }, id);
         for (const rule of y?.rules ?? []) if (!x?.rules.has(rule)) rules.add(`${key} + ${rule}`, { table, chain, rule, change: 'added' }, id);
         for (const rule of x?.rules ?? []) if (!y?.rules.has(rule)) rules.add(`${key} - ${rule}`, { table, chain, rule, change: 'removed' }, id);
         if (x && y && x.policy !== y.policy && x.policy && y.policy) policies.add(`${key} ${x.policy} ${y.policy}`, { table, chain, before: x.policy, after: y.policy }, id);
@@ -155,8 +158,9 @@ export function buildUpgradeDiff(from: string, to: string, before: ScenarioResul
 
 function inWhich(scenarios: string[], all: number): string {
   if (scenarios.length === all) return all === 1 ? 'the scenario' : `all ${all} scenarios`;
-  const shown = scenarios.slice(0, 4).join(', ');
-  return scenarios.length > 4 ? `${shown} +${scenarios.length - 4} more` : shown;
+  const shown = scenarios.slice(0, 3).join(', ');
+  const list = scenarios.length > 3 ? `${shown} +${scenarios.length - 3} more` : shown;
+  return all > 1 ? `${scenarios.length} of ${all}: ${list}` : list;
 }
 
 /** The report a person reads (markdown, also fine in a terminal). */
@@ -165,8 +169,10 @@ export function renderUpgradeDiff(d: UpgradeDiff): string {
   const out: string[] = [];
   const changedRules = new Set(d.rules.flatMap((r) => r.scenarios)).size;
   out.push(`# Upgrade diff: ${d.from} → ${d.to}`, '');
+  const count = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+  const appear = d.chains.filter((c) => c.change === 'appears').length;
   out.push(
-    `${n} scenario${n === 1 ? '' : 's'} run under both. Rules differ in ${changedRules}; ${d.verdicts.length} packet verdict${d.verdicts.length === 1 ? '' : 's'} change; ${d.statuses.length} expectation${d.statuses.length === 1 ? '' : 's'} change status.`,
+    `${count(n, 'scenario')} run under both. Rules differ in ${changedRules}; ${appear} chain${appear === 1 ? '' : 's'} appear, ${d.chains.length - appear} disappear; ${count(d.verdicts.length, 'packet verdict')} change; ${count(d.statuses.length, 'expectation')} change status.`,
   );
   if (d.onlyOne.length) out.push('', `Not compared (ran under one target only): ${d.onlyOne.join(', ')}.`);
 

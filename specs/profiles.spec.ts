@@ -1,0 +1,143 @@
+// Targets (engine + profile) and expectations that differ by profile: parsing, the loader's
+// located errors, and how a run resolves a scenario for its target.
+import { describe, expect, it } from 'vitest';
+import { ScenarioError, loadScenarioText } from '../harness/scenario/load.js';
+import { resolveForTarget } from '../harness/scenario/per-target.js';
+import { expandTargets, parseTarget } from '../harness/targets.js';
+import type { ReachExpect } from '../harness/scenario/types.js';
+import { createFirewall } from '../harness/engine/reference/firewall/registry.js';
+
+const base = `id: sc-01-sketch
+title: a port on 127.0.0.1 and a neighbour
+covers: [IN-02]
+containers:
+  web: { publish: ["127.0.0.1:8080:80"], listen: [tcp/80] }
+`;
+
+function errorsOf(text: string): string[] {
+  try {
+    loadScenarioText(text, 'x.yaml');
+  } catch (e) {
+    if (e instanceof ScenarioError) return e.errors.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`);
+    throw e;
+  }
+  return [];
+}
+
+describe('targets', () => {
+  it('reads engine and profile; reference alone is docker-20.10', () => {
+    expect(parseTarget('reference')).toEqual({ engine: 'reference', profile: 'docker-20.10', label: 'reference:docker-20.10' });
+    expect(parseTarget('reference:docker-29').label).toBe('reference:docker-29');
+    expect(parseTarget('docker')).toEqual({ engine: 'docker', label: 'docker' });
+  });
+
+  it('refuses unknown profiles and profiles on engines that have none', () => {
+    expect(() => parseTarget('reference:docker-27')).toThrow(/unknown profile "docker-27" \(known: docker-20.10, docker-28, docker-29\)/);
+    expect(() => parseTarget('docker:docker-28')).toThrow(/has no profiles/);
+  });
+
+  it('expands --profile over the reference engine, once per target', () => {
+    expect(expandTargets(['reference'], ['all']).map((t) => t.label)).toEqual(['reference:docker-20.10', 'reference:docker-28', 'reference:docker-29']);
+    expect(expandTargets(['reference', 'reference:docker-28'], ['docker-28']).map((t) => t.label)).toEqual(['reference:docker-28']);
+    expect(() => expandTargets(['reference'], ['docker-19'])).toThrow(/unknown profile "docker-19"/);
+  });
+
+  it('has a firewall driver per profile, named after it', () => {
+    for (const p of ['docker-20.10', 'docker-28', 'docker-29'] as const) expect(createFirewall(p).profile).toBe(p);
+  });
+});
+
+describe('expectations per profile', () => {
+  it('reads a result map with a default and picks per target', () => {
+    const sc = loadScenarioText(
+      `${base}expect:
+  - id: IN-02
+    reach: { from: wan, to: 127.0.0.1, proto: tcp, port: 8080 }
+    result: { docker-20.10: connected, default: timeout }
+    seen-source: { docker-20.10: wan }
+`,
+      'x.yaml',
+    );
+    const e = sc.expect[0] as ReachExpect;
+    expect(e.resultBy).toEqual({ 'docker-20.10': 'connected', default: 'timeout' });
+    const pick = (t: string) => resolveForTarget(sc, parseTarget(t)).expect[0] as ReachExpect;
+    expect(pick('reference').result).toBe('connected');
+    expect(pick('reference').seenSource).toBe('wan');
+    expect(pick('reference:docker-28').result).toBe('timeout');
+    expect(pick('reference:docker-28').seenSource).toBeUndefined();
+    expect(pick('docker').result).toBe('timeout');
+  });
+
+  it('prefers engine:profile, then engine, then profile, then default', () => {
+    const sc = loadScenarioText(
+      `${base}expect:
+  - id: IN-02
+    reach: { from: wan, to: host, proto: tcp, port: 8080 }
+    result: { reference:docker-28: refused, docker: unreachable, docker-28: connected, default: timeout }
+`,
+      'x.yaml',
+    );
+    const pick = (t: string) => (resolveForTarget(sc, parseTarget(t)).expect[0] as ReachExpect).result;
+    expect(pick('reference:docker-28')).toBe('refused');
+    expect(pick('docker')).toBe('unreachable');
+    expect(pick('reference:docker-29')).toBe('timeout');
+  });
+
+  it('marks expectations restricted to other profiles as skipped, with the reason', () => {
+    const sc = loadScenarioText(
+      `${base}expect:
+  - id: IN-02
+    profiles: [docker-28, docker-29]
+    rules: { table: raw, chain: PREROUTING, contains: ["-d 127.0.0.1/32 ! -i lo -p tcp -m tcp --dport 8080 -j DROP"] }
+  - id: IN-02
+    reach: { from: host, to: 127.0.0.1, proto: tcp, port: 8080 }
+    result: connected
+`,
+      'x.yaml',
+    );
+    const old = resolveForTarget(sc, parseTarget('reference'));
+    expect(old.expect[0].skipReason).toBe('applies to docker-28, docker-29 only (this run: reference:docker-20.10)');
+    expect(old.expect[1].skipReason).toBeUndefined();
+    expect(resolveForTarget(sc, parseTarget('reference:docker-29')).expect[0].skipReason).toBeUndefined();
+  });
+
+  it('skips a whole scenario outside its profiles', () => {
+    const sc = loadScenarioText(`${base}profiles: [docker-29]\nexpect:\n  - id: IN-02\n    reach: { from: host, to: 127.0.0.1, proto: tcp, port: 8080 }\n    result: connected\n`, 'x.yaml');
+    expect(sc.profiles).toEqual(['docker-29']);
+    expect(resolveForTarget(sc, parseTarget('reference:docker-28')).expect[0].skipReason).toMatch(/runs under docker-29 only/);
+    expect(resolveForTarget(sc, parseTarget('reference:docker-29')).expect[0].skipReason).toBeUndefined();
+  });
+
+  it('reports unknown profile names where they are written', () => {
+    const errs = errorsOf(`${base}profiles: [docker-28, docker-30]
+expect:
+  - id: IN-02
+    profiles: [docker-29]
+    reach: { from: wan, to: host, proto: tcp, port: 8080 }
+    result: { docker-27: connected, default: timeout }
+`);
+    expect(errs).toContain("6:23 profiles[1]: unknown profile 'docker-30' (known: docker-20.10, docker-28, docker-29)");
+    expect(errs).toContain("9:16 expect[0].profiles[0]: profile 'docker-29' is not one the scenario runs under (profiles: [docker-28, docker-30])");
+    expect(errs.find((e) => e.startsWith('11:15 expect[0].result'))).toMatch(/unknown profile or engine 'docker-27'/);
+  });
+
+  it('requires a value for every profile in scope, or a default', () => {
+    const errs = errorsOf(`${base}expect:
+  - id: IN-02
+    reach: { from: wan, to: host, proto: tcp, port: 8080 }
+    result: { docker-20.10: connected, docker-28: timeout }
+`);
+    expect(errs).toEqual(['9:13 expect[0].result: no value for docker-29: name it or add a default']);
+    // restricted to the profiles it names, the same map is complete
+    expect(errorsOf(`${base}expect:\n  - id: IN-02\n    profiles: [docker-20.10, docker-28]\n    reach: { from: wan, to: host, proto: tcp, port: 8080 }\n    result: { docker-20.10: connected, docker-28: timeout }\n`)).toEqual([]);
+  });
+
+  it('says what a result map must hold when a value is not an outcome', () => {
+    const errs = errorsOf(`${base}expect:
+  - id: IN-02
+    reach: { from: wan, to: host, proto: tcp, port: 8080 }
+    result: { docker-28: blocked, default: timeout }
+`);
+    expect(errs.some((e) => /expect\[0\]\.result\.docker-28: expected one of: connected, refused, timeout, unreachable; got "blocked"/.test(e))).toBe(true);
+  });
+});

@@ -1,0 +1,132 @@
+// The upgrade diff's report builder on two hand-made runs: chains, rules per chain (with the
+// run's random bridge names normalized away), policies, verdicts and statuses.
+import { describe, expect, it } from 'vitest';
+import { buildUpgradeDiff, normalizeForDiff, renderUpgradeDiff, upgradeReportName } from '../harness/report/upgrade.js';
+import { parseIptablesSave } from '../harness/rules/ruleset.js';
+import type { Facts } from '../harness/rules/symbolic.js';
+import type { CaseResult, ReachDetail, ScenarioResult } from '../harness/report/results.js';
+
+const facts = (labBridge: string): Facts => ({ addresses: { web: '172.17.0.2' }, subnets: { bridge: '172.17.0.0/16', lab: '172.18.0.0/16' }, bridges: { bridge: 'docker0', lab: labBridge }, ports: {} });
+
+const old = (br: string) => `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -o ${br} -j DOCKER
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A DOCKER -i ${br} -j RETURN
+COMMIT
+`;
+
+const next = (br: string) => `*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-FORWARD - [0:0]
+-A FORWARD -j DOCKER-FORWARD
+-A DOCKER-FORWARD -o ${br} -j DOCKER
+-A DOCKER ! -i ${br} -o ${br} -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+COMMIT
+`;
+
+function reachCase(index: number, actual: ReachDetail['actual'], status: CaseResult['status']): CaseResult {
+  return {
+    id: 'IN-08',
+    name: 'IN-08 unpublished container ports are not reachable from outside [wan → web tcp/81]',
+    kind: 'reach',
+    status,
+    loc: { file: '/x/scenarios/ingress/publish-forms.yaml', line: 70, col: 5 },
+    timeMs: 1,
+    expectIndex: index,
+    reach: { from: 'wan', to: 'web', address: '172.17.0.2', proto: 'tcp', port: 81, expected: 'timeout', actual },
+  };
+}
+
+function result(engine: string, rules: string, labBridge: string, cases: CaseResult[]): ScenarioResult {
+  return {
+    scenarioId: 'publish-forms',
+    title: 't',
+    file: '/x/publish-forms.yaml',
+    engine,
+    engineDescription: engine,
+    cases,
+    ruleDump: '',
+    transcript: [],
+    timeMs: 1,
+    probes: cases.length,
+    properties: {},
+    snapshots: [{ phase: 0, rules: parseIptablesSave(rules), facts: facts(labBridge) }],
+  };
+}
+
+const before = result('reference:docker-20.10', old('br-1111aaaa2222'), 'br-1111aaaa2222', [reachCase(0, 'connected', 'failed'), reachCase(1, 'refused', 'passed')]);
+const after = result('reference:docker-29', next('br-3333bbbb4444'), 'br-3333bbbb4444', [reachCase(0, 'timeout', 'passed'), reachCase(1, 'refused', 'passed')]);
+
+describe('upgrade diff report', () => {
+  const d = buildUpgradeDiff('reference:docker-20.10', 'reference:docker-29', [before], [after]);
+
+  it('names random bridges by network, keeps docker0 and addresses', () => {
+    expect(normalizeForDiff('-o br-1111aaaa2222 -d 172.17.0.2/32 -i docker0', facts('br-1111aaaa2222'))).toBe('-o ${bridge:lab} -d 172.17.0.2/32 -i docker0');
+  });
+
+  it('lists user chains that appear and disappear, not built-in ones', () => {
+    expect(d.chains.map((c) => `${c.table} ${c.chain} ${c.change}`)).toEqual(['filter DOCKER-FORWARD appears', 'filter DOCKER-ISOLATION-STAGE-1 disappears']);
+  });
+
+  it('lists rules added and removed per chain, normalized, and nothing that only renamed a bridge', () => {
+    const text = d.rules.map((r) => `${r.change === 'added' ? '+' : '-'} ${r.table} ${r.chain} ${r.rule}`);
+    expect(text).toContain('- nat DOCKER -i ${bridge:lab} -j RETURN');
+    expect(text).toContain('+ filter FORWARD -j DOCKER-FORWARD');
+    expect(text).toContain('- filter FORWARD -o ${bridge:lab} -j DOCKER');
+    expect(text).toContain('+ filter DOCKER-FORWARD -o ${bridge:lab} -j DOCKER');
+    expect(text).toContain('+ raw PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP');
+    // the same rule under two random bridge names is no change
+    expect(text.filter((t) => t.includes('br-'))).toEqual([]);
+  });
+
+  it('reports the FORWARD policy change', () => {
+    expect(d.policies).toEqual([{ table: 'filter', chain: 'FORWARD', before: 'DROP', after: 'ACCEPT', scenarios: ['publish-forms'] }]);
+  });
+
+  it('reports a packet verdict that changes, and only that one', () => {
+    expect(d.verdicts).toEqual([
+      expect.objectContaining({ scenario: 'publish-forms', before: 'connected', after: 'timeout', meaning: 'reachable → blocked', where: 'publish-forms.yaml:70' }),
+    ]);
+    expect(d.statuses).toEqual([expect.objectContaining({ before: 'failed', after: 'passed' })]);
+  });
+
+  it('renders a markdown report a person reads', () => {
+    const md = renderUpgradeDiff(d);
+    expect(md).toContain('# Upgrade diff: reference:docker-20.10 → reference:docker-29');
+    expect(md).toContain('| filter | DOCKER-FORWARD | appears | the scenario |');
+    expect(md).toContain('| filter | DOCKER-ISOLATION-STAGE-1 | disappears | the scenario |');
+    expect(md).toMatch(/\| publish-forms \| IN-08 .*\[wan → web tcp\/81\] \| connected \| timeout \| reachable → blocked \| publish-forms\.yaml:70 \|/);
+    expect(md).toContain('### nat DOCKER\n\n```diff\n- -A DOCKER -i ${bridge:lab} -j RETURN    # the scenario\n```');
+    expect(upgradeReportName('reference:docker-20.10', 'reference:docker-29')).toBe('upgrade-reference-docker-20.10-to-reference-docker-29.md');
+  });
+
+  it('says so when nothing changes', () => {
+    const same = renderUpgradeDiff(buildUpgradeDiff('a', 'b', [before], [{ ...before, engine: 'b' }]));
+    expect(same).toContain('No chain appears or disappears.');
+    expect(same).toContain('Every probe has the same outcome under both.');
+    expect(same).toContain('No rule is added or removed.');
+  });
+});
