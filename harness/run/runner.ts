@@ -35,7 +35,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     scenarioId: sc.id,
     title: sc.title,
     file: sc.file,
-    engine: opts.engineName,
+    engine: target.label, // "reference:docker-28": JUnit classnames name the profile
     engineDescription: opts.engineName,
     cases: [],
     ruleDump: '',

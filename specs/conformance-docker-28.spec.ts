@@ -1,0 +1,4 @@
+// Every scenario under the reference engine's docker-28 profile (see support/profile-conformance.ts).
+import { defineProfileConformance } from './support/profile-conformance.js';
+
+defineProfileConformance('docker-28');

@@ -1,0 +1,101 @@
+// Every scenario of scenarios/ under one of the reference engine's newer profiles (docker-20.10
+// runs in conformance.spec.ts), one test per expectation; expectations for other profiles show
+// as skipped with their reason. Plus proof that the new layouts' assertions can fail, and that a
+// run names its profile in JUnit. One spec file per profile, so vitest's workers run them side
+// by side.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { loadScenarios } from '../../harness/scenario/load.js';
+import { runScenario } from '../../harness/run/runner.js';
+import { engineFactory } from '../../harness/run/suite.js';
+import { detectCapabilities, missingFeatures } from '../../harness/lab/capabilities.js';
+import { buildJunit } from '../../harness/report/junit.js';
+import type { ScenarioResult } from '../../harness/report/results.js';
+import type { Expectation, Scenario } from '../../harness/scenario/types.js';
+import { fingerprintStartingNamespace, labNamespaces } from './fingerprint.js';
+
+const isRoot = process.getuid?.() === 0;
+const { scenarios } = loadScenarios([join(import.meta.dirname, '..', '..', 'scenarios')]);
+const byId = (id: string) => scenarios.find((s) => s.id === id)!;
+
+let missing = new Map<string, string>();
+
+function runOn(sc: Scenario, engine: string): Promise<ScenarioResult> {
+  return runScenario(sc, { engineName: engine, makeEngine: engineFactory(engine), missing, environment: { kernel: 'test' } });
+}
+
+/** The scenario again, with administrator iptables commands before the kept expectations. */
+function withSteps(sc: Scenario, commands: string[], keep: (e: Expectation) => boolean): Scenario {
+  const loc = sc.loc;
+  const expect = sc.expect.filter(keep).map((e) => ({ ...e, phase: 0 }));
+  return { ...sc, phases: [{ steps: commands.map((args) => ({ kind: 'iptables' as const, args, loc })), loc }], expect };
+}
+
+export function defineProfileConformance(profile: string): void {
+  const engine = `reference:${profile}`;
+
+  describe.skipIf(!isRoot)(`conformance under ${engine}`, () => {
+    let before = '';
+    beforeAll(async () => {
+      before = await fingerprintStartingNamespace();
+      missing = missingFeatures(await detectCapabilities());
+    });
+
+    for (const sc of scenarios) {
+      describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
+        let result: ScenarioResult;
+        beforeAll(async () => {
+          result = await runOn(sc, engine);
+        }, 60_000);
+        for (const [i, e] of sc.expect.entries()) {
+          it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
+            const c = result.cases.find((x) => x.expectIndex === i)!;
+            if (c.status === 'skipped') ctx.skip(c.message);
+            expect(c.status, `${c.name}\n${c.message ?? ''}\n${c.diff ?? ''}\n${result.transcript.join('\n')}`).toBe('passed');
+          });
+        }
+      });
+    }
+
+    describe('assertions fail when the rule behind them is gone', () => {
+      it('BR-04 fails with a diff when DOCKER-FORWARD loses its jump to DOCKER-BRIDGE', async () => {
+        const keep = (e: Expectation) => e.kind === 'rules' && e.id === 'BR-04' && e.profiles?.includes(profile) === true;
+        const r = await runOn(withSteps(byId('default-bridge'), ['-D DOCKER-FORWARD -j DOCKER-BRIDGE'], keep), engine);
+        const c = r.cases.find((x) => x.status === 'failed' && x.diff?.includes('DOCKER-FORWARD'));
+        expect(c?.diff).toMatch(/^-\s*-A DOCKER-FORWARD -j DOCKER-BRIDGE$/m);
+      });
+
+      it('IN-08 fails when a neighbour’s direct packets are no longer dropped', async () => {
+        // both defences of 28.0.2+: the raw direct-access DROP and the bridge's DROP in DOCKER
+        const commands = ['-P FORWARD ACCEPT', '-t raw -D PREROUTING -d 172.17.0.2/32 ! -i docker0 -j DROP', '-D DOCKER ! -i docker0 -o docker0 -j DROP'];
+        const r = await runOn(withSteps(byId('ingress-direct-routing'), commands, (e) => e.kind === 'reach' && e.phase === 1), engine);
+        const exposed = r.cases.filter((c) => c.status === 'failed' && c.reach?.to === 'web');
+        expect(exposed.map((c) => c.reach!.actual)).toEqual(['connected', 'connected']);
+        expect(exposed[0].message).toMatch(/expected timeout, got connected/);
+      });
+
+      it('the raw direct-access DROP alone is a defence: without the DOCKER DROP ports stay closed', async () => {
+        const commands = ['-P FORWARD ACCEPT', '-D DOCKER ! -i docker0 -o docker0 -j DROP'];
+        const r = await runOn(withSteps(byId('ingress-direct-routing'), commands, (e) => e.kind === 'reach' && e.phase === 1), engine);
+        expect(r.cases.map((c) => c.status)).toEqual(['passed', 'passed', 'passed']);
+      });
+    });
+
+    it('JUnit names the profile: suites, classnames and properties', async () => {
+      const xml = buildJunit([await runOn(byId('egress-masquerade'), engine)]);
+      expect(xml).toContain(`<testsuite name="egress-masquerade [${engine}]"`);
+      expect(xml).toContain(`classname="${engine}.egress-masquerade"`);
+      expect(xml).toContain(`<property name="profile" value="${profile}"/>`);
+      expect(xml).toContain(`<property name="engine" value="reference ${profile}"/>`);
+    });
+
+    afterAll(async () => {
+      expect(await labNamespaces()).toEqual([]);
+      expect(await fingerprintStartingNamespace()).toBe(before);
+    });
+  });
+
+  describe.skipIf(isRoot)(`conformance under ${engine} without root`, () => {
+    it.skip('needs root: labs are network namespaces', () => {});
+  });
+}
