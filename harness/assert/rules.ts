@@ -31,7 +31,13 @@ const asLines = (chain: string, rules: string[]) => rules.map((r) => `-A ${chain
 
 function diffOf(label: string, expected: string[], actual: string[]): string {
   const patch = createTwoFilesPatch('expected', `actual (${label})`, expected.join('\n') + '\n', actual.join('\n') + '\n', '', '', { context: 50 });
-  return patch.split('\n').slice(2).join('\n').trimEnd(); // drop the "Index/====" header lines
+  // drop the "Index:"/"====" banner; keep the ---/+++ header that says which side is which
+  return patch
+    .split('\n')
+    .filter((l) => !/^(Index: |={10,})/.test(l))
+    .map((l) => l.replace(/\t$/, ''))
+    .join('\n')
+    .trimEnd();
 }
 
 export function checkRules(rs: Ruleset, check: RuleCheck, opts: CheckOptions = {}): CheckResult {

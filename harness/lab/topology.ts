@@ -21,14 +21,16 @@ export async function buildBase(lab: Lab, host: HostSpec, wan: WanSpec): Promise
     'link set eth0 up',
     ...wan.servers.map((s) => `addr add ${s}/32 dev lo`),
   ]);
-  await lab.ip(HOST, [
-    'link set lo up',
-    `addr add ${host.address} dev eth0`,
-    ...host.extraAddresses.map((a) => `addr add ${a} dev eth0`),
-    'link set eth0 up',
-    `route add default via ${host.gateway} dev eth0`,
+  await Promise.all([
+    lab.ip(HOST, [
+      'link set lo up',
+      `addr add ${host.address} dev eth0`,
+      ...host.extraAddresses.map((a) => `addr add ${a} dev eth0`),
+      'link set eth0 up',
+      `route add default via ${host.gateway} dev eth0`,
+    ]),
+    lab.setSysctls(HOST, { ...HOST_DEFAULT_SYSCTLS, ...host.sysctls }),
   ]);
-  await lab.setSysctls(HOST, { ...HOST_DEFAULT_SYSCTLS, ...host.sysctls });
   for (const rule of host.rules) await iptables(lab, HOST, rule);
 }
 

@@ -44,6 +44,8 @@ export interface ScenarioResult {
   transcript: string[];
   timeMs: number;
   probes: number;
+  /** where the time went: lab + engine + agents, probes and assertions, teardown */
+  phaseMs: { build: number; probe: number; teardown: number };
   properties: Record<string, string>;
 }
 

@@ -13,6 +13,7 @@ import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, ReachExpect, Scenario, Step } from '../scenario/types.js';
 import { evaluateReach } from '../assert/reach.js';
 import { Endpoints } from './endpoints.js';
+import { neighbourStats, neighbourThreshold, type NeighbourStats } from '../lab/neighbours.js';
 
 export interface RunOptions {
   engineName: string;
@@ -37,6 +38,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     transcript: [],
     timeMs: 0,
     probes: 0,
+    phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: { ...opts.environment },
   };
   const missing = sc.requires.filter((f) => opts.missing?.has(f));
@@ -47,6 +49,8 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     return result;
   }
 
+  let tBuilt = 0;
+  let tProbed = 0;
   const lab = Lab.create();
   const engine = opts.makeEngine();
   const agents: ProbeAgent[] = [];
@@ -57,6 +61,14 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
   });
   try {
     await buildBase(lab, sc.host, sc.wan);
+    // The outside agents start while the engine builds: they do not depend on it.
+    const startAgent = async (opts: Parameters<typeof ProbeAgent.start>[0]) => {
+      const a = await ProbeAgent.start(opts);
+      agents.push(a);
+      return a;
+    };
+    const baseAgents = Promise.all([startAgent({ netns: lab.nsPath(HOST), label: 'host' }), startAgent({ netns: lab.nsPath(WAN), label: 'wan' })]);
+    baseAgents.catch(() => {}); // awaited below; a failure here must not go unhandled meanwhile
     await engine.start({ lab, hostNs: HOST, daemon: sc.daemon, log: (l) => opts.onProgress?.(l) });
     result.engineDescription = engine.describe();
     result.properties.engine = engine.describe();
@@ -79,25 +91,23 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     if (sc.wan.routeToContainers) await routeWanTo(lab, sc.host, engine.networks().map((n) => n.subnet));
 
     // probe agents: one per namespace that takes part
-    const hostAgent = await ProbeAgent.start({ netns: lab.nsPath(HOST), label: 'host' });
-    const wanAgent = await ProbeAgent.start({ netns: lab.nsPath(WAN), label: 'wan' });
-    agents.push(hostAgent, wanAgent);
-    await listenAll(hostAgent, sc.host.listen);
-    await listenAll(wanAgent, sc.wan.listen);
+    const [hostAgent, wanAgent] = await baseAgents;
     const containerAgents = new Map<string, ProbeAgent>();
-    await Promise.all(
-      sc.containers
+    await Promise.all([
+      listenAll(hostAgent, sc.host.listen),
+      listenAll(wanAgent, sc.wan.listen),
+      ...sc.containers
         .filter((c) => running.has(c.name))
         .map(async (c) => {
           const info = running.get(c.name)!;
-          const a = await ProbeAgent.start({ netns: info.netnsPath, mntns: info.mntnsPath, label: c.name });
-          agents.push(a);
+          const a = await startAgent({ netns: info.netnsPath, mntns: info.mntnsPath, label: c.name });
           containerAgents.set(c.name, a);
           await listenAll(a, c.listen);
         }),
-    );
+    ]);
 
     const endpoints = new Endpoints(sc, engine, { host: hostAgent, wan: wanAgent, containers: containerAgents });
+    tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
       for (const step of steps) {
         await runStep(step, engine, lab);
@@ -107,7 +117,9 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
       const expects = sc.expect.filter((e) => e.phase === phase);
       const rs = await dumpRules(lab, result, phase);
       const facts = factsOf(engine);
+      const neighboursBefore = neighbourStats();
       const cases = await Promise.all(expects.map((e) => evaluate(e, sc.expect.indexOf(e), { sc, endpoints, rs, facts, startErrors, result, opts })));
+      distrustDropsOnNeighbourOverflow(cases, neighboursBefore, neighbourStats());
       result.cases.push(...cases);
       for (const e of expects) evaluated.add(e);
     }
@@ -117,12 +129,32 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     }
     result.transcript.push(`error: ${(e as Error).stack ?? String(e)}`);
   } finally {
+    tProbed = performance.now();
     await lab.destroy();
   }
+  const tEnd = performance.now();
+  result.phaseMs = tBuilt ? { build: tBuilt - t0, probe: tProbed - tBuilt, teardown: tEnd - tProbed } : { build: tProbed - t0, probe: 0, teardown: tEnd - tProbed };
   result.cases.sort((a, b) => a.expectIndex - b.expectIndex);
   result.probes = result.cases.filter((c) => c.kind === 'reach').length;
   result.timeMs = performance.now() - t0;
   return result;
+}
+
+/**
+ * A full kernel neighbour table drops packets that need a new ARP entry: a timeout seen then
+ * says nothing about the behaviour under test (and an expected timeout would pass falsely).
+ */
+function distrustDropsOnNeighbourOverflow(cases: CaseResult[], before?: NeighbourStats, after?: NeighbourStats): void {
+  if (!before || !after || after.tableFulls === before.tableFulls) return;
+  for (const c of cases) {
+    if (!c.reach || !['timeout', 'unreachable'].includes(c.reach.actual)) continue;
+    c.status = 'error';
+    c.message =
+      `${c.reach.from} → ${c.reach.to}: got ${c.reach.actual} while the kernel's neighbour table was full ` +
+      `(${after.tableFulls - before.tableFulls} ARP entries refused; the table holds ${neighbourThreshold()} entries for the whole machine, ` +
+      'gc_thresh3, and entries younger than 5 s cannot be reclaimed): this verdict cannot be trusted. ' +
+      'Probe fewer distinct pairs per phase, or split the matrix into phases.';
+  }
 }
 
 async function listenAll(agent: ProbeAgent, specs: string[]): Promise<void> {

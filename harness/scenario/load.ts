@@ -167,10 +167,18 @@ export function loadScenarioText(text: string, file: string): Scenario {
   }
   const at = new Positions(doc, lc, file);
   const data: Raw = doc.toJS() ?? {};
-  if (!validateSchema(data)) throw new ScenarioError(schemaDiagnostics(validateSchema.errors ?? [], at).sort(byPosition));
+  const schemaErrors = validateSchema(data) ? [] : schemaDiagnostics(validateSchema.errors ?? [], at);
+  // Cross-references are checked even when the schema failed, so one run reports everything;
+  // on a document of the wrong shape the resolver may trip, and the schema errors say why.
   const r = new Resolver(data, at);
-  const sc = r.resolve();
-  if (r.errors.length) throw new ScenarioError(dedupe(r.errors).sort(byPosition));
+  let sc: Scenario | undefined;
+  try {
+    sc = r.resolve();
+  } catch (e) {
+    if (schemaErrors.length === 0) throw e;
+  }
+  const all = dedupe([...schemaErrors, ...r.errors]).sort(byPosition);
+  if (all.length || !sc) throw new ScenarioError(all);
   return sc;
 }
 

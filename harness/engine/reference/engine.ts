@@ -1,16 +1,17 @@
-// The reference engine: the project's own implementation of Docker's bridge networking on the
-// kernel, with no daemon and no images. Operations plan kernel work (namespaces, `ip` lines,
-// sysctls, rule edits, userland proxies) and `sync()` applies it in a handful of batched
-// commands, which is what makes a lab take milliseconds.
+// The reference engine: the project's own implementation of Docker's networking on the kernel,
+// with no daemon and no images. Operations plan kernel work (KernelPlan) through a network
+// driver (bridge, …) and a firewall driver (the rule layout of one engine release); sync()
+// applies it in a handful of batched commands, which is what makes a lab take milliseconds.
 import { randomBytes } from 'node:crypto';
 import type { ContainerSpec, DaemonOptions, NetworkSpec } from '../../scenario/types.js';
 import type { Lab } from '../../lab/lab.js';
-import { ProbeAgent } from '../../probe/agent.js';
-import { RuleEditor } from '../../rules/editor.js';
-import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCidr } from './ipam.js';
 import { PortAllocator } from './ports.js';
+import { KernelPlan } from './plan.js';
+import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
+import { BridgeDriver } from './drivers/bridge.js';
+import type { EndpointPlan, NetworkDriver } from './drivers/types.js';
 import { Docker2010Firewall } from './firewall/docker-20.10.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
 
@@ -21,16 +22,14 @@ const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
 
 interface NetState {
   info: NetworkInfo;
+  driver: NetworkDriver;
   fw: BridgeNet;
   pool: AddressPool;
   hostBinding?: string;
 }
 
-interface Endpoint {
+interface Endpoint extends EndpointPlan {
   net: NetState;
-  ip: string;
-  ifname: string; // inside the container
-  veth: string; // host end
 }
 
 interface ContState {
@@ -41,7 +40,7 @@ interface ContState {
   endpoints: Endpoint[];
   forwards: PortForward[];
   links: LinkRule[];
-  proxies: { proto: 'tcp' | 'udp'; port: number; bind: string }[];
+  proxies: ProxySpec[];
 }
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -51,44 +50,40 @@ export class ReferenceEngine implements Engine {
   private ctx!: EngineContext;
   private lab!: Lab;
   private daemon!: DaemonOptions;
+  private plan!: KernelPlan;
+  private proxies!: UserlandProxies;
+  private bridgeDriver!: BridgeDriver;
   private readonly firewall: FirewallDriver = new Docker2010Firewall();
   private readonly pools = new PoolAllocator();
   private readonly portAlloc = new PortAllocator();
   private readonly nets = new Map<string, NetState>();
   private readonly conts = new Map<string, ContState>();
-  private hostAgent?: ProbeAgent;
-
-  // planned kernel work, applied by sync()
-  private pendingNs: string[] = [];
-  private hostLines: string[] = [];
-  private nsLines = new Map<string, string[]>();
-  private hostSysctls: Record<string, string> = {};
-  private pendingProxies: { proto: 'tcp' | 'udp'; port: number; bind: string; dst: string; dstPort: number }[] = [];
-  private closeProxies: { proto: 'tcp' | 'udp'; port: number }[] = [];
-  private rules?: RuleEditor; // loaded lazily from the lab host, written back by sync()
-  private rulesDirty = false;
 
   describe(): string {
     return `reference ${this.firewall.profile}`;
   }
 
+  /** Plans the daemon's start; nothing reaches the kernel before the first sync(). */
   async start(ctx: EngineContext): Promise<void> {
     this.ctx = ctx;
     this.lab = ctx.lab;
     this.daemon = ctx.daemon;
+    this.plan = new KernelPlan(ctx.lab, ctx.hostNs);
+    this.proxies = new UserlandProxies(ctx.lab, ctx.hostNs);
+    this.bridgeDriver = new BridgeDriver(ctx.hostNs, !ctx.daemon['userland-proxy']);
     const d = ctx.daemon;
-    const iptables = d.iptables;
-    if (d['ip-forward'] && (await this.lab.getSysctl(ctx.hostNs, 'net.ipv4.ip_forward')) !== '1') {
+    const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward']);
+    this.plan.seedRules(state.iptablesSave);
+    if (d['ip-forward'] && state.sysctls['net.ipv4.ip_forward'] !== '1') {
       // Docker turns forwarding on itself, and then closes the FORWARD policy.
-      await this.lab.setSysctls(ctx.hostNs, { 'net.ipv4.ip_forward': '1' });
-      if (iptables) (await this.editRules()).setPolicy('filter', 'FORWARD', 'DROP');
+      this.plan.sysctl(ctx.hostNs, 'net.ipv4.ip_forward', '1');
+      if (d.iptables) (await this.plan.editRules()).setPolicy('filter', 'FORWARD', 'DROP');
     }
-    if (iptables) {
-      this.hostSysctls['net.bridge.bridge-nf-call-iptables'] = '1';
-      this.firewall.init(await this.editRules(), { hairpin: !d['userland-proxy'] });
+    if (d.iptables) {
+      this.plan.sysctl(ctx.hostNs, 'net.bridge.bridge-nf-call-iptables', '1');
+      this.firewall.init(await this.plan.editRules(), { hairpin: !d['userland-proxy'] });
     }
     await this.createDefaultBridge();
-    await this.sync();
   }
 
   private async createDefaultBridge(): Promise<void> {
@@ -100,6 +95,7 @@ export class ReferenceEngine implements Engine {
     this.pools.claim(subnet);
     await this.addNetwork({
       info: { name: 'bridge', bridge, subnet, gateway, internal: false },
+      driver: this.bridgeDriver,
       fw: { name: 'bridge', bridge, subnet, icc: d.icc, masquerade: d['ip-masq'], internal: false },
       pool: new AddressPool(subnet, gateway, d['fixed-cidr']),
       hostBinding: d.ip,
@@ -107,10 +103,8 @@ export class ReferenceEngine implements Engine {
   }
 
   private async addNetwork(st: NetState): Promise<void> {
-    const { bridge, gateway, subnet } = st.info;
-    this.hostLines.push(`link add ${bridge} type bridge`, `addr add ${gateway}/${parseCidr(subnet).prefix} dev ${bridge}`, `link set ${bridge} up`);
-    if (!this.daemon['userland-proxy']) this.hostSysctls[`net.ipv4.conf.${bridge}.route_localnet`] = '1';
-    if (this.daemon.iptables) this.firewall.setupNetwork(await this.editRules(), st.fw);
+    st.driver.create(this.plan, { name: st.info.name, bridge: st.info.bridge, subnet: st.info.subnet, gateway: st.info.gateway });
+    if (this.daemon.iptables) this.firewall.setupNetwork(await this.plan.editRules(), st.fw);
     this.nets.set(st.info.name, st);
   }
 
@@ -119,20 +113,13 @@ export class ReferenceEngine implements Engine {
     const o = spec.options;
     const subnet = spec.subnet ? networkOf(spec.subnet) : this.pools.next();
     if (spec.subnet) this.pools.claim(subnet);
-    const gateway = spec.gateway ?? intPlusOne(subnet);
+    const gateway = spec.gateway ?? intToIp(parseCidr(subnet).base + 1);
     const bridge = o[OPT_BRIDGE_NAME] ?? `br-${hex(6)}`;
     const info: NetworkInfo = { name: spec.name, bridge, subnet, gateway, internal: spec.internal };
     await this.addNetwork({
       info,
-      fw: {
-        name: spec.name,
-        bridge,
-        subnet,
-        icc: o[OPT_ICC] !== 'false',
-        masquerade: o[OPT_MASQ] !== 'false',
-        internal: spec.internal,
-        hostIp: o[OPT_HOST_BINDING],
-      },
+      driver: this.bridgeDriver,
+      fw: { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_HOST_BINDING] },
       pool: new AddressPool(subnet, gateway),
       hostBinding: o[OPT_HOST_BINDING],
     });
@@ -163,34 +150,29 @@ export class ReferenceEngine implements Engine {
     } else {
       st.ns = `c-${spec.name}`;
       st.info.netnsPath = this.lab.nsPath(st.ns);
-      this.pendingNs.push(st.ns);
-      this.linesFor(st.ns).push('link set lo up');
+      this.plan.addNamespace(st.ns);
+      this.plan.ip(st.ns, 'link set lo up');
     }
     if (mode === 'bridge') {
       try {
         const netNames = [spec.network, ...spec.networks];
         for (const [i, n] of netNames.entries()) this.attach(st, n, i === 0 ? spec.ip : undefined);
-        await this.publish(st);
+        this.publish(st);
         this.linkTo(st);
       } catch (e) {
         this.release(st);
-        if (e instanceof EngineError) throw new EngineError(`driver failed programming external connectivity on endpoint ${spec.name}: ${e.message}`);
+        if (e instanceof EngineError || e instanceof ProxyBindError) throw new EngineError(`driver failed programming external connectivity on endpoint ${spec.name}: ${e.message}`);
         throw e;
       }
-      const rules = await this.editRules();
       if (this.daemon.iptables) {
+        const rules = await this.plan.editRules();
         for (const pf of st.forwards) this.firewall.addPortForward(rules, pf);
         for (const l of st.links) this.firewall.addLink(rules, l);
       }
+      for (const p of st.proxies) this.proxies.open(p);
     }
     this.conts.set(spec.name, st);
     return st.info;
-  }
-
-  private linesFor(ns: string): string[] {
-    let l = this.nsLines.get(ns);
-    if (!l) this.nsLines.set(ns, (l = []));
-    return l;
   }
 
   private attach(st: ContState, netName: string, fixedIp?: string): Endpoint {
@@ -202,22 +184,19 @@ export class ReferenceEngine implements Engine {
     const used = new Set(st.endpoints.map((e) => e.ifname));
     let n = 0;
     while (used.has(`eth${n}`)) n++;
-    const ep: Endpoint = { net, ip, ifname: `eth${n}`, veth: `veth${hex(4).slice(0, 7)}` };
+    const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNsFull: this.lab.ns(st.ns!) };
+    net.driver.attach(this.plan, { name: net.info.name, bridge: net.info.bridge, subnet: net.info.subnet, gateway: net.info.gateway }, ep);
     const prefix = parseCidr(net.info.subnet).prefix;
-    this.hostLines.push(`link add ${ep.veth} type veth peer name ${ep.ifname} netns ${this.lab.ns(st.ns!)}`, `link set ${ep.veth} master ${net.info.bridge} up`);
-    // Without the userland proxy a container reaches its own published port back through the bridge.
-    if (!this.daemon['userland-proxy']) this.hostLines.push(`link set ${ep.veth} type bridge_slave hairpin on`);
-    const lines = this.linesFor(st.ns!);
-    lines.push(`link set ${ep.ifname} address ${macFor(ip)}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
+    this.plan.ip(st.ns!, `link set ${ep.ifname} address ${ep.mac}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
     // The first endpoint on a network with a gateway provides the default route.
-    if (!net.info.internal && !st.endpoints.some((e) => !e.net.info.internal)) lines.push(`route add default via ${net.info.gateway} dev ${ep.ifname}`);
+    if (!net.info.internal && !st.endpoints.some((e) => !e.net.info.internal)) this.plan.ip(st.ns!, `route add default via ${net.info.gateway} dev ${ep.ifname}`);
     st.endpoints.push(ep);
     st.info.addresses[netName] = ip;
     st.info.ip ??= ip;
     return ep;
   }
 
-  private async publish(st: ContState): Promise<void> {
+  private publish(st: ContState): void {
     const ep = st.endpoints.find((e) => !e.net.info.internal);
     const wanted = [...st.spec.publish.map((p) => ({ ...p }))];
     if (st.spec.publishAll) {
@@ -228,10 +207,7 @@ export class ReferenceEngine implements Engine {
       const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
       const hostPort = this.allocatePort(st, hostIp, p.proto, p.hostPort);
       st.forwards.push({ net: ep.net.fw, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
-      if (this.daemon['userland-proxy']) {
-        st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp });
-        this.pendingProxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
-      }
+      if (this.daemon['userland-proxy']) st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
     }
   }
 
@@ -244,22 +220,15 @@ export class ReferenceEngine implements Engine {
       const port = this.portAlloc.request(hostIp, proto, st.spec.name, wanted);
       if (!this.daemon['userland-proxy']) return port;
       try {
-        this.checkProxyBind(st, hostIp, proto, port);
+        this.proxies.checkFree(proto, hostIp, port);
+        // ports of this container's earlier mappings are not registered with the proxies yet
+        if (st.proxies.some((p) => p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0'))) {
+          throw new ProxyBindError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
+        }
         return port;
       } catch (e) {
         this.portAlloc.release(hostIp, proto, port);
         if (wanted !== undefined || attempt >= 10) throw e;
-      }
-    }
-  }
-
-  /** docker-proxy binds the host port, so overlapping addresses collide like sockets do. */
-  private checkProxyBind(st: ContState, hostIp: string, proto: string, port: number): void {
-    for (const c of [...this.conts.values(), st]) {
-      for (const p of c.proxies) {
-        if (p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0')) {
-          throw new EngineError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
-        }
       }
     }
   }
@@ -271,21 +240,15 @@ export class ReferenceEngine implements Engine {
       const mine = st.endpoints.find((e) => e.net.info.name === 'bridge');
       const theirs = target.endpoints.find((e) => e.net.info.name === 'bridge');
       if (!mine || !theirs) throw new EngineError('links are only supported on the default bridge network');
-      const ports = exposedPorts(target.spec);
-      st.links.push({ net: mine.net.fw, fromIp: mine.ip, toIp: theirs.ip, ports });
+      st.links.push({ net: mine.net.fw, fromIp: mine.ip, toIp: theirs.ip, ports: exposedPorts(target.spec) });
     }
   }
 
+  /** Undo the bookkeeping and planned kernel work of a container the engine refused. */
   private release(st: ContState): void {
     for (const ep of st.endpoints) ep.net.pool.release(ep.ip);
     for (const f of st.forwards) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
-    this.pendingProxies = this.pendingProxies.filter((p) => !st.proxies.some((q) => q.port === p.port && q.proto === p.proto && q.bind === p.bind));
-    // planned kernel lines for a refused container are dropped with its namespace
-    if (st.ns) {
-      this.pendingNs = this.pendingNs.filter((n) => n !== st.ns);
-      this.nsLines.delete(st.ns);
-      this.hostLines = this.hostLines.filter((l) => !st.endpoints.some((e) => l.includes(` ${e.veth} `)));
-    }
+    if (st.ns) this.plan.dropNamespace(st.ns, [...st.endpoints.map((e) => e.hostIf), this.lab.ns(st.ns)]);
   }
 
   async connect(container: string, network: string): Promise<void> {
@@ -299,20 +262,22 @@ export class ReferenceEngine implements Engine {
     const i = st.endpoints.findIndex((e) => e.net.info.name === network);
     if (i < 0) throw new EngineError(`container ${container} is not connected to network ${network}`);
     const [ep] = st.endpoints.splice(i, 1);
-    const rules = this.daemon.iptables ? await this.editRules() : undefined;
-    for (const f of st.forwards.filter((f) => f.net === ep.net.fw)) {
-      if (rules) this.firewall.removePortForward(rules, f);
+    const gone = st.forwards.filter((f) => f.net === ep.net.fw);
+    if (this.daemon.iptables) {
+      const rules = await this.plan.editRules();
+      for (const f of gone) this.firewall.removePortForward(rules, f);
     }
+    for (const f of gone) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     st.forwards = st.forwards.filter((f) => f.net !== ep.net.fw);
-    this.hostLines.push(`link del ${ep.veth}`);
+    ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     ep.net.pool.release(ep.ip);
     delete st.info.addresses[network];
   }
 
   async remove(container: string): Promise<void> {
     const st = this.mustGet(container);
-    const rules = this.daemon.iptables ? await this.editRules() : undefined;
-    if (rules) {
+    if (this.daemon.iptables) {
+      const rules = await this.plan.editRules();
       for (const f of st.forwards) this.firewall.removePortForward(rules, f);
       for (const l of st.links) this.firewall.removeLink(rules, l);
       // links other containers hold to this one go with it
@@ -322,11 +287,11 @@ export class ReferenceEngine implements Engine {
         other.links = other.links.filter((l) => !dead.includes(l));
       }
     }
-    for (const p of st.proxies) this.closeProxies.push({ proto: p.proto, port: p.port });
+    for (const p of st.proxies) this.proxies.close(p);
     for (const f of st.forwards) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     for (const ep of st.endpoints) {
       ep.net.pool.release(ep.ip);
-      this.hostLines.push(`link del ${ep.veth}`);
+      ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     }
     this.conts.delete(container);
     await this.sync();
@@ -335,7 +300,7 @@ export class ReferenceEngine implements Engine {
 
   async reloadRules(): Promise<void> {
     if (!this.daemon.iptables) return;
-    const rules = await this.editRules();
+    const rules = await this.plan.editRules();
     this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'] });
     for (const n of this.nets.values()) this.firewall.setupNetwork(rules, n.fw);
     for (const c of this.conts.values()) {
@@ -351,52 +316,10 @@ export class ReferenceEngine implements Engine {
     return st;
   }
 
-  /** The rule editor over the lab host's current rules (read once, written by sync()). */
-  private async editRules(): Promise<RuleEditor> {
-    if (!this.rules) {
-      const saved = await this.lab.exec(this.ctx.hostNs, 'iptables-save', []);
-      this.rules = new RuleEditor(parseIptablesSave(saved.stdout));
-    }
-    this.rulesDirty = true;
-    return this.rules;
-  }
-
   /** Apply all planned kernel work. */
   async sync(): Promise<void> {
-    const lab = this.lab;
-    const host = this.ctx.hostNs;
-    await lab.addNamespaces(this.pendingNs);
-    this.pendingNs = [];
-    const hostLines = this.hostLines;
-    this.hostLines = [];
-    await lab.ip(host, hostLines);
-    const nsLines = [...this.nsLines];
-    this.nsLines.clear();
-    await Promise.all(nsLines.map(([ns, lines]) => lab.ip(ns, lines)));
-    if (Object.keys(this.hostSysctls).length) {
-      await lab.setSysctls(host, this.hostSysctls);
-      this.hostSysctls = {};
-    }
-    if (this.rules && this.rulesDirty) {
-      const text = serializeRuleset(this.rules.toRuleset());
-      await lab.exec(host, 'iptables-restore', [], { input: text });
-    }
-    // Others (a scenario's administrator) may change rules between syncs: read afresh next time.
-    this.rules = undefined;
-    this.rulesDirty = false;
-    await this.applyProxies();
-  }
-
-  private async applyProxies(): Promise<void> {
-    if (this.pendingProxies.length === 0 && this.closeProxies.length === 0) return;
-    if (!this.hostAgent) {
-      this.hostAgent = await ProbeAgent.start({ netns: this.lab.nsPath(this.ctx.hostNs), label: 'docker-proxy' });
-    }
-    for (const c of this.closeProxies) await this.hostAgent.close(c.proto, c.port);
-    this.closeProxies = [];
-    const todo = this.pendingProxies;
-    this.pendingProxies = [];
-    await Promise.all(todo.map((p) => this.hostAgent!.proxy(p.proto, p.port, p.dst, p.dstPort, p.bind)));
+    await this.plan.apply();
+    await this.proxies.apply();
   }
 
   networks(): NetworkInfo[] {
@@ -414,13 +337,8 @@ export class ReferenceEngine implements Engine {
   }
 
   async stop(): Promise<void> {
-    await this.hostAgent?.stop();
-    this.hostAgent = undefined;
+    await this.proxies?.stop();
   }
-}
-
-function intPlusOne(subnet: string): string {
-  return intToIp(parseCidr(subnet).base + 1);
 }
 
 /** Ports a link opens: what the target exposes, including the container side of its -p. */
