@@ -26,7 +26,7 @@ async function runOn(sc: Scenario): Promise<ScenarioResult> {
 function withDeletedRules(sc: Scenario, deletions: string[], keep: (e: Expectation) => boolean): Scenario {
   const loc = sc.loc;
   const expect = sc.expect.filter(keep).map((e) => ({ ...e, phase: 0 }));
-  return { ...sc, phases: [{ steps: deletions.map((args) => ({ kind: 'iptables' as const, args, loc })), loc }], expect };
+  return { ...sc, phases: [{ steps: deletions.map((args) => ({ kind: 'iptables' as const, host: 'host', args, loc })), loc }], expect };
 }
 
 describe.skipIf(!isRoot)('conformance (reference engine)', () => {

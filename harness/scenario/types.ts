@@ -24,10 +24,14 @@ export interface DaemonOptions {
   'userland-proxy': boolean;
 }
 
-/** The lab's Docker host: its outside leg towards `wan`. */
+/**
+ * One Docker host of the lab: its outside leg (eth0) on the `lan` segment, its daemon, and the
+ * networks and containers its engine runs. Single-host scenarios have one, named "host".
+ */
 export interface HostSpec {
-  address: string; // CIDR, default 203.0.113.1/24
-  gateway: string; // upstream router in wan, default 203.0.113.254
+  name: string;
+  address: string; // CIDR on the lan, default 203.0.113.1/24 (then .2, .3 … for further hosts)
+  gateway: string; // the router on the lan, default 203.0.113.254
   /** sysctls set in the lab host namespace before the engine starts (the starting ns is never touched) */
   sysctls: Record<string, string>;
   /** ports the probe agent in the host namespace listens on, e.g. "tcp/7000" */
@@ -36,6 +40,30 @@ export interface HostSpec {
   rules: string[];
   /** extra addresses for the host's outside interface (CIDR) */
   extraAddresses: string[];
+  /** further NICs: interface name → segment it is plugged into (e.g. eth1 → trunk) */
+  nics: Record<string, string>;
+  daemon: DaemonOptions;
+  networks: NetworkSpec[];
+  containers: ContainerSpec[];
+  loc: Loc;
+}
+
+/** A machine on the hosts' LAN (a neighbour), outside every Docker host. */
+export interface PeerSpec {
+  name: string;
+  address: string; // CIDR on the lan
+  /** routes "DEST via TARGET": TARGET is a host name, `router` or an address */
+  routes: { dest: string; via: string }[];
+  sysctls: Record<string, string>;
+  listen: string[];
+  loc: Loc;
+}
+
+/** The L2 segment the hosts' eth0, the router and the peers are plugged into. */
+export interface LanSpec {
+  subnet: string; // CIDR, from the first host's address
+  router: string; // the wan router's address on the lan (the hosts' default gateway)
+  peers: PeerSpec[];
 }
 
 /** The outside world: an upstream router and outside servers, with no route anywhere else. */
@@ -44,7 +72,7 @@ export interface WanSpec {
   servers: string[];
   /** what the outside servers listen on, e.g. "tcp/9000", "udp/9000" */
   listen: string[];
-  /** whether wan has a route back to container subnets via the host (off: Docker's real-world case) */
+  /** whether wan has a route back to container subnets via their host (off: Docker's real-world case) */
   routeToContainers: boolean;
 }
 
@@ -69,7 +97,9 @@ export interface PublishSpec {
 }
 
 export interface ContainerSpec {
-  name: string;
+  name: string; // on its host
+  /** how scenarios refer to it: the name, or host/name in a scenario with several hosts */
+  ref: string;
   /** primary network: "bridge" (default), "host", "none", "container:<name>" or a user network */
   network: string;
   /** further user networks to attach at start, in order */
@@ -93,12 +123,18 @@ export interface ContainerSpec {
 }
 
 /** Steps run after the initial build and before the expectations that follow them. */
+/**
+ * Steps run after the initial build and before the expectations that follow them. Container
+ * names are qualified references ("web", or "hostB/web" in multi-host scenarios); `host`
+ * names the Docker host a step acts on.
+ */
 export type Step =
   | { kind: 'connect'; container: string; network: string; loc: Loc }
   | { kind: 'disconnect'; container: string; network: string; loc: Loc }
   | { kind: 'remove'; container: string; loc: Loc }
-  | { kind: 'iptables'; args: string; loc: Loc } // administrator rule in the lab host, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
-  | { kind: 'restart-rules'; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
+  | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
+  | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host, e.g. "link set eth1 master docker0"
+  | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
 
 interface ExpectBase {
   /** catalogue ID this expectation proves */
@@ -112,7 +148,7 @@ interface ExpectBase {
 
 export interface ReachExpect extends ExpectBase {
   kind: 'reach';
-  from: string; // endpoint: container, "host", "wan", "hostname/container"
+  from: string; // endpoint: container ("web", "hostB/web"), host name, peer, "wan"
   to: string; // endpoint or literal address
   proto: Proto;
   port?: number; // required for tcp/udp unless `published` is given
@@ -126,6 +162,8 @@ export interface ReachExpect extends ExpectBase {
 
 export interface RulesExpect extends ExpectBase {
   kind: 'rules';
+  /** the Docker host whose rule set is checked */
+  host: string;
   table: string;
   chain: string;
   contains?: string[]; // ordered subsequence
@@ -160,11 +198,12 @@ export interface Scenario {
   description?: string;
   /** kernel features the scenario needs ("macvlan", "vxlan", "8021q", "bridge-vlan-filtering", "openvswitch") */
   requires: string[];
-  daemon: DaemonOptions;
-  host: HostSpec;
+  /** the Docker hosts; one named "host" unless the scenario declares `hosts:` */
+  hosts: HostSpec[];
+  lan: LanSpec;
+  /** further L2 segments (besides the lan) that host NICs can be plugged into */
+  segments: string[];
   wan: WanSpec;
-  networks: NetworkSpec[];
-  containers: ContainerSpec[];
   /** phases[0] is the state right after the build (no steps); each `then` entry adds one */
   phases: { steps: Step[]; loc: Loc }[];
   /** every expectation, each tagged with its phase */

@@ -148,7 +148,7 @@ export class ReferenceEngine implements Engine {
       st.info.ip = other.info.ip;
       st.info.addresses = { ...other.info.addresses };
     } else {
-      st.ns = `c-${spec.name}`;
+      st.ns = `${this.ctx.hostNs}-c-${spec.name}`;
       st.info.netnsPath = this.lab.nsPath(st.ns);
       this.plan.addNamespace(st.ns);
       this.plan.ip(st.ns, 'link set lo up');
