@@ -86,7 +86,7 @@ expect:
       'x.yaml:9:79: containers.db.links[0]: links work on the default bridge network only',
       "x.yaml:12:29: expect[0].reach.to: unknown endpoint 'nobody' (expected a host (host), HOST@<network>, a container, a lan peer, router, wan or an IPv4 address)",
       'x.yaml:14:9: expect[1].id: IN-01 is not listed in covers: [EG-01, XX-99]',
-      'x.yaml:15:12: expect[1].rules: rules needs at least one of: contains, absent, exact, golden, policy',
+      'x.yaml:15:12: expect[1].rules: rules needs at least one of: contains, absent, exact, golden, policy, exists: false',
     ]);
   });
 

@@ -14,6 +14,7 @@ export interface RuleCheck {
   exact?: string[];
   golden?: string; // absolute path
   policy?: string;
+  exists?: boolean; // false: the chain must not exist
 }
 
 export interface CheckResult {
@@ -47,6 +48,9 @@ export function checkRules(rs: Ruleset, check: RuleCheck, opts: CheckOptions = {
   const problems: string[] = [];
   let diff: string | undefined;
 
+  if (check.exists === false) {
+    return chain ? { ok: false, message: `chain ${label} exists, but should not (it has ${chain.rules.length} rules)`, diff: diffOf(label, [], asLines(check.chain, chain.rules)) } : { ok: true, message: '' };
+  }
   if (!chain) {
     const onlyAbsent = !check.contains && !check.exact && !check.golden && !check.policy;
     return onlyAbsent ? { ok: true, message: '' } : { ok: false, message: `chain ${label} does not exist` };

@@ -22,6 +22,8 @@ export interface PortBinding {
 
 export interface ContainerInfo {
   name: string;
+  /** the hostname its processes see (/etc/hostname, $HOSTNAME) */
+  hostname?: string;
   /** network namespace file a probe agent enters (/run/netns/… or /proc/<pid>/ns/net) */
   netnsPath: string;
   /** mount namespace file, when the container has its own view of /etc */
@@ -57,6 +59,8 @@ export interface Engine {
   connect(container: string, network: string): Promise<void>;
   disconnect(container: string, network: string): Promise<void>;
   remove(container: string): Promise<void>;
+  /** `docker rm --link /<container>/<alias>`: drop one legacy link of a running container */
+  unlink(container: string, alias: string): Promise<void>;
   /** reprogram the engine's rules as a daemon restart does */
   reloadRules(): Promise<void>;
   /** wait until everything asked for so far is in the kernel (engines may batch work) */

@@ -2,7 +2,9 @@
 // to this process and run, so parallel runs never see each other and `gc` can find what a
 // killed run left behind (the prefix carries the owning pid).
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run, runInNetns } from './exec.js';
 
 export const LAB_PREFIX = 'ncf';
@@ -18,6 +20,7 @@ export class Lab {
   private readonly names = new Set<string>();
   private readonly cleanups: (() => Promise<void> | void)[] = [];
   private destroyed = false;
+  private dir?: string;
 
   private constructor(prefix: string) {
     this.prefix = prefix;
@@ -113,6 +116,15 @@ export class Lab {
     return (await this.snapshot(name, [key])).sysctls[key];
   }
 
+  /** A private folder for this lab's files (containers' /etc files), removed with the lab. */
+  stateDir(): string {
+    if (!this.dir) {
+      this.dir = join(tmpdir(), this.prefix);
+      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    }
+    return this.dir;
+  }
+
   /** Register a cleanup that runs (in reverse order) before the namespaces are deleted. */
   onDestroy(fn: () => Promise<void> | void): void {
     this.cleanups.push(fn);
@@ -135,6 +147,7 @@ export class Lab {
         await run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
       }
       this.names.clear();
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
     } finally {
       liveLabs.delete(this);
     }
@@ -219,6 +232,14 @@ export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
   await killProcessesIn(removed);
   if (removed.length) {
     await run('ip', ['-force', '-batch', '-'], { input: removed.map((n) => `netns del ${n}`).join('\n') + '\n', allowFail: true });
+  }
+  // the state folders of those labs (same prefix, under the temp folder)
+  for (const d of readdirSync(tmpdir())) {
+    const m = NAME_RE.exec(`${d}-`);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (!opts.all && pid !== process.pid && alive(pid)) continue;
+    rmSync(join(tmpdir(), d), { recursive: true, force: true });
   }
   return { removed, keptLive };
 }

@@ -61,6 +61,12 @@ export class Endpoints {
     return a;
   }
 
+  /** The Docker host a container runs on (a host stands for itself; others for the first host). */
+  hostOf(ref: string): string {
+    if (this.sc.hosts.some((h) => h.name === ref)) return ref;
+    return this.index.get(ref)?.host.name ?? this.sc.hosts[0].name;
+  }
+
   /** Every agent, to ask which one saw a probe's token. */
   all(): ProbeAgent[] {
     return [this.agents.wan, ...this.agents.hosts.values(), ...this.agents.peers.values(), ...this.agents.containers.values()];

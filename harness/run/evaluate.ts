@@ -36,7 +36,7 @@ export function caseOf(e: Expectation, expectIndex: number, status: CaseResult['
  * container's addresses by reference (plus by plain name for the host's own containers).
  */
 export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engine>): Facts {
-  const facts: Facts = { addresses: {}, subnets: {}, bridges: {}, ports: {} };
+  const facts: Facts = { addresses: {}, subnets: {}, bridges: {}, ports: {}, hostnames: {} };
   const engine = engines.get(host.name)!;
   for (const n of engine.networks()) {
     facts.subnets[n.name] = n.subnet;
@@ -48,6 +48,7 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
     for (const c of engines.get(h.name)!.containers()) {
       const refs = multi ? [`${h.name}/${c.name}`, ...(h === host ? [c.name] : [])] : [c.name];
       for (const ref of refs) {
+        if (c.hostname) facts.hostnames![ref] = c.hostname;
         if (c.ip && !(ref in facts.addresses)) facts.addresses[ref] = c.ip;
         for (const [net, ip] of Object.entries(c.addresses)) facts.addresses[`${ref}@${net}`] = ip;
       }
@@ -75,7 +76,7 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
       case 'rules': {
         const { rs, facts } = cx.rules.get(e.host)!;
         const golden = e.golden ? resolve(dirname(cx.sc.file), e.golden) : undefined;
-        const r = checkRules(rs, { table: e.table, chain: e.chain, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy }, {
+        const r = checkRules(rs, { table: e.table, chain: e.chain, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy, exists: e.exists }, {
           expand: (s) => expand(s, facts),
           updateGolden: cx.updateGolden,
         });
@@ -90,13 +91,36 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
       }
       case 'file': {
         const text = await cx.endpoints.agentOf(e.container).readFile(e.path);
+        const facts = cx.rules.get(cx.endpoints.hostOf(e.container))!.facts;
+        const x = (t: string) => expand(t, facts);
         const problems: string[] = [];
-        for (const s of e.contains ?? []) if (!text.includes(s)) problems.push(`missing ${JSON.stringify(s)}`);
-        for (const s of e.absent ?? []) if (text.includes(s)) problems.push(`unexpected ${JSON.stringify(s)}`);
-        if (e.equals !== undefined && text !== e.equals) problems.push('content differs');
+        for (const s of e.contains ?? []) if (!text.includes(x(s))) problems.push(`missing ${JSON.stringify(x(s))}`);
+        for (const s of e.absent ?? []) if (text.includes(x(s))) problems.push(`unexpected ${JSON.stringify(x(s))}`);
+        for (const s of e.matches ?? []) if (!new RegExp(x(s), 'm').test(text)) problems.push(`no line matches /${x(s)}/`);
+        if (e.equals !== undefined && text !== x(e.equals)) problems.push(`content differs from ${JSON.stringify(x(e.equals))}`);
         return caseOf(e, index, problems.length ? 'failed' : 'passed', took(), {
           message: problems.length ? `${e.container}:${e.path}: ${problems.join(', ')}\n--- content ---\n${text}` : undefined,
         });
+      }
+      case 'resolve': {
+        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, cx.sc.probeTimeoutMs);
+        const want = e.answer === 'none' ? 'none' : cx.endpoints.address(e.answer);
+        const got = r.address ?? 'none';
+        const what = `${e.from} resolves ${e.name}: ${r.address ? `${r.address} (${cx.endpoints.nameOf(r.address)}, from ${r.via})` : `no address (${r.failure})`}`;
+        cx.result.transcript.push(`resolve ${what}`);
+        const ok = got === want;
+        return caseOf(e, index, ok ? 'passed' : 'failed', took(), {
+          transcript: what,
+          message: ok ? undefined : `${what}; expected ${want === 'none' ? 'no address' : `${want} (${e.answer})`}`,
+        });
+      }
+      case 'env': {
+        const value = await cx.endpoints.agentOf(e.container).getenv(e.variable);
+        const facts = cx.rules.get(cx.endpoints.hostOf(e.container))!.facts;
+        const want = e.absent ? undefined : expand(e.equals!, facts);
+        const ok = value === want;
+        const show = (v?: string) => (v === undefined ? 'unset' : JSON.stringify(v));
+        return caseOf(e, index, ok ? 'passed' : 'failed', took(), { message: ok ? undefined : `${e.container}: ${e.variable} is ${show(value)}, expected ${show(want)}` });
       }
     }
   } catch (err) {

@@ -91,7 +91,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
           .filter((c) => running.has(c.ref))
           .map(async (c) => {
             const info = running.get(c.ref)!;
-            const a = await startAgent({ netns: info.netnsPath, mntns: info.mntnsPath, label: c.ref });
+            const a = await startAgent({ netns: info.netnsPath, mntns: info.mntnsPath, env: info.env, label: c.ref });
             labAgents.containers.set(c.ref, a);
             await listenAll(a, c.listen);
           }),

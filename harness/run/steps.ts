@@ -25,6 +25,10 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
       const { engine, name } = owner(step.container);
       return engine.remove(name);
     }
+    case 'unlink': {
+      const { engine, name } = owner(step.container);
+      return engine.unlink(name, step.alias);
+    }
     case 'iptables':
       await engines.get(step.host)!.sync();
       return iptables(lab, hostNs(step.host), step.args);
@@ -44,6 +48,8 @@ export function describeStep(step: Step, multiHost: boolean): string {
       return `${step.kind} ${step.container} ${step.network}`;
     case 'remove':
       return `remove ${step.container}`;
+    case 'unlink':
+      return `unlink ${step.container}/${step.alias}`;
     case 'iptables':
       return `iptables ${step.args}${on(step.host)}`;
     case 'ip':

@@ -110,7 +110,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
       return { message: `${JSON.stringify(e.data)}: expected a port number or "PORT/tcp" / "PORT/udp"` };
     case 'minProperties':
     case 'maxProperties':
-      if (/\/step\//.test(e.schemaPath)) return { message: 'a step has exactly one of: connect, disconnect, remove, iptables, ip, restart-rules (and optionally on: HOST)' };
+      if (/\/step\//.test(e.schemaPath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)' };
       return { message: e.message ?? e.keyword };
     default:
       return { message: e.message ?? e.keyword };
@@ -234,6 +234,7 @@ export function loadScenarios(paths: string[]): { scenarios: Scenario[]; errors:
 }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+const KINDS = ['reach', 'matrix', 'rules', 'start', 'file', 'resolve', 'env'];
 const DEFAULT_BIP = '172.17.0.1/16';
 const DEFAULT_LAN = { firstHost: 1, prefix: 24, base: '203.0.113', router: '203.0.113.254' };
 /** The host of a single-host scenario. */
@@ -534,6 +535,14 @@ class Resolver {
       if (s.on !== undefined) this.err([...p, 'on'], `${kind} acts on the container's own host; write the container as host/name instead of on:`);
       return { kind, container, network: a.network, loc };
     }
+    if (s.unlink) {
+      const i = String(s.unlink).lastIndexOf('/');
+      const container = this.container(s.unlink.slice(0, i), [...p, 'unlink'], ctx);
+      const alias = s.unlink.slice(i + 1);
+      const spec = ctx.containers.get(container)?.c;
+      if (spec && !spec.links.some((l) => l.alias === alias)) this.err([...p, 'unlink'], `${container} has no link with alias ${alias} (links: ${spec.links.map((l) => l.alias).join(', ') || 'none'})`);
+      return { kind: 'unlink', container, alias, loc };
+    }
     if (s.remove) {
       if (s.on !== undefined) this.err([...p, 'on'], 'remove acts on the container\'s own host; write the container as host/name instead of on:');
       return { kind: 'remove', container: this.container(s.remove, [...p, 'remove'], ctx), loc };
@@ -541,7 +550,7 @@ class Resolver {
     const host = this.hostOf(s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
     if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
     if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
-    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, iptables, ip, restart-rules (and optionally on: HOST)');
+    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)');
     return { kind: 'restart-rules', host, loc };
   }
 
@@ -552,11 +561,13 @@ class Resolver {
       const loc = this.loc(p);
       if (!(e.id in CATALOGUE)) this.err([...p, 'id'], `unknown catalogue ID ${e.id}`);
       else if (!ctx.covers.includes(e.id)) this.err([...p, 'id'], `${e.id} is not listed in covers: [${ctx.covers.join(', ')}]`);
-      const kinds = ['reach', 'matrix', 'rules', 'start', 'file'].filter((k) => e[k] !== undefined);
+      const kinds = KINDS.filter((k) => e[k] !== undefined);
       if (kinds.length !== 1) {
-        this.err(p, `expected exactly one of: reach, matrix, rules, start, file${kinds.length ? ` (found ${kinds.join(', ')})` : ''}`);
+        this.err(p, `expected exactly one of: ${KINDS.join(', ')}${kinds.length ? ` (found ${kinds.join(', ')})` : ''}`);
         return;
       }
+      if (e.answer !== undefined && kinds[0] !== 'resolve') this.err([...p, 'answer'], 'answer goes with resolve');
+      if (e.result !== undefined && kinds[0] !== 'reach' && kinds[0] !== 'matrix') this.err([...p, 'result'], 'result goes with reach or matrix');
       const common = { id: e.id, name: e.name, phase, loc };
       const kind = kinds[0];
       if (kind === 'reach' || kind === 'matrix') {
@@ -585,9 +596,9 @@ class Resolver {
       }
       if (kind === 'rules') {
         const r = e.rules;
-        if (!r.contains && !r.absent && !r.exact && !r.golden && !r.policy) this.err([...p, 'rules'], 'rules needs at least one of: contains, absent, exact, golden, policy');
+        if (!r.contains && !r.absent && !r.exact && !r.golden && !r.policy && r.exists === undefined) this.err([...p, 'rules'], 'rules needs at least one of: contains, absent, exact, golden, policy, exists: false');
         const host = this.hostOf(r.host, r.host !== undefined ? [...p, 'rules', 'host'] : [...p, 'rules'], ctx, 'a rules check');
-        out.push({ ...common, kind: 'rules', host, table: r.table, chain: r.chain, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy });
+        out.push({ ...common, kind: 'rules', host, table: r.table, chain: r.chain, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
         return;
       }
       if (kind === 'start') {
@@ -596,9 +607,32 @@ class Resolver {
         out.push({ ...common, kind: 'start', container, fails: e.fails ?? '' });
         return;
       }
+      if (kind === 'resolve') {
+        const from = this.container(e.resolve.from, [...p, 'resolve', 'from'], ctx);
+        if (e.answer === undefined) this.err(p, "missing required key 'answer' (the endpoint or address the name must resolve to, or none)");
+        else if (e.answer !== 'none') this.endpoint(e.answer, [...p, 'answer'], ctx, true);
+        out.push({ ...common, kind: 'resolve', from, name: e.resolve.name, answer: e.answer ?? 'none' });
+        return;
+      }
+      if (kind === 'env') {
+        const v = e.env;
+        const container = this.container(v.container, [...p, 'env', 'container'], ctx);
+        if ((v.equals === undefined) === (v.absent === undefined)) this.err([...p, 'env'], 'env needs exactly one of: equals, absent: true');
+        out.push({ ...common, kind: 'env', container, variable: v.name, equals: v.equals, absent: v.absent === true });
+        return;
+      }
       const f = e.file;
-      const container = this.container(f.container, [...p, 'file', 'container'], ctx);
-      out.push({ ...common, kind: 'file', container, path: f.path, contains: f.contains, absent: f.absent, equals: f.equals });
+      let container: string;
+      if ((f.container === undefined) === (f.host === undefined)) {
+        this.err([...p, 'file'], 'file needs exactly one of: container (a container or a lan peer), host (a Docker host)');
+        container = f.container ?? f.host ?? '';
+      } else if (f.host !== undefined) {
+        container = this.hostOf(f.host, [...p, 'file', 'host'], ctx, 'a file check');
+      } else {
+        container = ctx.peers.has(f.container) ? f.container : this.container(f.container, [...p, 'file', 'container'], ctx);
+      }
+      if (!f.contains && !f.absent && !f.matches && f.equals === undefined) this.err([...p, 'file'], 'file needs at least one of: contains, absent, matches, equals');
+      out.push({ ...common, kind: 'file', container, path: f.path, contains: f.contains, absent: f.absent, matches: f.matches, equals: f.equals });
     });
     return out;
   }
@@ -639,8 +673,10 @@ class Resolver {
       );
       return;
     }
+    // a container may be connected to more networks by later steps: any network of its host will do
     const c = found.c;
-    if (net && net !== c.network && !c.networks.includes(net)) this.err(p, `container ${base} is not attached to network ${net}`);
+    const attachable = net === 'bridge' || found.host.networks.some((n) => n.name === net) || net === c.network;
+    if (net && !attachable) this.err(p, `container ${base} cannot be on network ${net} (networks of its host: bridge${found.host.networks.map((n) => `, ${n.name}`).join('')})`);
   }
 }
 

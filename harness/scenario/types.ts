@@ -132,6 +132,7 @@ export type Step =
   | { kind: 'connect'; container: string; network: string; loc: Loc }
   | { kind: 'disconnect'; container: string; network: string; loc: Loc }
   | { kind: 'remove'; container: string; loc: Loc }
+  | { kind: 'unlink'; container: string; alias: string; loc: Loc } // docker rm --link /container/alias
   | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
   | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host, e.g. "link set eth1 master docker0"
   | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
@@ -171,6 +172,7 @@ export interface RulesExpect extends ExpectBase {
   exact?: string[]; // the chain's rules, exactly
   golden?: string; // path (relative to the scenario file) of a golden chain dump
   policy?: string; // built-in chain policy, e.g. DROP
+  exists?: boolean; // false: the chain must not exist at all
 }
 
 export interface StartExpect extends ExpectBase {
@@ -181,14 +183,36 @@ export interface StartExpect extends ExpectBase {
 
 export interface FileExpect extends ExpectBase {
   kind: 'file';
+  /** a container reference, or a host or peer name (files as a process there reads them) */
   container: string;
   path: string; // as a process in the container reads it
   contains?: string[];
   absent?: string[];
+  /** regular expressions, each of which some line must match */
+  matches?: string[];
   equals?: string;
 }
 
-export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect;
+/** A name looked up as the container's processes would (/etc/hosts, then its nameserver). */
+export interface ResolveExpect extends ExpectBase {
+  kind: 'resolve';
+  from: string; // container reference
+  name: string;
+  /** the endpoint (or address) the answer must be, or "none" when the name must not resolve */
+  answer: string;
+}
+
+/** A variable in the environment of the container's processes. */
+export interface EnvExpect extends ExpectBase {
+  kind: 'env';
+  container: string;
+  variable: string;
+  /** the value, with ${…} placeholders; omitted with `absent` */
+  equals?: string;
+  absent: boolean;
+}
+
+export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect | ResolveExpect | EnvExpect;
 
 export interface Scenario {
   file: string;

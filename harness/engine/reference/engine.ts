@@ -3,6 +3,9 @@
 // driver (bridge, …) and a firewall driver (the rule layout of one engine release); sync()
 // applies it in a handful of batched commands, which is what makes a lab take milliseconds.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname as machineHostname } from 'node:os';
+import { join } from 'node:path';
 import type { ContainerSpec, DaemonOptions, NetworkSpec } from '../../scenario/types.js';
 import type { Lab } from '../../lab/lab.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
@@ -14,11 +17,15 @@ import { BridgeDriver } from './drivers/bridge.js';
 import type { EndpointPlan, NetworkDriver } from './drivers/types.js';
 import { Docker2010Firewall } from './firewall/docker-20.10.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
+import { Refd } from './refd.js';
+import { EmbeddedDns } from './embedded-dns.js';
+import { DEFAULT_PATH, hostsFile, linkEnv, resolvConf, type HostsRecord } from './container-files.js';
 
 const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 const OPT_MASQ = 'com.docker.network.bridge.enable_ip_masquerade';
 const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
+const OPT_SNAT_SOURCE = 'com.docker.network.host_ipv4';
 
 interface NetState {
   info: NetworkInfo;
@@ -30,12 +37,25 @@ interface NetState {
 
 interface Endpoint extends EndpointPlan {
   net: NetState;
+  /** names this container also answers to on this network (--network-alias) */
+  aliases: string[];
+}
+
+/** The files a container's processes see over /etc, as the engine wrote them. */
+interface EtcFiles {
+  hosts: string;
+  resolv: string;
+  hostname: string;
 }
 
 interface ContState {
   spec: ContainerSpec;
   id: string;
+  hostname: string;
   ns?: string; // lab namespace name when the container owns one
+  files?: EtcFiles; // paths; shared with the other container in container: mode
+  /** --add-host and legacy link records of /etc/hosts, before the container's own */
+  extraHosts: HostsRecord[];
   info: ContainerInfo;
   endpoints: Endpoint[];
   forwards: PortForward[];
@@ -58,6 +78,10 @@ export class ReferenceEngine implements Engine {
   private readonly portAlloc = new PortAllocator();
   private readonly nets = new Map<string, NetState>();
   private readonly conts = new Map<string, ContState>();
+  private refd?: Promise<Refd>;
+  private pendingMounts: Promise<void>[] = [];
+  private dns!: EmbeddedDns;
+  private hostResolvConf = '';
 
   describe(): string {
     return `reference ${this.firewall.profile}`;
@@ -71,6 +95,9 @@ export class ReferenceEngine implements Engine {
     this.plan = new KernelPlan(ctx.lab, ctx.hostNs);
     this.proxies = new UserlandProxies(ctx.lab, ctx.hostNs);
     this.bridgeDriver = new BridgeDriver(ctx.hostNs, !ctx.daemon['userland-proxy']);
+    this.dns = new EmbeddedDns(ctx.lab, () => this.helper());
+    this.hostResolvConf = readOptional('/etc/resolv.conf');
+    this.helper().catch(() => {}); // starts while the daemon is planned; errors surface on use
     const d = ctx.daemon;
     const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward']);
     this.plan.seedRules(state.iptablesSave);
@@ -119,34 +146,45 @@ export class ReferenceEngine implements Engine {
     await this.addNetwork({
       info,
       driver: this.bridgeDriver,
-      fw: { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_HOST_BINDING] },
+      fw: { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_SNAT_SOURCE] },
       pool: new AddressPool(subnet, gateway),
       hostBinding: o[OPT_HOST_BINDING],
     });
     return info;
   }
 
+  /** The helper process holding mount namespaces and resolver sockets, started on first use. */
+  private helper(): Promise<Refd> {
+    this.refd ??= Refd.start(this.lab.nsPath(this.ctx.hostNs));
+    return this.refd;
+  }
+
   async runContainer(spec: ContainerSpec): Promise<ContainerInfo> {
     if (this.conts.has(spec.name)) throw new EngineError(`Conflict. The container name "/${spec.name}" is already in use`);
+    const mode = spec.network === 'host' || spec.network === 'none' ? spec.network : spec.network.startsWith('container:') ? 'container' : 'bridge';
+    refuseConflictingOptions(spec, mode);
+    const id = hex(32);
     const st: ContState = {
       spec,
-      id: hex(32),
-      info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode: 'bridge' },
+      id,
+      hostname: spec.hostname ?? (mode === 'host' ? machineHostname() : id.slice(0, 12)),
+      extraHosts: spec.addHosts.map((h) => ({ ip: h.ip, names: h.host })),
+      info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode },
       endpoints: [],
       forwards: [],
       links: [],
       proxies: [],
     };
-    const mode = spec.network === 'host' || spec.network === 'none' ? spec.network : spec.network.startsWith('container:') ? 'container' : 'bridge';
-    st.info.mode = mode;
+    let joined: ContState | undefined;
     if (mode === 'host') {
       st.info.netnsPath = this.lab.nsPath(this.ctx.hostNs);
     } else if (mode === 'container') {
-      const other = this.conts.get(spec.network.slice('container:'.length));
-      if (!other) throw new EngineError(`No such container: ${spec.network.slice('container:'.length)}`);
-      st.info.netnsPath = other.info.netnsPath;
-      st.info.ip = other.info.ip;
-      st.info.addresses = { ...other.info.addresses };
+      joined = this.conts.get(spec.network.slice('container:'.length));
+      if (!joined) throw new EngineError(`No such container: ${spec.network.slice('container:'.length)}`);
+      st.info.netnsPath = joined.info.netnsPath;
+      st.info.ip = joined.info.ip;
+      st.info.addresses = { ...joined.info.addresses };
+      st.hostname = joined.hostname;
     } else {
       st.ns = `${this.ctx.hostNs}-c-${spec.name}`;
       st.info.netnsPath = this.lab.nsPath(st.ns);
@@ -156,7 +194,7 @@ export class ReferenceEngine implements Engine {
     if (mode === 'bridge') {
       try {
         const netNames = [spec.network, ...spec.networks];
-        for (const [i, n] of netNames.entries()) this.attach(st, n, i === 0 ? spec.ip : undefined);
+        for (const [i, n] of netNames.entries()) this.attach(st, n, i === 0 ? spec.ip : undefined, i === 0 ? spec.aliases : []);
         this.publish(st);
         this.linkTo(st);
       } catch (e) {
@@ -171,11 +209,49 @@ export class ReferenceEngine implements Engine {
       }
       for (const p of st.proxies) this.proxies.open(p);
     }
+    st.info.hostname = st.hostname;
+    st.info.env = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${st.hostname}`, ...st.links.flatMap((l) => l.env)];
+    st.files = joined?.files ?? this.writeEtcFiles(st);
+    // the mount namespace is made in the background; sync() waits for it
+    const files = st.files;
+    this.pendingMounts.push(
+      this.helper()
+        .then((h) => h.mountNamespace(files))
+        .then((path) => {
+          st.info.mntnsPath = path;
+        }),
+    );
     this.conts.set(spec.name, st);
     return st.info;
   }
 
-  private attach(st: ContState, netName: string, fixedIp?: string): Endpoint {
+  /** /etc/hosts, /etc/resolv.conf and /etc/hostname of a container, in the lab's state folder. */
+  private writeEtcFiles(st: ContState): EtcFiles {
+    const dir = join(this.lab.stateDir(), this.ctx.hostNs, st.spec.name);
+    mkdirSync(dir, { recursive: true });
+    const files = { hosts: join(dir, 'hosts'), resolv: join(dir, 'resolv.conf'), hostname: join(dir, 'hostname') };
+    if (st.info.mode === 'host') {
+      // a host-mode container sees the host's own files
+      writeFileSync(files.hosts, readOptional('/etc/hosts'));
+      writeFileSync(files.resolv, this.hostResolvConf);
+    } else {
+      this.refreshEtc(st, files);
+    }
+    writeFileSync(files.hostname, `${st.hostname}\n`);
+    return files;
+  }
+
+  /** Rewrite /etc/hosts and /etc/resolv.conf in place (same inode: the bind mounts see it). */
+  private refreshEtc(st: ContState, files = st.files): void {
+    if (!files || st.info.mode === 'host' || st.info.mode === 'container') return;
+    const own = st.endpoints.map((ep) => ({ ip: ep.ip, names: st.hostname }));
+    writeFileSync(files.hosts, hostsFile(st.extraHosts, own));
+    const embedded = st.endpoints.some((ep) => ep.net.info.name !== 'bridge');
+    writeFileSync(files.resolv, resolvConf(this.hostResolvConf, { dns: st.spec.dns, dnsSearch: st.spec.dnsSearch, embedded }).text);
+    if (embedded && st.ns) this.dns.want(st.ns);
+  }
+
+  private attach(st: ContState, netName: string, fixedIp?: string, aliases: string[] = []): Endpoint {
     const net = this.nets.get(netName);
     if (!net) throw new EngineError(`network ${netName} not found`);
     if (st.endpoints.some((e) => e.net === net)) throw new EngineError(`endpoint with name ${st.spec.name} already exists in network ${netName}`);
@@ -184,7 +260,7 @@ export class ReferenceEngine implements Engine {
     const used = new Set(st.endpoints.map((e) => e.ifname));
     let n = 0;
     while (used.has(`eth${n}`)) n++;
-    const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNsFull: this.lab.ns(st.ns!) };
+    const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNsFull: this.lab.ns(st.ns!), aliases };
     net.driver.attach(this.plan, { name: net.info.name, bridge: net.info.bridge, subnet: net.info.subnet, gateway: net.info.gateway }, ep);
     const prefix = parseCidr(net.info.subnet).prefix;
     this.plan.ip(st.ns!, `link set ${ep.ifname} address ${ep.mac}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
@@ -233,6 +309,7 @@ export class ReferenceEngine implements Engine {
     }
   }
 
+  /** Legacy links: ACCEPT rules for the target's exposed ports, /etc/hosts records, variables. */
   private linkTo(st: ContState): void {
     for (const l of st.spec.links) {
       const target = this.conts.get(l.target);
@@ -240,8 +317,22 @@ export class ReferenceEngine implements Engine {
       const mine = st.endpoints.find((e) => e.net.info.name === 'bridge');
       const theirs = target.endpoints.find((e) => e.net.info.name === 'bridge');
       if (!mine || !theirs) throw new EngineError('links are only supported on the default bridge network');
-      st.links.push({ net: mine.net.fw, fromIp: mine.ip, toIp: theirs.ip, ports: exposedPorts(target.spec) });
+      const ports = exposedPorts(target.spec);
+      const names = l.alias === target.spec.name ? `${l.alias} ${target.hostname}` : `${l.alias} ${target.hostname} ${target.spec.name}`;
+      st.extraHosts.push({ ip: theirs.ip, names });
+      st.links.push({ net: mine.net.fw, fromIp: mine.ip, toIp: theirs.ip, ports, alias: l.alias, target: l.target, env: linkEnv({ parent: st.spec.name, alias: l.alias, childIp: theirs.ip, ports }) });
     }
+  }
+
+  /** `docker rm --link /<container>/<alias>`: the link's rules and records go. */
+  async unlink(container: string, alias: string): Promise<void> {
+    const st = this.mustGet(container);
+    const link = st.links.find((l) => l.alias === alias);
+    if (!link) throw new EngineError(`Cannot get parent /${container} for alias ${alias}`);
+    if (this.daemon.iptables) this.firewall.removeLink(await this.plan.editRules(), link);
+    st.links = st.links.filter((l) => l !== link);
+    st.extraHosts = st.extraHosts.filter((r) => !(r.ip === link.toIp && r.names.split(' ')[0] === alias));
+    this.refreshEtc(st);
   }
 
   /** Undo the bookkeeping and planned kernel work of a container the engine refused. */
@@ -255,6 +346,7 @@ export class ReferenceEngine implements Engine {
     const st = this.mustGet(container);
     if (!st.ns) throw new EngineError(`container ${container} has no network namespace of its own (mode ${st.info.mode})`);
     this.attach(st, network);
+    this.refreshEtc(st);
   }
 
   async disconnect(container: string, network: string): Promise<void> {
@@ -272,6 +364,8 @@ export class ReferenceEngine implements Engine {
     ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     ep.net.pool.release(ep.ip);
     delete st.info.addresses[network];
+    if (st.info.ip === ep.ip) st.info.ip = st.endpoints[0]?.ip;
+    this.refreshEtc(st);
   }
 
   async remove(container: string): Promise<void> {
@@ -280,9 +374,10 @@ export class ReferenceEngine implements Engine {
       const rules = await this.plan.editRules();
       for (const f of st.forwards) this.firewall.removePortForward(rules, f);
       for (const l of st.links) this.firewall.removeLink(rules, l);
-      // links other containers hold to this one go with it
+      // the rules of links other containers hold to this one go with it (their /etc/hosts
+      // records stay, as Docker leaves them)
       for (const other of this.conts.values()) {
-        const dead = other.links.filter((l) => st.endpoints.some((e) => e.ip === l.toIp));
+        const dead = other.links.filter((l) => l.target === container);
         for (const l of dead) this.firewall.removeLink(rules, l);
         other.links = other.links.filter((l) => !dead.includes(l));
       }
@@ -295,6 +390,8 @@ export class ReferenceEngine implements Engine {
     }
     this.conts.delete(container);
     await this.sync();
+    if (st.ns) await this.dns.drop(st.ns);
+    if (st.info.mntnsPath) await (await this.helper()).releaseMountNamespace(st.info.mntnsPath);
     if (st.ns) await this.lab.removeNamespace(st.ns);
   }
 
@@ -318,8 +415,34 @@ export class ReferenceEngine implements Engine {
 
   /** Apply all planned kernel work. */
   async sync(): Promise<void> {
-    await this.plan.apply();
-    await this.proxies.apply();
+    const mounts = this.pendingMounts;
+    this.pendingMounts = [];
+    await Promise.all([this.plan.apply(), ...mounts]);
+    await Promise.all([this.proxies.apply(), this.dns.apply((ns) => this.namesSeenFrom(ns))]);
+  }
+
+  /**
+   * What the embedded DNS answers a container: the names (container name, short id, network
+   * aliases) of every container on each user-defined network it is on, with their addresses
+   * on that network.
+   */
+  private namesSeenFrom(ns: string): Map<string, string[]> {
+    const me = [...this.conts.values()].find((c) => c.ns === ns);
+    const names = new Map<string, string[]>();
+    const add = (name: string, ip: string) => {
+      const ips = names.get(name) ?? [];
+      if (!ips.includes(ip)) ips.push(ip);
+      names.set(name, ips);
+    };
+    for (const mine of me?.endpoints ?? []) {
+      if (mine.net.info.name === 'bridge') continue;
+      for (const other of this.conts.values()) {
+        const ep = other.endpoints.find((e) => e.net === mine.net);
+        if (!ep) continue;
+        for (const n of [other.spec.name, other.id.slice(0, 12), ...ep.aliases]) add(n, ep.ip);
+      }
+    }
+    return names;
   }
 
   networks(): NetworkInfo[] {
@@ -338,6 +461,29 @@ export class ReferenceEngine implements Engine {
 
   async stop(): Promise<void> {
     await this.proxies?.stop();
+    const refd = this.refd;
+    this.refd = undefined;
+    await (await refd?.catch(() => undefined))?.stop();
+  }
+}
+
+function readOptional(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Options Docker refuses in combination with a network mode that does not own its namespace. */
+function refuseConflictingOptions(spec: ContainerSpec, mode: ContainerInfo['mode']): void {
+  if (mode === 'host' || mode === 'container') {
+    if (spec.hostname && mode === 'container') throw new EngineError('Conflicting options: hostname and the network mode');
+    if (spec.links.length) throw new EngineError('Conflicting options: container type network can\'t be used with links. This would result in undefined behavior');
+  }
+  if (mode === 'container') {
+    if (spec.addHosts.length) throw new EngineError('Conflicting options: custom host-to-IP mapping and the network mode');
+    if (spec.dns.length || spec.dnsSearch.length) throw new EngineError('Conflicting options: dns and the network mode');
   }
 }
 

@@ -74,18 +74,17 @@ export class KernelPlan {
     this.rules = undefined;
     this.rulesDirty = false;
 
-    // iptables-nft pays a kernel grace period (≈10 ms) when it closes its netlink sockets: load
-    // the rules while the links are made. Rules name interfaces; they need not exist yet.
-    const restore = rules ? lab.configure(host, { iptablesRestore: serializeRuleset(rules.toRuleset()) }) : undefined;
-    restore?.catch(() => {}); // awaited below
     await lab.addNamespaces(namespaces);
     // The host's lines come first: they create the links the other namespaces then configure,
-    // and the bridges whose sysctls are set.
+    // and the bridges whose sysctls are set. iptables-nft pays a kernel grace period (≈10 ms)
+    // when it closes its netlink sockets, so the rules load while the containers' links are
+    // configured (rules name interfaces; they need not exist yet). Loading them during the
+    // host's batch instead slows both: they contend for the same kernel locks.
     await lab.ip(host, lines.get(host) ?? []);
     await Promise.all([
+      rules ? lab.configure(host, { iptablesRestore: serializeRuleset(rules.toRuleset()) }) : undefined,
       ...[...lines].filter(([ns]) => ns !== host).map(([ns, l]) => lab.ip(ns, l)),
       ...[...sysctls].map(([ns, s]) => lab.configure(ns, { sysctls: s })),
-      restore,
     ]);
   }
 }
