@@ -6,7 +6,8 @@ import type { Lab } from '../lab/lab.js';
 
 export interface NetworkInfo {
   name: string; // scenario name; "bridge" is the default network
-  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b
+  driver: 'bridge' | 'macvlan';
+  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b; a macvlan network's parent
   subnet: string; // CIDR
   gateway: string; // IPv4
   internal: boolean;
@@ -32,6 +33,8 @@ export interface ContainerInfo {
   env: string[];
   /** address per network name */
   addresses: Record<string, string>;
+  /** MAC address per network name */
+  macs?: Record<string, string>;
   /** primary address (first network), undefined for host/none */
   ip?: string;
   mode: 'bridge' | 'host' | 'none' | 'container';

@@ -2,7 +2,9 @@
 // LAN peers, further L2 segments, and the outside world.
 //
 //   wan namespace: the upstream router. Its bridge lan0 is the lan's switch (router address on
-//   it); further segments are bridges seg-<name> without an address. Outside servers are /32s on
+//   it); further segments are bridges seg-<name> without an address. Switch ports are named
+//   h<i> (host i's eth0), h<i>n<k> (host i's k-th further NIC) and p<j> (peer j), so a step
+//   `on: lan` can configure one (e.g. hairpin). Outside servers are /32s on
 //   its lo. It has no default route, so nothing can leave the lab.
 //   one namespace per Docker host: eth0 is a veth into lan0, default route via the router;
 //   further NICs (eth1 …) are veths into their segment.
@@ -42,7 +44,10 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
       wan.push(`link add h${i}n${k} type veth peer name ${nic} netns ${lab.ns(hostNs(h))}`, `link set h${i}n${k} master ${segmentBridge(segment)} up`);
     });
   });
-  sc.lan.peers.forEach((p, j) => wan.push(`link add p${j} type veth peer name eth0 netns ${lab.ns(peerNs(p))}`, `link set p${j} master ${LAN_BRIDGE} up`));
+  sc.lan.peers.forEach((p, j) => {
+    const bridge = p.segment === 'lan' ? LAN_BRIDGE : segmentBridge(p.segment);
+    wan.push(`link add p${j} type veth peer name eth0 netns ${lab.ns(peerNs(p))}`, `link set p${j} master ${bridge} up`);
+  });
   await lab.ip(WAN, wan);
 
   await Promise.all([
@@ -65,7 +70,8 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
         'link set lo up',
         `addr add ${p.address} dev eth0`,
         'link set eth0 up',
-        `route add default via ${sc.lan.router} dev eth0`,
+        // a peer on the lan has the router as its gateway; one on another segment has none
+        ...(p.segment === 'lan' ? [`route add default via ${sc.lan.router} dev eth0`] : []),
         ...p.routes.map((r) => `route replace ${r.dest === 'default' ? 'default' : r.dest} via ${routeVia(sc, r.via)} dev eth0`),
       ]);
       await lab.setSysctls(peerNs(p), p.sysctls);

@@ -16,6 +16,8 @@
  *   E id name                            environment variable (base64)
  *   N id name timeout_ms                 resolve a name as a process here would: /etc/hosts, then
  *                                        the first nameserver of /etc/resolv.conf (A query)
+ *   A id                                 forget this namespace's ARP entries (frees room in the
+ *                                        kernel's neighbour table, which all namespaces share)
  *   Q                                    quit (also on end of stdin)
  * Outcomes: connected [seen=IP:PORT], refused, timeout, unreachable ERR, error TEXT.
  * Resolutions: resolved IP hosts|dns:SERVER, or none nxdomain|servfail|noanswer|timeout|no-nameserver.
@@ -37,6 +39,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -483,6 +488,31 @@ static void on_dns(int s) {
   free_slot(s);
 }
 
+
+/* Delete every ARP entry of this namespace (listed in /proc/net/arp) with SIOCDARP. */
+static void cmd_forget_arp(const char *id) {
+  FILE *f = fopen("/proc/net/arp", "r");
+  if (!f) return reply(id, "error %s", errname(errno));
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  char line[256], ip[64], hw[64], mask[64], dev[IFNAMSIZ];
+  int n = 0;
+  unsigned type, flags;
+  if (!fgets(line, sizeof(line), f)) line[0] = 0; /* header */
+  while (fd >= 0 && fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "%63s 0x%x 0x%x %63s %63s %15s", ip, &type, &flags, hw, mask, dev) != 6) continue;
+    struct arpreq r;
+    memset(&r, 0, sizeof(r));
+    struct sockaddr_in *pa = (struct sockaddr_in *)&r.arp_pa;
+    pa->sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip, &pa->sin_addr) != 1) continue;
+    snprintf(r.arp_dev, sizeof(r.arp_dev), "%s", dev);
+    if (ioctl(fd, SIOCDARP, &r) == 0) n++;
+  }
+  if (fd >= 0) close(fd);
+  fclose(f);
+  reply(id, "ok %d", n);
+}
+
 static void handle_line(char *line) {
   char *argv[10];
   int argc = 0;
@@ -502,6 +532,7 @@ static void handle_line(char *line) {
   else if (strcmp(c, "R") == 0 && argc >= 3) cmd_read(id, argv[2]);
   else if (strcmp(c, "E") == 0 && argc >= 3) cmd_env(id, argv[2]);
   else if (strcmp(c, "N") == 0 && argc >= 4) cmd_resolve(id, argv[2], atoi(argv[3]));
+  else if (strcmp(c, "A") == 0) cmd_forget_arp(id);
   else if (strcmp(c, "N") == 0) reply(id, "ok"); /* no-op: readiness */
   else reply(id, "error bad-command");
 }

@@ -101,6 +101,13 @@ export class ProbeAgent {
     return w[0] === 'env' ? Buffer.from(w[1] ?? '', 'base64').toString('utf8') : undefined;
   }
 
+  /** Forget this namespace's ARP entries; returns how many went. */
+  async forgetArp(): Promise<number> {
+    const w = await this.request('A', []);
+    if (w[0] !== 'ok') throw new Error(`${this.label}: forget ARP entries: ${w.join(' ')}`);
+    return Number(w[1]);
+  }
+
   /** Resolve a name as a process in this namespace would (/etc/hosts, then its nameserver). */
   async resolve(name: string, timeoutMs: number): Promise<Resolution> {
     const w = await this.request('N', [name, timeoutMs]);

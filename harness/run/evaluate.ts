@@ -36,7 +36,7 @@ export function caseOf(e: Expectation, expectIndex: number, status: CaseResult['
  * container's addresses by reference (plus by plain name for the host's own containers).
  */
 export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engine>): Facts {
-  const facts: Facts = { addresses: {}, subnets: {}, bridges: {}, ports: {}, hostnames: {} };
+  const facts: Facts = { addresses: {}, subnets: {}, bridges: {}, ports: {}, hostnames: {}, macs: {} };
   const engine = engines.get(host.name)!;
   for (const n of engine.networks()) {
     facts.subnets[n.name] = n.subnet;
@@ -49,6 +49,10 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
       const refs = multi ? [`${h.name}/${c.name}`, ...(h === host ? [c.name] : [])] : [c.name];
       for (const ref of refs) {
         if (c.hostname) facts.hostnames![ref] = c.hostname;
+        for (const [net, mac] of Object.entries(c.macs ?? {})) {
+          facts.macs![`${ref}@${net}`] = mac;
+          facts.macs![ref] ??= mac;
+        }
         if (c.ip && !(ref in facts.addresses)) facts.addresses[ref] = c.ip;
         for (const [net, ip] of Object.entries(c.addresses)) facts.addresses[`${ref}@${net}`] = ip;
       }

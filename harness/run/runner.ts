@@ -12,6 +12,7 @@ import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
 import { describeStep, runStep } from './steps.js';
+import { inNeighbourWaves } from './waves.js';
 
 export { caseName } from './evaluate.js';
 
@@ -109,9 +110,19 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
       const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase), startErrors, result, updateGolden: opts.updateGolden };
+      // packets first (what a probe leaves behind, a neighbour entry, may be observed next)
+      const forgetArp = async () => {
+        await Promise.all(endpoints.all().map((a) => a.forgetArp()));
+      };
+      // A probe that failed in the previous phase leaves an unresolved ARP entry, whose next
+      // retry may come after this phase's probe gave up: every phase starts with fresh caches.
+      if (phase > 0) await forgetArp();
       const neighboursBefore = neighbourStats();
-      const cases = await Promise.all(expects.map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
-      distrustDropsOnNeighbourOverflow(cases, neighboursBefore, neighbourStats());
+      const probes = expects.filter((e) => e.kind === 'reach');
+      const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
+      distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
+      const observed = await Promise.all(expects.filter((e) => e.kind !== 'reach').map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
+      const cases = [...probed, ...observed];
       result.cases.push(...cases);
       for (const e of expects) evaluated.add(e);
     }

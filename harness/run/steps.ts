@@ -2,7 +2,7 @@
 // container; administrator iptables or ip commands on a host; a daemon restart of the rules).
 import type { Engine } from '../engine/types.js';
 import type { Lab } from '../lab/lab.js';
-import { hostNs, ipCommand, iptables } from '../lab/topology.js';
+import { WAN, hostNs, ipCommand, iptables } from '../lab/topology.js';
 import type { Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
 
@@ -30,18 +30,21 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
       return engine.unlink(name, step.alias);
     }
     case 'iptables':
-      await engines.get(step.host)!.sync();
-      return iptables(lab, hostNs(step.host), step.args);
+      await engines.get(step.host)?.sync();
+      return iptables(lab, nsOf(step.host), step.args);
     case 'ip':
-      await engines.get(step.host)!.sync();
-      return ipCommand(lab, hostNs(step.host), step.args);
+      await engines.get(step.host)?.sync();
+      return ipCommand(lab, nsOf(step.host), step.args);
     case 'restart-rules':
       return engines.get(step.host)!.reloadRules();
   }
 }
 
+/** A host's namespace, or the switch's ("lan": the wan namespace holds the lan's bridges). */
+const nsOf = (host: string) => (host === 'lan' ? WAN : hostNs(host));
+
 export function describeStep(step: Step, multiHost: boolean): string {
-  const on = (h: string) => (multiHost ? ` (on ${h})` : '');
+  const on = (h: string) => (multiHost || h === 'lan' ? ` (on ${h})` : '');
   switch (step.kind) {
     case 'connect':
     case 'disconnect':

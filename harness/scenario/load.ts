@@ -298,7 +298,7 @@ class Resolver {
         if (!segments.includes(seg)) this.err(p, `unknown segment '${seg}' (declare it under segments:; known: ${segments.join(', ') || 'none'})`);
       }
     }
-    const peers = this.peers(d.lan?.peers ?? {}, lanSubnet, hosts);
+    const peers = this.peers(d.lan?.peers ?? {}, lanSubnet, hosts, segments);
 
     const w = d.wan ?? {};
     const wan = { servers: w.servers ?? ['198.51.100.7'], listen: w.listen ?? ['tcp/9000', 'udp/9000'], routeToContainers: w['route-to-containers'] ?? false };
@@ -387,12 +387,15 @@ class Resolver {
     }
   }
 
-  private peers(raw: Record<string, Raw>, lanSubnet: string, hosts: HostSpec[]): PeerSpec[] {
+  private peers(raw: Record<string, Raw>, lanSubnet: string, hosts: HostSpec[], segments: string[]): PeerSpec[] {
     const taken = new Map(hosts.map((h) => [h.address.split('/')[0], `host ${h.name}`]));
     return Object.entries(raw).map(([name, pr]) => {
       const p = ['lan', 'peers', name];
       const ip = String(pr.address).split('/')[0];
-      if (!inCidr(ip, lanSubnet)) this.err([...p, 'address'], `${pr.address} is not on the lan ${lanSubnet}`);
+      const segment: string = pr.segment ?? 'lan';
+      if (segment !== 'lan' && !segments.includes(segment)) this.err([...p, 'segment'], `unknown segment '${segment}' (declare it under segments:; known: ${segments.join(', ') || 'none'})`);
+      if (segment === 'lan' && !inCidr(ip, lanSubnet)) this.err([...p, 'address'], `${pr.address} is not on the lan ${lanSubnet}`);
+      if (segment !== 'lan' && pr.routes?.some((r: string) => /via (router|[A-Za-z])/.test(r))) this.err([...p, 'routes'], 'a peer on a segment has no router and no host on its wire: route via an address');
       if (taken.has(ip)) this.err([...p, 'address'], `address ${ip} is already used by ${taken.get(ip)}`);
       taken.set(ip, `peer ${name}`);
       const routes = (pr.routes ?? []).map((r: string, i: number) => {
@@ -402,6 +405,7 @@ class Resolver {
       });
       return {
         name,
+        segment,
         address: pr.address,
         routes,
         sysctls: Object.fromEntries(Object.entries(pr.sysctls ?? {}).map(([k, v]) => [k, String(v)])),
@@ -417,7 +421,13 @@ class Resolver {
       if (['bridge', 'host', 'none'].includes(name)) this.err(p, `'${name}' is a predefined network and cannot be declared`);
       if (n.gateway && !n.subnet) this.err([...p, 'gateway'], 'a gateway needs a subnet');
       if (n.gateway && n.subnet && !inCidr(n.gateway, n.subnet)) this.err([...p, 'gateway'], `gateway ${n.gateway} is not in subnet ${n.subnet}`);
-      return { name, driver: 'bridge', subnet: n.subnet ? networkOf(n.subnet) : undefined, gateway: n.gateway, internal: n.internal ?? false, options: n.options ?? {}, loc: this.loc(p) };
+      if (n['ip-range'] && !n.subnet) this.err([...p, 'ip-range'], 'an ip-range needs a subnet');
+      if (n['ip-range'] && n.subnet && !cidrInside(n['ip-range'], networkOf(n.subnet))) this.err([...p, 'ip-range'], `ip-range ${n['ip-range']} is not inside subnet ${n.subnet}`);
+      const driver = n.driver ?? 'bridge';
+      if (driver === 'macvlan' && !n.options?.parent) this.err([...p], "a macvlan network needs its parent NIC: options: { parent: eth0 }", undefined);
+      const mode = n.options?.macvlan_mode;
+      if (driver === 'macvlan' && mode !== undefined && !['bridge', 'private', 'vepa', 'passthru'].includes(mode)) this.err([...p, 'options', 'macvlan_mode'], `expected one of: bridge, private, vepa, passthru; got ${JSON.stringify(mode)}`);
+      return { name, driver, subnet: n.subnet ? networkOf(n.subnet) : undefined, gateway: n.gateway, ipRange: n['ip-range'], internal: n.internal ?? false, options: n.options ?? {}, loc: this.loc(p) };
     });
   }
 
@@ -547,7 +557,9 @@ class Resolver {
       if (s.on !== undefined) this.err([...p, 'on'], 'remove acts on the container\'s own host; write the container as host/name instead of on:');
       return { kind: 'remove', container: this.container(s.remove, [...p, 'remove'], ctx), loc };
     }
-    const host = this.hostOf(s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
+    if (s.on === 'lan' && (s.ip || s.iptables)) return { kind: s.ip ? 'ip' : 'iptables', host: 'lan', args: s.ip ?? s.iptables, loc };
+    if (s.on === 'lan') this.err([...p, 'on'], 'only ip and iptables steps run on the lan\'s switch');
+    const host = this.hostOf(s.on === 'lan' ? undefined : s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
     if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
     if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
     if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)');

@@ -51,7 +51,9 @@ export interface HostSpec {
 /** A machine on the hosts' LAN (a neighbour), outside every Docker host. */
 export interface PeerSpec {
   name: string;
-  address: string; // CIDR on the lan
+  /** the segment it is plugged into: "lan" (default) or one of the scenario's segments */
+  segment: string;
+  address: string; // CIDR on its segment
   /** routes "DEST via TARGET": TARGET is a host name, `router` or an address */
   routes: { dest: string; via: string }[];
   sysctls: Record<string, string>;
@@ -78,11 +80,13 @@ export interface WanSpec {
 
 export interface NetworkSpec {
   name: string;
-  driver: 'bridge';
+  driver: 'bridge' | 'macvlan';
   subnet?: string;
   gateway?: string;
+  /** allocate container addresses from this sub-range only (--ip-range) */
+  ipRange?: string;
   internal: boolean;
-  /** driver options as Docker names them, e.g. com.docker.network.bridge.name */
+  /** driver options as Docker names them: com.docker.network.bridge.name, parent, macvlan_mode … */
   options: Record<string, string>;
   loc: Loc;
 }
@@ -134,7 +138,7 @@ export type Step =
   | { kind: 'remove'; container: string; loc: Loc }
   | { kind: 'unlink'; container: string; alias: string; loc: Loc } // docker rm --link /container/alias
   | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
-  | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host, e.g. "link set eth1 master docker0"
+  | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host (or "lan": the switch), e.g. "link set eth1 master docker0"
   | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
 
 interface ExpectBase {

@@ -14,6 +14,7 @@ import { PortAllocator } from './ports.js';
 import { KernelPlan } from './plan.js';
 import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
 import { BridgeDriver } from './drivers/bridge.js';
+import { MacvlanDriver, type MacvlanMode } from './drivers/macvlan.js';
 import type { EndpointPlan, NetworkDriver } from './drivers/types.js';
 import { Docker2010Firewall } from './firewall/docker-20.10.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
@@ -30,7 +31,8 @@ const OPT_SNAT_SOURCE = 'com.docker.network.host_ipv4';
 interface NetState {
   info: NetworkInfo;
   driver: NetworkDriver;
-  fw: BridgeNet;
+  /** the firewall's view of a bridge network; macvlan networks have no rules */
+  fw?: BridgeNet;
   pool: AddressPool;
   hostBinding?: string;
 }
@@ -121,7 +123,7 @@ export class ReferenceEngine implements Engine {
     const gateway = bip.split('/')[0];
     this.pools.claim(subnet);
     await this.addNetwork({
-      info: { name: 'bridge', bridge, subnet, gateway, internal: false },
+      info: { name: 'bridge', driver: 'bridge', bridge, subnet, gateway, internal: false },
       driver: this.bridgeDriver,
       fw: { name: 'bridge', bridge, subnet, icc: d.icc, masquerade: d['ip-masq'], internal: false },
       pool: new AddressPool(subnet, gateway, d['fixed-cidr']),
@@ -131,7 +133,7 @@ export class ReferenceEngine implements Engine {
 
   private async addNetwork(st: NetState): Promise<void> {
     st.driver.create(this.plan, { name: st.info.name, bridge: st.info.bridge, subnet: st.info.subnet, gateway: st.info.gateway });
-    if (this.daemon.iptables) this.firewall.setupNetwork(await this.plan.editRules(), st.fw);
+    if (this.daemon.iptables && st.fw) this.firewall.setupNetwork(await this.plan.editRules(), st.fw);
     this.nets.set(st.info.name, st);
   }
 
@@ -141,15 +143,35 @@ export class ReferenceEngine implements Engine {
     const subnet = spec.subnet ? networkOf(spec.subnet) : this.pools.next();
     if (spec.subnet) this.pools.claim(subnet);
     const gateway = spec.gateway ?? intToIp(parseCidr(subnet).base + 1);
+    if (spec.driver === 'macvlan') return this.createMacvlan(spec, subnet, gateway);
     const bridge = o[OPT_BRIDGE_NAME] ?? `br-${hex(6)}`;
-    const info: NetworkInfo = { name: spec.name, bridge, subnet, gateway, internal: spec.internal };
+    const info: NetworkInfo = { name: spec.name, driver: 'bridge', bridge, subnet, gateway, internal: spec.internal };
     await this.addNetwork({
       info,
       driver: this.bridgeDriver,
       fw: { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_SNAT_SOURCE] },
-      pool: new AddressPool(subnet, gateway),
+      pool: new AddressPool(subnet, gateway, spec.ipRange),
       hostBinding: o[OPT_HOST_BINDING],
     });
+    return info;
+  }
+
+  /** docker network create -d macvlan -o parent=eth0 [-o macvlan_mode=bridge] … */
+  private async createMacvlan(spec: NetworkSpec, subnet: string, gateway: string): Promise<NetworkInfo> {
+    const parent = spec.options.parent;
+    // Without a parent Docker makes a dummy interface; this kernel may lack the dummy driver.
+    if (!parent) throw new EngineError('the reference engine needs a parent for macvlan networks (-o parent=eth0)');
+    const mode = (spec.options.macvlan_mode ?? 'bridge') as MacvlanMode;
+    if (!['bridge', 'private', 'vepa', 'passthru'].includes(mode)) throw new EngineError(`unknown macvlan mode: ${mode}`);
+    const vlan = MacvlanDriver.vlanOf(parent);
+    const exists = async (dev: string) => (await this.lab.ipJson(this.ctx.hostNs, ['link', 'show'])).some((l) => l.ifname === dev);
+    let makesParent = false;
+    if (!(await exists(parent))) {
+      if (!vlan || !(await exists(vlan.link))) throw new EngineError(`-o parent interface was not found on the host: ${vlan ? vlan.link : parent}`);
+      makesParent = true;
+    }
+    const info: NetworkInfo = { name: spec.name, driver: 'macvlan', bridge: parent, subnet, gateway, internal: spec.internal };
+    await this.addNetwork({ info, driver: new MacvlanDriver(this.ctx.hostNs, parent, mode, makesParent), pool: new AddressPool(subnet, gateway, spec.ipRange) });
     return info;
   }
 
@@ -260,7 +282,10 @@ export class ReferenceEngine implements Engine {
     const used = new Set(st.endpoints.map((e) => e.ifname));
     let n = 0;
     while (used.has(`eth${n}`)) n++;
-    const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNsFull: this.lab.ns(st.ns!), aliases };
+    if (net.driver instanceof MacvlanDriver && net.driver.mode === 'passthru' && [...this.conts.values()].some((c) => c.endpoints.some((e) => e.net === net))) {
+      throw new EngineError(`network ${netName} is in passthru mode: it takes one container only`);
+    }
+    const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNs: st.ns!, containerNsFull: this.lab.ns(st.ns!), aliases };
     net.driver.attach(this.plan, { name: net.info.name, bridge: net.info.bridge, subnet: net.info.subnet, gateway: net.info.gateway }, ep);
     const prefix = parseCidr(net.info.subnet).prefix;
     this.plan.ip(st.ns!, `link set ${ep.ifname} address ${ep.mac}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
@@ -268,12 +293,14 @@ export class ReferenceEngine implements Engine {
     if (!net.info.internal && !st.endpoints.some((e) => !e.net.info.internal)) this.plan.ip(st.ns!, `route add default via ${net.info.gateway} dev ${ep.ifname}`);
     st.endpoints.push(ep);
     st.info.addresses[netName] = ip;
+    (st.info.macs ??= {})[netName] = ep.mac;
     st.info.ip ??= ip;
     return ep;
   }
 
   private publish(st: ContState): void {
-    const ep = st.endpoints.find((e) => !e.net.info.internal);
+    // ports are published through a bridge network's NAT; macvlan endpoints are reached directly
+    const ep = st.endpoints.find((e) => !e.net.info.internal && e.net.fw);
     const wanted = [...st.spec.publish.map((p) => ({ ...p }))];
     if (st.spec.publishAll) {
       for (const x of st.spec.expose) wanted.push({ raw: `${x.port}/${x.proto}`, containerPort: x.port, proto: x.proto });
@@ -282,7 +309,7 @@ export class ReferenceEngine implements Engine {
     for (const p of wanted) {
       const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
       const hostPort = this.allocatePort(st, hostIp, p.proto, p.hostPort);
-      st.forwards.push({ net: ep.net.fw, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
+      st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
       if (this.daemon['userland-proxy']) st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
     }
   }
@@ -320,7 +347,7 @@ export class ReferenceEngine implements Engine {
       const ports = exposedPorts(target.spec);
       const names = l.alias === target.spec.name ? `${l.alias} ${target.hostname}` : `${l.alias} ${target.hostname} ${target.spec.name}`;
       st.extraHosts.push({ ip: theirs.ip, names });
-      st.links.push({ net: mine.net.fw, fromIp: mine.ip, toIp: theirs.ip, ports, alias: l.alias, target: l.target, env: linkEnv({ parent: st.spec.name, alias: l.alias, childIp: theirs.ip, ports }) });
+      st.links.push({ net: mine.net.fw!, fromIp: mine.ip, toIp: theirs.ip, ports, alias: l.alias, target: l.target, env: linkEnv({ parent: st.spec.name, alias: l.alias, childIp: theirs.ip, ports }) });
     }
   }
 
@@ -364,6 +391,7 @@ export class ReferenceEngine implements Engine {
     ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     ep.net.pool.release(ep.ip);
     delete st.info.addresses[network];
+    delete st.info.macs?.[network];
     if (st.info.ip === ep.ip) st.info.ip = st.endpoints[0]?.ip;
     this.refreshEtc(st);
   }
@@ -399,7 +427,7 @@ export class ReferenceEngine implements Engine {
     if (!this.daemon.iptables) return;
     const rules = await this.plan.editRules();
     this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'] });
-    for (const n of this.nets.values()) this.firewall.setupNetwork(rules, n.fw);
+    for (const n of this.nets.values()) if (n.fw) this.firewall.setupNetwork(rules, n.fw);
     for (const c of this.conts.values()) {
       for (const f of c.forwards) this.firewall.addPortForward(rules, f);
       for (const l of c.links) this.firewall.addLink(rules, l);

@@ -15,7 +15,8 @@ export interface EndpointPlan {
   ifname: string;
   /** the host-side interface a driver creates for it (veth…), if any */
   hostIf: string;
-  /** full lab namespace name of the container, for `netns` arguments of ip */
+  /** lab namespace of the container, and its full name for `netns` arguments of ip */
+  containerNs: string;
   containerNsFull: string;
   ip: string;
   mac: string;
