@@ -73,7 +73,7 @@ function result(engine: string, rules: string, labBridge: string, cases: CaseRes
     timeMs: 1,
     probes: cases.length,
     properties: {},
-    snapshots: [{ phase: 0, rules: parseIptablesSave(rules), facts: facts(labBridge) }],
+    snapshots: [{ phase: 0, host: 'host', rules: parseIptablesSave(rules), facts: facts(labBridge) }],
   };
 }
 

@@ -1,5 +1,5 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
-import type { Loc, Outcome, Proto } from '../scenario/types.js';
+import type { Expectation, Loc, Outcome, Proto } from '../scenario/types.js';
 import type { Ruleset } from '../rules/ruleset.js';
 import type { Facts } from '../rules/symbolic.js';
 
@@ -20,7 +20,7 @@ export interface ReachDetail {
 export interface CaseResult {
   id: string; // catalogue ID
   name: string; // "EG-01 container egress is masqueraded to the host address"
-  kind: 'reach' | 'rules' | 'start' | 'file' | 'scenario';
+  kind: Expectation['kind'] | 'scenario';
   status: Status;
   message?: string;
   diff?: string;
@@ -46,9 +46,11 @@ export interface ScenarioResult {
   transcript: string[];
   timeMs: number;
   probes: number;
+  /** where the time went: lab + engine + agents, probes and assertions, teardown */
+  phaseMs: { build: number; probe: number; teardown: number };
   properties: Record<string, string>;
   /** the lab host's rules and the names behind them at the end of each phase (upgrade diff) */
-  snapshots?: { phase: number; rules: Ruleset; facts: Facts }[];
+  snapshots?: { phase: number; host: string; rules: Ruleset; facts: Facts }[];
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {

@@ -115,7 +115,7 @@ export function buildUpgradeDiff(from: string, to: string, before: ScenarioResul
     const ra = a.get(id)!;
     const rb = b.get(id)!;
     for (const sa of ra.snapshots ?? []) {
-      const sb = rb.snapshots?.find((s) => s.phase === sa.phase);
+      const sb = rb.snapshots?.find((s) => s.phase === sa.phase && s.host === sa.host);
       if (!sb) continue;
       const ca = chainsOf(sa.rules, sa.facts);
       const cb = chainsOf(sb.rules, sb.facts);

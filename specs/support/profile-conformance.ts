@@ -28,7 +28,7 @@ function runOn(sc: Scenario, engine: string): Promise<ScenarioResult> {
 function withSteps(sc: Scenario, commands: string[], keep: (e: Expectation) => boolean): Scenario {
   const loc = sc.loc;
   const expect = sc.expect.filter(keep).map((e) => ({ ...e, phase: 0 }));
-  return { ...sc, phases: [{ steps: commands.map((args) => ({ kind: 'iptables' as const, args, loc })), loc }], expect };
+  return { ...sc, phases: [{ steps: commands.map((args) => ({ kind: 'iptables' as const, host: 'host', args, loc })), loc }], expect };
 }
 
 export function defineProfileConformance(profile: string): void {
