@@ -68,6 +68,9 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
     ...sc.lan.peers.map(async (p) => {
       await lab.ip(peerNs(p), [
         'link set lo up',
+        // A peer routing loopback addresses to a host (the attack on ports published on
+        // 127.0.0.1, moby#45610) must not keep delivering them to its own lo first.
+        ...(p.routes.some((r) => inLoopback(r.dest)) ? ['route del local 127.0.0.0/8 dev lo table local', 'route del local 127.0.0.1 dev lo table local'] : []),
         `addr add ${p.address} dev eth0`,
         'link set eth0 up',
         // a peer on the lan has the router as its gateway; one on another segment has none
@@ -78,6 +81,8 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
     }),
   ]);
 }
+
+const inLoopback = (dest: string) => dest.startsWith('127.');
 
 function routeVia(sc: Scenario, via: string): string {
   if (via === 'router') return sc.lan.router;
