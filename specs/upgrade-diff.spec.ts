@@ -35,4 +35,24 @@ describe.skipIf(!isRoot)('netconform diff reference:docker-20.10 → reference:d
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('shows what a LAN neighbour gains or loses, SC by SC', async () => {
+    const verdicts = async (to: string) => {
+      const r = await execa('node', ['dist/harness/cli.js', 'diff', '--from', 'reference:docker-20.10', '--to', to, '--out', '/dev/null', 'scenarios/security'], { cwd: root, env: { NO_COLOR: '1' }, reject: false });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return r.stdout.split('\n').filter((l) => l.startsWith('| security-'));
+    };
+    const row = (rows: string[], probe: string) => rows.find((l) => l.includes(probe));
+    for (const to of ['reference:docker-28', 'reference:docker-29']) {
+      const rows = await verdicts(to);
+      expect(row(rows, '[laptop → 127.0.0.1 tcp/8080]')).toMatch(/\| connected \| timeout \| reachable → blocked \|/);
+      expect(row(rows, '[laptop → web tcp/80]')).toMatch(/\| connected \| timeout \| reachable → blocked \|/);
+      expect(row(rows, '[laptop → web tcp/81]')).toMatch(/\| connected \| timeout \|/);
+      // SC-04 is a finding under every release: nothing changes for it
+      expect(rows.some((l) => l.startsWith('| security-iptables-false'))).toBe(false);
+      const sc05 = row(rows, '[app → host tcp/8080]');
+      if (to.endsWith('29')) expect(sc05).toMatch(/\| timeout \| connected \| blocked → reachable \|/);
+      else expect(sc05).toBeUndefined();
+    }
+  }, 60_000);
 });

@@ -72,6 +72,7 @@ function result(engine: string, rules: string, labBridge: string, cases: CaseRes
     transcript: [],
     timeMs: 1,
     probes: cases.length,
+    phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: {},
     snapshots: [{ phase: 0, host: 'host', rules: parseIptablesSave(rules), facts: facts(labBridge) }],
   };

@@ -74,6 +74,13 @@ export function defineProfileConformance(profile: string): void {
         expect(exposed[0].message).toMatch(/expected timeout, got connected/);
       });
 
+      it('SC-01 fails when 127.0.0.1 packets from the LAN are no longer dropped in raw', async () => {
+        const commands = ['-t raw -D PREROUTING -d 127.0.0.1/32 ! -i lo -p tcp -m tcp --dport 8080 -j DROP'];
+        const r = await runOn(withSteps(byId('security-loopback-publish'), commands, (e) => e.kind === 'reach' && e.from === 'laptop' && e.to === '127.0.0.1'), engine);
+        expect(r.cases.map((c) => [c.status, c.reach?.actual])).toEqual([['failed', 'connected']]);
+        expect(r.cases[0].message).toMatch(/expected timeout, got connected/);
+      });
+
       it('the raw direct-access DROP alone is a defence: without the DOCKER DROP ports stay closed', async () => {
         const commands = ['-P FORWARD ACCEPT', '-D DOCKER ! -i docker0 -o docker0 -j DROP'];
         const r = await runOn(withSteps(byId('ingress-direct-routing'), commands, (e) => e.kind === 'reach' && e.phase === 1), engine);
