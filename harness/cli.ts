@@ -29,6 +29,7 @@ commands:
       --junit PATH    JUnit XML output (default: reports/junit.xml)
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
+      --jobs N        labs built at once (default 4)
   diff --from T --to T [paths…]
                       run the scenarios under two targets (profiles or engines) and report what
                       changes: chains, rules per chain, packet verdicts (also to reports/*.md)
@@ -72,8 +73,14 @@ async function cmdRun(args: string[]): Promise<number> {
       junit: { type: 'string', default: 'reports/junit.xml' },
       only: { type: 'string' },
       'update-golden': { type: 'boolean', default: false },
+      jobs: { type: 'string', default: '4' },
     },
   });
+  const jobs = Number(values.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    console.error(red(`--jobs must be a whole number of at least 1, not "${values.jobs}"`));
+    return 2;
+  }
   let scenarios = load(positionals);
   if (values.only) {
     const ids = new Set(values.only.split(','));
@@ -89,6 +96,7 @@ async function cmdRun(args: string[]): Promise<number> {
     engines,
     updateGolden: values['update-golden'],
     signal: abort.signal,
+    jobs,
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
   });

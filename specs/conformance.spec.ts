@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadScenarios } from '../harness/scenario/load.js';
 import { runScenario } from '../harness/run/runner.js';
-import { engineFactory } from '../harness/run/suite.js';
+import { engineFactory, runSuite } from '../harness/run/suite.js';
 import { detectCapabilities, missingFeatures } from '../harness/lab/capabilities.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import type { Expectation, Scenario } from '../harness/scenario/types.js';
@@ -29,11 +29,16 @@ function withDeletedRules(sc: Scenario, deletions: string[], keep: (e: Expectati
   return { ...sc, phases: [{ steps: deletions.map((args) => ({ kind: 'iptables' as const, host: 'host', args, loc })), loc }], expect };
 }
 
+/** every scenario's result, from one suite run with several labs at once (as `netconform run` does) */
+const results = new Map<Scenario, ScenarioResult>();
+
 describe.skipIf(!isRoot)('conformance (reference engine)', () => {
   beforeAll(async () => {
     before = await fingerprintStartingNamespace();
     missing = missingFeatures(await detectCapabilities());
-  });
+    const all = await runSuite(scenarios, { engines: ['reference'], jobs: 4 });
+    for (const [i, sc] of scenarios.entries()) results.set(sc, all[i]);
+  }, 300_000);
 
   it('every scenario file is valid', () => {
     expect(errors).toEqual([]);
@@ -42,12 +47,9 @@ describe.skipIf(!isRoot)('conformance (reference engine)', () => {
 
   for (const sc of scenarios) {
     describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
-      let result: ScenarioResult;
-      beforeAll(async () => {
-        result = await runOn(sc);
-      }, 60_000);
       for (const [i, e] of sc.expect.entries()) {
         it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
+          const result = results.get(sc)!;
           const c = result.cases.find((x) => x.expectIndex === i)!;
           if (c.status === 'skipped') ctx.skip(c.message);
           expect(c.status, `${c.name}\n${c.message ?? ''}\n${c.diff ?? ''}\n${result.transcript.join('\n')}`).toBe('passed');

@@ -15,6 +15,7 @@ import { describeStep, runStep } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
 import { parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
+import { traced } from '../util/trace.js';
 
 export { caseName } from './evaluate.js';
 
@@ -77,14 +78,14 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     return a;
   };
   try {
-    await buildTopology(lab, sc);
+    await traced('topology', buildTopology(lab, sc));
     // The agents outside the engines start while the engines build: they do not depend on them.
     const outside = startOutsideAgents(lab, sc, startAgent);
     outside.catch(() => {}); // awaited below; a failure here must not go unhandled meanwhile
 
     const startErrors = new Map<string, string>();
     const running = new Map<string, ContainerInfo>(); // by container reference
-    await Promise.all(sc.hosts.map((h) => buildHost(h, engines.get(h.name)!, { lab, result, startErrors, running, log: opts.onProgress })));
+    await traced('engines', Promise.all(sc.hosts.map((h) => buildHost(h, engines.get(h.name)!, { lab, result, startErrors, running, log: opts.onProgress }))));
     const first = engines.get(sc.hosts[0].name)!;
     result.engineDescription = first.describe();
     result.properties.engine = first.describe();

@@ -1,4 +1,4 @@
-// Runs a set of scenarios on one or more engines, one lab at a time, and reports as it goes.
+// Runs a set of scenarios on one or more engines, a few labs at a time, and reports as it goes.
 import { release } from 'node:os';
 import type { Engine } from '../engine/types.js';
 import { ReferenceEngine } from '../engine/reference/engine.js';
@@ -13,8 +13,10 @@ export interface SuiteOptions {
   updateGolden?: boolean;
   onResult?: (r: ScenarioResult, index: number, total: number) => void;
   onProgress?: (line: string) => void;
-  /** stop early (Ctrl-C): the scenario under way finishes its teardown, no new one starts */
+  /** stop early (Ctrl-C): the scenarios under way finish their teardown, no new one starts */
   signal?: AbortSignal;
+  /** labs built at once (default 4). Labs are hermetic, so they can; probes mostly wait on timeouts. */
+  jobs?: number;
 }
 
 /** An engine by name: "reference" (docker-20.10), "reference:docker-28", … */
@@ -38,15 +40,21 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const missing = missingFeatures(caps);
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
-  const total = scenarios.length * factories.length;
-  const results: ScenarioResult[] = [];
-  for (const sc of scenarios) {
-    for (const [engineName, makeEngine] of factories) {
-      if (opts.signal?.aborted) return results;
+  const runs = scenarios.flatMap((sc) => factories.map(([engineName, makeEngine]) => ({ sc, engineName, makeEngine })));
+  const results: (ScenarioResult | undefined)[] = new Array(runs.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < runs.length && !opts.signal?.aborted) {
+      const i = next++;
+      const { sc, engineName, makeEngine } = runs[i];
       const r = await runScenario(sc, { engineName, makeEngine, updateGolden: opts.updateGolden, missing, environment, onProgress: opts.onProgress });
-      results.push(r);
-      opts.onResult?.(r, results.length, total);
+      results[i] = r;
+      opts.onResult?.(r, ++done, runs.length);
     }
-  }
-  return results;
+  };
+  const jobs = Math.max(1, Math.min(opts.jobs ?? 4, runs.length));
+  await Promise.all(Array.from({ length: jobs }, worker));
+  // reports list scenarios in their order, whatever order they finished in
+  return results.filter((r): r is ScenarioResult => r !== undefined);
 }

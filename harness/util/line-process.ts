@@ -2,6 +2,7 @@
 // flight at once. The probe agent and the reference engine's helper both speak it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { traced } from './trace.js';
 
 interface Pending {
   resolve: (words: string[]) => void;
@@ -28,7 +29,7 @@ export class LineProcess {
   static async start(file: string, args: string[], label: string, env?: Record<string, string>): Promise<LineProcess> {
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     const p = new LineProcess(child, label);
-    await p.attach();
+    await traced(`start ${label}`, p.attach());
     return p;
   }
 
@@ -66,10 +67,13 @@ export class LineProcess {
     if (this.exited) return Promise.reject(new Error(`${this.label} is not running: ${this.stderr.trim()}`));
     const id = `r${++this.next}`;
     const line = [cmd, id, ...args.map((a) => (a === undefined ? '-' : String(a)))].join(' ');
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.child.stdin!.write(line + '\n');
-    });
+    return traced(
+      `${this.label}: ${cmd} ${args.join(' ')}`,
+      new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        this.child.stdin!.write(line + '\n');
+      }),
+    );
   }
 
   /** Quit, then SIGKILL by pid if it is still there; idempotent. */

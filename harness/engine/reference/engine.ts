@@ -120,6 +120,7 @@ export class ReferenceEngine implements Engine {
       this.firewall.init(await this.plan.editRules(), { hairpin: !d['userland-proxy'] });
     }
     await this.createDefaultBridge();
+    this.plan.preloadRules();
   }
 
   private async createDefaultBridge(): Promise<void> {

@@ -13,6 +13,9 @@ export class KernelPlan {
   private sysctls = new Map<string, Record<string, string>>();
   private rules?: RuleEditor;
   private rulesDirty = false;
+  /** rules already on their way to the kernel (preloadRules), and their text */
+  private preloading?: Promise<void>;
+  private preloaded?: string;
 
   constructor(
     private readonly lab: Lab,
@@ -60,13 +63,36 @@ export class KernelPlan {
     return this.rules;
   }
 
+  /**
+   * Start loading the rules planned so far while the rest is still being planned. A daemon's
+   * base chains are known at start; with iptables-nft every restore costs a kernel grace
+   * period (≈20 ms) on exit, so it should not wait for the containers. apply() loads again
+   * only if the rules changed since.
+   */
+  preloadRules(): void {
+    if (!this.rules || !this.rulesDirty) return;
+    const text = serializeRuleset(this.rules.toRuleset());
+    const before = this.preloading ?? Promise.resolve();
+    this.preloaded = text;
+    this.preloading = before.then(() => this.lab.configure(this.hostNs, { iptablesRestore: text }));
+    this.preloading.catch(() => {}); // apply() awaits it and reports the failure
+  }
+
   async apply(): Promise<void> {
     const lab = this.lab;
     const host = this.hostNs;
     const namespaces = this.namespaces;
     const lines = this.lines;
     const sysctls = this.sysctls;
-    const rules = this.rulesDirty ? this.rules : undefined;
+    const rulesText = this.rulesDirty && this.rules ? serializeRuleset(this.rules.toRuleset()) : undefined;
+    const preloading = this.preloading;
+    const preloaded = this.preloaded;
+    this.preloading = undefined;
+    this.preloaded = undefined;
+    const loadRules = async () => {
+      await preloading;
+      if (rulesText !== undefined && rulesText !== preloaded) await lab.configure(host, { iptablesRestore: rulesText });
+    };
     this.namespaces = [];
     this.lines = new Map();
     this.sysctls = new Map();
@@ -82,7 +108,7 @@ export class KernelPlan {
     // host's batch instead slows both: they contend for the same kernel locks.
     await lab.ip(host, lines.get(host) ?? []);
     await Promise.all([
-      rules ? lab.configure(host, { iptablesRestore: serializeRuleset(rules.toRuleset()) }) : undefined,
+      loadRules(),
       ...[...lines].filter(([ns]) => ns !== host).map(([ns, l]) => lab.ip(ns, l)),
       ...[...sysctls].map(([ns, s]) => lab.configure(ns, { sysctls: s })),
     ]);
