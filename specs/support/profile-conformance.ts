@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadScenarios } from '../../harness/scenario/load.js';
 import { runScenario } from '../../harness/run/runner.js';
-import { engineFactory } from '../../harness/run/suite.js';
+import { engineFactory, runSuite } from '../../harness/run/suite.js';
 import { detectCapabilities, missingFeatures } from '../../harness/lab/capabilities.js';
 import { buildJunit } from '../../harness/report/junit.js';
 import type { ScenarioResult } from '../../harness/report/results.js';
@@ -36,19 +36,20 @@ export function defineProfileConformance(profile: string): void {
 
   describe.skipIf(!isRoot)(`conformance under ${engine}`, () => {
     let before = '';
+    const results = new Map<Scenario, ScenarioResult>();
     beforeAll(async () => {
       before = await fingerprintStartingNamespace();
       missing = missingFeatures(await detectCapabilities());
-    });
+      // the catalogue as one suite, several labs at once (as conformance.spec.ts does)
+      const all = await runSuite(scenarios, { engines: [engine], jobs: 4 });
+      for (const [i, sc] of scenarios.entries()) results.set(sc, all[i]);
+    }, 300_000);
 
     for (const sc of scenarios) {
       describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
-        let result: ScenarioResult;
-        beforeAll(async () => {
-          result = await runOn(sc, engine);
-        }, 60_000);
         for (const [i, e] of sc.expect.entries()) {
           it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
+            const result = results.get(sc)!;
             const c = result.cases.find((x) => x.expectIndex === i)!;
             if (c.status === 'skipped') ctx.skip(c.message);
             expect(c.status, `${c.name}\n${c.message ?? ''}\n${c.diff ?? ''}\n${result.transcript.join('\n')}`).toBe('passed');
