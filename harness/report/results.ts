@@ -45,6 +45,8 @@ export interface ScenarioResult {
   timeMs: number;
   probes: number;
   properties: Record<string, string>;
+  /** properties repeated on every test case (a microVM run names its guest kernel there) */
+  caseProperties?: Record<string, string>;
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {
