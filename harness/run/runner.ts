@@ -147,6 +147,8 @@ async function runStep(step: Step, engine: Engine, lab: Lab): Promise<void> {
       return iptables(lab, HOST, step.args);
     case 'restart-rules':
       return engine.reloadRules();
+    case 'ip':
+      return lab.ip(step.ns, step.lines);
   }
 }
 
@@ -161,6 +163,8 @@ function describeStep(step: Step): string {
       return `iptables ${step.args}`;
     case 'restart-rules':
       return 'restart-rules';
+    case 'ip':
+      return `ip (in ${step.ns}) ${step.lines.join('; ')}`;
   }
 }
 

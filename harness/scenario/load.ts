@@ -107,7 +107,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
       return { message: `${JSON.stringify(e.data)}: expected a port number or "PORT/tcp" / "PORT/udp"` };
     case 'minProperties':
     case 'maxProperties':
-      return { message: 'a step has exactly one of: connect, disconnect, remove, iptables, restart-rules' };
+      return { message: 'a step has exactly one of: connect, disconnect, remove, iptables, restart-rules, ip' };
     default:
       return { message: e.message ?? e.keyword };
   }
@@ -404,6 +404,10 @@ class Resolver {
       return { kind: 'remove', container: s.remove, loc };
     }
     if (s.iptables) return { kind: 'iptables', args: s.iptables, loc };
+    if (s.ip) {
+      if (!['host', 'wan'].includes(s.ip.in)) this.err([...p, 'ip', 'in'], `ip steps run in host or wan, not '${s.ip.in}'`);
+      return { kind: 'ip', ns: s.ip.in, lines: s.ip.run, loc };
+    }
     return { kind: 'restart-rules', loc };
   }
 

@@ -98,7 +98,8 @@ export type Step =
   | { kind: 'disconnect'; container: string; network: string; loc: Loc }
   | { kind: 'remove'; container: string; loc: Loc }
   | { kind: 'iptables'; args: string; loc: Loc } // administrator rule in the lab host, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
-  | { kind: 'restart-rules'; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
+  | { kind: 'restart-rules'; loc: Loc } // the engine reprograms its rules (as a daemon restart does)
+  | { kind: 'ip'; ns: string; lines: string[]; loc: Loc }; // `ip -batch` lines in a lab namespace (host or wan), e.g. a VLAN sub-interface
 
 interface ExpectBase {
   /** catalogue ID this expectation proves */

@@ -27,7 +27,7 @@ export function placeScenarios(scenarios: Scenario[], hostMissing: Map<string, s
   return scenarios.map((scenario) => {
     const missing = scenario.requires.filter((f) => hostMissing.has(f));
     if (opts.allInVm && opts.vmAvailable) return { scenario, where: 'vm', missing, reason: 'run --kernel: every scenario runs in the microVM' };
-    if (missing.length === 0) return { scenario, where: 'host', missing, reason: scenario.requires.length ? `host kernel has ${scenario.requires.join(', ')}` : 'no kernel requirements' };
+    if (missing.length === 0) return { scenario, where: 'host', missing, reason: scenario.requires.length ? `host kernel has ${scenario.requires.join(', ')}` : 'runs on any kernel' };
     if (opts.vmAvailable) return { scenario, where: 'vm', missing, reason: `host kernel lacks ${missing.join(', ')}` };
     return { scenario, where: 'skip', missing, reason: `host kernel lacks ${missing.join(', ')}; ${opts.noVmReason ?? `no guest kernel: ${GET_KERNEL_HINT}`}` };
   });
