@@ -49,7 +49,7 @@ if [ "$NCF_AUTOLOAD" = 0 ]; then echo > /proc/sys/kernel/modprobe; else echo /sb
 n=0
 for m in $NCF_MODULES; do
   case "$m" in
-    \?*) m=\${m#?}; insmod "/lib/modules/$REL/\${m#*:}" 2>/dev/null || say module-skipped "\${m%%:*}" ;; # soft dependency
+    -*) m=\${m#-}; insmod "/lib/modules/$REL/\${m#*:}" 2>/dev/null || say module-skipped "\${m%%:*}" ;; # soft dependency
     *) load "\${m%%:*}" "/lib/modules/$REL/\${m#*:}" ;;
   esac
   n=$((n+1))

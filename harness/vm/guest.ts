@@ -182,7 +182,8 @@ async function bootOnce(job: GuestJob, opts: GuestOptions, accel: Accel, accelRe
   if (exit.error) lines.push(exit.error);
   run.console = lines.join('\n');
 
-  if (!initSeen) fail('boot-failed', `the guest kernel never reached its init (qemu exit ${exit.signal ?? exit.code}${exit.error ? `: ${exit.error}` : ''})`);
+  const silent = lines.length === 0 ? '; the console stayed empty' : '';
+  if (!initSeen) fail('boot-failed', `the guest kernel never reached its init (qemu exit ${exit.signal ?? exit.code}${exit.error ? `: ${exit.error}` : ''}${silent})`);
   else if (exitCode === undefined) fail('harness-failed', 'the guest stopped before the harness finished (kernel panic or crash of the guest init; see the console)');
   else if (exitCode !== 0) fail('harness-failed', `the harness in the guest exited with code ${exitCode}`);
 
@@ -209,7 +210,8 @@ export function guestEnv(kernel: GuestKernel, modules: ModuleFile[], autoload = 
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const vars: Record<string, string> = {
     NCF_MODDIR: kernel.modulesDir,
-    NCF_MODULES: modules.map((m) => `${m.optional ? '?' : ''}${m.name}:${m.path}`).join(' '),
+    // "-" marks a soft dependency: loaded when it can be, never fatal
+    NCF_MODULES: modules.map((m) => `${m.optional ? '-' : ''}${m.name}:${m.path}`).join(' '),
     NCF_ROOT: packageRoot(),
     NCF_NODE: realpathSync(process.execPath),
     NCF_AUTOLOAD: autoload ? '1' : '0',
@@ -244,7 +246,7 @@ export function gcGuests(opts: { all?: boolean; dir?: string } = {}): { removed:
     const m = re.exec(name);
     if (!m) continue;
     const owner = Number(m[1]);
-    if (!opts.all && owner !== process.pid && alive(owner)) continue;
+    if (!opts.all && alive(owner)) continue;
     const dir = join(base, name);
     try {
       const pid = Number(readFileSync(join(dir, 'qemu.pid'), 'utf8'));
