@@ -19,13 +19,16 @@ const PROBES: Record<string, string[]> = {
   'bridge-vlan-filtering': ['link add capbr type bridge vlan_filtering 1'],
 };
 
-export async function detectCapabilities(): Promise<Capability[]> {
+/** Every feature, or only those asked for (a run probes what its scenarios require: each probe costs processes). */
+export async function detectCapabilities(only?: string[]): Promise<Capability[]> {
+  const wanted = (f: string) => !only || only.includes(f);
+  const probes = Object.entries(PROBES).filter(([f]) => wanted(f));
   const lab = Lab.create();
   const out: Capability[] = [];
   try {
-    await lab.addNamespaces(Object.keys(PROBES));
+    await lab.addNamespaces(probes.map(([f]) => f));
     await Promise.all(
-      Object.entries(PROBES).map(async ([feature, lines]) => {
+      probes.map(async ([feature, lines]) => {
         const r = await run('ip', ['-n', lab.ns(feature), '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
         const err = r.stderr.trim().split('\n')[0];
         out.push({ feature, ok: r.exitCode === 0, detail: r.exitCode === 0 ? 'works' : `${lines.at(-1)}: ${err}` });
@@ -34,14 +37,14 @@ export async function detectCapabilities(): Promise<Capability[]> {
   } finally {
     await lab.destroy();
   }
-  out.push(await openvswitchDatapath());
+  if (wanted('openvswitch')) out.push(await openvswitchDatapath());
   // The kernel datapath alone is not enough: scenarios drive it with ovs-vsctl.
   const ovs = out.find((c) => c.feature === 'openvswitch');
   if (ovs?.ok && (await run('sh', ['-c', 'command -v ovs-vsctl'], { allowFail: true })).exitCode !== 0) {
     ovs.ok = false;
     ovs.detail = 'kernel has openvswitch but ovs-vsctl is not installed';
   }
-  out.push(...(await iptablesBackends()));
+  if (wanted('iptables-nft') || wanted('iptables-legacy')) out.push(...(await iptablesBackends()).filter((c) => wanted(c.feature)));
   return out.sort((a, b) => a.feature.localeCompare(b.feature));
 }
 

@@ -40,7 +40,7 @@ export function engineFactory(name: string): () => Engine {
 }
 
 export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
-  const caps = await detectCapabilities();
+  const caps = await detectCapabilities([...new Set(scenarios.flatMap((s) => s.requires))]);
   const environment = {
     kernel: release(),
     iptables: await iptablesVersion(),

@@ -227,12 +227,12 @@ export function consoleTail(console: string, n = 40): string {
   return (lines.length > n ? [`… (${lines.length - n} earlier lines in the JUnit system-out)`] : []).concat(lines.slice(-n)).join('\n');
 }
 
+/** A run is alive while its process exists and is not a zombie (a SIGKILLed run not yet reaped). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }
 
