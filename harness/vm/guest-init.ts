@@ -66,8 +66,9 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
+# A fresh /run (the host's holds its namespaces); /tmp stays the overlay's, since the package
+# under test may live there (a clone in /tmp).
 mount -t tmpfs -o mode=755 tmpfs $R/run
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 # kmod in the shared root (dockerd runs modprobe) finds the guest kernel's modules too.
 mkdir -p "$R/lib/modules/$REL" && mount --bind "/lib/modules/$REL" "$R/lib/modules/$REL"
