@@ -38,7 +38,7 @@ commands:
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
   gc [--all]          remove labs left by killed runs (--all: also those of live runs)
-  doctor [--no-boot]  check root, tools, iptables backend and kernel features (boots the
+  doctor [paths…] [--no-boot]  check root, tools, iptables backend and kernel features (boots the
                       configured guest kernel once to probe it, unless --no-boot)
 
 paths default to the scenarios/ folder. Exit codes: 0 all passed, 1 failures, 2 invalid input or setup.`;
@@ -166,7 +166,7 @@ async function cmdGc(args: string[]): Promise<number> {
 }
 
 async function cmdDoctor(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { 'no-boot': { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'no-boot': { type: 'boolean', default: false } } });
   let ok = true;
   const line = (good: boolean, what: string, detail: string) => {
     ok &&= good;
@@ -183,12 +183,12 @@ async function cmdDoctor(args: string[]): Promise<number> {
   if (!root) return 2;
   const caps = await detectCapabilities();
   const choice = chooseKernel(undefined);
-  await doctorKernels(caps, choice, !values['no-boot']);
+  await doctorKernels(caps, choice, !values['no-boot'], positionals);
   return ok ? 0 : 2;
 }
 
 /** Features per kernel (host, and the guest kernel when one is configured), and where each scenario runs. */
-async function doctorKernels(caps: Awaited<ReturnType<typeof detectCapabilities>>, choice: KernelChoice, boot: boolean): Promise<void> {
+async function doctorKernels(caps: Awaited<ReturnType<typeof detectCapabilities>>, choice: KernelChoice, boot: boolean, paths: string[]): Promise<void> {
   const columns: KernelColumn[] = [{ title: `host ${release()}`, caps }];
   console.log(bold('\nguest kernel (microVM)'));
   if (choice.kernel) {
@@ -202,7 +202,7 @@ async function doctorKernels(caps: Awaited<ReturnType<typeof detectCapabilities>
   }
   console.log(bold('\nkernel features'));
   for (const l of featureTable(columns, (ok) => (ok === undefined ? dim('?') : ok ? green('✓') : yellow('-')))) console.log(l);
-  const { scenarios } = loadScenarios(defaultPaths([]));
+  const { scenarios } = loadScenarios(defaultPaths(paths));
   console.log(bold('\nscenarios (where each runs)'));
   for (const l of placementLines(scenarios, caps, choice, columns[1]?.caps)) console.log(l);
 }

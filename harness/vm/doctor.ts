@@ -4,7 +4,7 @@ import type { Capability } from '../lab/capabilities.js';
 import { GUEST_MODULES } from '../lab/capabilities.js';
 import type { Scenario } from '../scenario/types.js';
 import { bootGuest } from './guest.js';
-import type { KernelChoice } from './kernel.js';
+import { GET_KERNEL_HINT, type KernelChoice } from './kernel.js';
 import { placeScenarios } from './plan.js';
 
 export interface KernelColumn {
@@ -42,7 +42,7 @@ export function featureTable(columns: KernelColumn[], mark: (ok: boolean | undef
 /** Where each scenario runs, and why; a guest that lacks the feature too makes it a skip. */
 export function placementLines(scenarios: Scenario[], host: Capability[], choice: KernelChoice, guest?: Capability[]): string[] {
   const hostMissing = new Map(host.filter((c) => !c.ok).map((c) => [c.feature, c.detail]));
-  const plan = placeScenarios(scenarios, hostMissing, { vmAvailable: Boolean(choice.kernel), noVmReason: choice.error ?? `no guest kernel (${choice.source})` });
+  const plan = placeScenarios(scenarios, hostMissing, { vmAvailable: Boolean(choice.kernel), noVmReason: choice.error ?? `no guest kernel (${choice.source}): ${GET_KERNEL_HINT}` });
   return plan.map((p) => {
     const needs = p.scenario.requires.length ? `requires ${p.scenario.requires.join(', ')}` : 'no requirements';
     let where: string = p.where;

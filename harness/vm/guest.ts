@@ -3,10 +3,9 @@
 // crash) with the console log as evidence. qemu is killed by pid on timeout, abort (Ctrl-C,
 // SIGTERM) and process exit; the job folder is removed. `gcGuests` removes what a SIGKILLed
 // run left (the folder carries the owning pid, and qemu's pid is written into it).
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { realpathSync } from 'node:fs';
 import { packageRoot } from '../paths.js';
 import { GUEST_MARK } from './guest-init.js';
 import { buildInitramfs } from './initramfs.js';
