@@ -4,7 +4,7 @@
 // passes: a module that does not load, a kernel that never boots, a guest that times out.
 // Skipped, with the reason, when no guest kernel or qemu is available (scripts/setup.sh
 // fetches the kernel, so CI runs it).
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +127,15 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
 
 describe.skipIf(Boolean(why))('microVM failures are errors with the guest console, never passes', () => {
   const fixture = () => byId('vm-vlan-subinterfaces');
+  const temps: string[] = [];
+  const tempKernelDir = (bytes: Buffer | string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ncf-spec-kernel-'));
+    temps.push(dir);
+    mkdirSync(join(dir, 'boot'));
+    writeFileSync(join(dir, 'boot', `vmlinuz-${kernel.release}`), bytes);
+    symlinkSync(join(kernel.modulesDir, '..', '..'), join(dir, 'lib'));
+    return dir;
+  };
 
   it('a module that fails to load in the guest names the module', async () => {
     // 8021q without garp, stp, mrp and llc: the kernel refuses it (unknown symbols)
@@ -139,18 +148,11 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
   }, 120_000);
 
   it('a kernel file that is not a kernel is refused before qemu starts', () => {
-    const dir = join(tmpdir(), `ncf-spec-bogus-${process.pid}`);
-    mkdirSync(join(dir, 'boot'), { recursive: true });
-    writeFileSync(join(dir, 'boot', `vmlinuz-${kernel.release}`), 'not a kernel');
-    expect(() => resolveKernel(dir)).toThrow(KernelError);
+    expect(() => resolveKernel(tempKernelDir('not a kernel'))).toThrow(KernelError);
   });
 
   it('a kernel that never boots (a truncated image) is a boot failure', async () => {
-    const dir = join(tmpdir(), `ncf-spec-truncated-${process.pid}`);
-    mkdirSync(join(dir, 'boot'), { recursive: true });
-    writeFileSync(join(dir, 'boot', `vmlinuz-${kernel.release}`), readFileSync(kernel.vmlinuz).subarray(0, 64 * 1024));
-    if (!existsSync(join(dir, 'lib'))) symlinkSync(join(kernel.modulesDir, '..', '..'), join(dir, 'lib'));
-    const broken = resolveKernel(dir);
+    const broken = resolveKernel(tempKernelDir(readFileSync(kernel.vmlinuz).subarray(0, 64 * 1024)));
     const { results, guest } = await runInVm([fixture()], { kernel: broken, engines: ['reference'], guest: { bootTimeoutMs: 30_000 } });
     expect(guest.outcome).toBe('boot-failed');
     expect(results[0].cases.every((c) => c.status === 'error')).toBe(true);
@@ -166,6 +168,7 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
   }, 60_000);
 
   afterAll(() => {
+    for (const d of temps) rmSync(d, { recursive: true, force: true });
     expect(ourQemus()).toEqual([]);
     expect(ourJobDirs()).toEqual([]);
   });
