@@ -82,8 +82,8 @@ async function iptablesBackends(): Promise<Capability[]> {
 
 /**
  * The modules of a stock distribution kernel (Debian's) that give each feature, loaded in the
- * microVM guest before the harness starts. The iptables list is what the engine's rules use
- * (found by running every scenario in the guest: harness/vm/README in the report of issue 6).
+ * microVM guest before the harness starts. The iptables list is what the engine's rules use:
+ * every scenario passes in the guest with on-demand loading off (GuestOptions.autoload).
  */
 export const FEATURE_MODULES: Record<string, string[]> = {
   veth: ['veth'],
