@@ -12,7 +12,7 @@ import { KernelError, bzImageRelease, chooseKernel, resolveKernel, type GuestKer
 import { UnknownModuleError, moduleName, parseModulesDep, resolveModules } from '../harness/vm/modules.js';
 import { chooseAccel, kernelCmdline, qemuArgs } from '../harness/vm/qemu.js';
 import { placeScenarios } from '../harness/vm/plan.js';
-import { consoleTail, gcGuests, guestEnv, stripTerminalControls } from '../harness/vm/guest.js';
+import { consoleTail, gcGuests, guestEnv, guestStatus, stripTerminalControls } from '../harness/vm/guest.js';
 import { guestInitScript } from '../harness/vm/guest-init.js';
 import type { Scenario } from '../harness/scenario/types.js';
 
@@ -265,6 +265,12 @@ describe('placement', () => {
 });
 
 describe('guest plumbing', () => {
+  it('reads the init status lines, with or without a kernel timestamp', () => {
+    expect(guestStatus('[    2.350729] netconform-guest: module-failed 8021q insmod: can\'t insert')).toMatchObject({ event: 'module-failed', args: ['8021q', 'insmod:', "can't", 'insert'] });
+    expect(guestStatus('netconform-guest: harness-ready 6.95')).toMatchObject({ event: 'harness-ready', args: ['6.95'] });
+    expect(guestStatus('[    1.0] 9pnet: Installing 9P2000 support')).toBeUndefined();
+  });
+
   it('strips the firmware escape sequences from console lines', () => {
     expect(stripTerminalControls('\x1bc\x1b[?7l\x1b[2Jnetconform-guest: init 1.9')).toBe('netconform-guest: init 1.9');
   });

@@ -127,9 +127,9 @@ async function bootOnce(job: GuestJob, opts: GuestOptions, accel: Accel, accelRe
     const line = stripTerminalControls(raw);
     lines.push(line);
     const since = performance.now() - t0;
-    const status = line.replace(KERNEL_LINE, '').trim();
-    if (status.startsWith(GUEST_MARK)) {
-      const [event, ...rest] = status.slice(GUEST_MARK.length).trim().split(' ');
+    const status = guestStatus(line);
+    if (status) {
+      const { event, args: rest } = status;
       if (event === 'init') {
         initSeen = true;
         run.timing.bootMs = since;
@@ -140,7 +140,7 @@ async function bootOnce(job: GuestJob, opts: GuestOptions, accel: Accel, accelRe
       else if (event === 'harness-exit') exitCode = Number(rest[0]);
     }
     if (!KERNEL_LINE.test(line)) opts.onLine?.(line);
-    else if (status.startsWith(GUEST_MARK)) opts.onLine?.(status);
+    else if (status) opts.onLine?.(status.text);
   });
   writeFileSync(join(dir, 'qemu.pid'), String(q.pid));
   const entry = { q, dir };
@@ -196,6 +196,14 @@ async function bootOnce(job: GuestJob, opts: GuestOptions, accel: Accel, accelRe
     if (!process.env.NETCONFORM_VM_KEEP) rmSync(dir, { recursive: true, force: true });
   }
   return run;
+}
+
+/** A status line of the guest init ("netconform-guest: module-failed 8021q …"), also when the kernel log timestamps it. */
+export function guestStatus(line: string): { event: string; args: string[]; text: string } | undefined {
+  const text = line.replace(KERNEL_LINE, '').trim();
+  if (!text.startsWith(GUEST_MARK)) return undefined;
+  const [event, ...args] = text.slice(GUEST_MARK.length).trim().split(' ');
+  return { event, args, text };
 }
 
 /** The firmware clears the screen with escape sequences; a console log wants plain text. */
