@@ -84,7 +84,7 @@ export async function bootGuest(job: GuestJob, opts: GuestOptions): Promise<Gues
   const choice = opts.accel ? { accel: opts.accel, reason: 'asked for' } : chooseAccel();
   const first = await bootOnce(job, opts, choice.accel, choice.reason);
   if (first.outcome === 'boot-failed' && choice.accel === 'kvm' && first.timing.bootMs === undefined && !opts.signal?.aborted) {
-    opts.onLine?.(`${GUEST_MARK} KVM guest did not boot; retrying under software emulation`);
+    opts.onLine?.(`microVM: ${first.detail}; retrying under software emulation`);
     const second = await bootOnce(job, opts, 'tcg', 'KVM guest did not boot: software emulation');
     second.console = `${first.console}\n--- retry under TCG ---\n${second.console}`;
     return second;
