@@ -25,7 +25,8 @@ export PATH=/bin:/sbin
 # one before a power-off is never lost in the serial line's buffer.
 say() { echo "<2>${GUEST_MARK} $*" > /dev/kmsg; }
 up() { cut -d' ' -f1 /proc/uptime; }
-stop() { sync; poweroff -f; sleep 5; echo o > /proc/sysrq-trigger; }
+# poweroff -f does not return; the sysrq line is a last resort should it ever fail
+stop() { sync; poweroff -f || echo o > /proc/sysrq-trigger; }
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -78,7 +79,7 @@ ip link set lo up
 
 say harness-start "$(up)"
 chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb \\
-  NETCONFORM_IN_GUEST=1 $NCF_ENV "$NCF_NODE" "$NCF_ROOT/dist/harness/vm/guest-main.js" ${GUEST_JOB_DIR}/job.json
+  NETCONFORM_IN_GUEST=1 "$NCF_NODE" "$NCF_ROOT/dist/harness/vm/guest-main.js" ${GUEST_JOB_DIR}/job.json
 say harness-exit "$?" "$(up)"
 stop
 `;

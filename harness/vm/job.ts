@@ -1,7 +1,6 @@
 // What the host hands the guest (job.json in the job share) and what comes back. Scenarios
 // travel as the loader's resolved data, so specs can send scenarios built in memory too.
 import type { Capability } from '../lab/capabilities.js';
-import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
 
 export type GuestJob =
@@ -17,5 +16,3 @@ export interface GuestCapabilities {
   release: string;
   capabilities: Capability[];
 }
-
-export type { ScenarioResult };
