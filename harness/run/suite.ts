@@ -65,6 +65,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   }
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
   if (kernel && inVm.length && !opts.signal?.aborted) {
+    if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
     const { results: vmResults } = await runInVm(inVm, { kernel, engines: opts.engines, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
     for (const r of vmResults) {
