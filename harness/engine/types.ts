@@ -6,7 +6,8 @@ import type { Lab } from '../lab/lab.js';
 
 export interface NetworkInfo {
   name: string; // scenario name; "bridge" is the default network
-  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b
+  driver: 'bridge' | 'macvlan';
+  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b; a macvlan network's parent
   subnet: string; // CIDR
   gateway: string; // IPv4
   internal: boolean;
@@ -22,6 +23,8 @@ export interface PortBinding {
 
 export interface ContainerInfo {
   name: string;
+  /** the hostname its processes see (/etc/hostname, $HOSTNAME) */
+  hostname?: string;
   /** network namespace file a probe agent enters (/run/netns/… or /proc/<pid>/ns/net) */
   netnsPath: string;
   /** mount namespace file, when the container has its own view of /etc */
@@ -30,6 +33,8 @@ export interface ContainerInfo {
   env: string[];
   /** address per network name */
   addresses: Record<string, string>;
+  /** MAC address per network name */
+  macs?: Record<string, string>;
   /** primary address (first network), undefined for host/none */
   ip?: string;
   mode: 'bridge' | 'host' | 'none' | 'container';
@@ -57,6 +62,8 @@ export interface Engine {
   connect(container: string, network: string): Promise<void>;
   disconnect(container: string, network: string): Promise<void>;
   remove(container: string): Promise<void>;
+  /** `docker rm --link /<container>/<alias>`: drop one legacy link of a running container */
+  unlink(container: string, alias: string): Promise<void>;
   /** reprogram the engine's rules as a daemon restart does */
   reloadRules(): Promise<void>;
   /** wait until everything asked for so far is in the kernel (engines may batch work) */

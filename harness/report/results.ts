@@ -1,5 +1,5 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
-import type { Loc, Outcome, Proto } from '../scenario/types.js';
+import type { Expectation, Loc, Outcome, Proto } from '../scenario/types.js';
 
 export type Status = 'passed' | 'failed' | 'skipped' | 'error';
 
@@ -18,7 +18,7 @@ export interface ReachDetail {
 export interface CaseResult {
   id: string; // catalogue ID
   name: string; // "EG-01 container egress is masqueraded to the host address"
-  kind: 'reach' | 'rules' | 'start' | 'file' | 'scenario';
+  kind: Expectation['kind'] | 'scenario';
   status: Status;
   message?: string;
   diff?: string;
@@ -44,6 +44,8 @@ export interface ScenarioResult {
   transcript: string[];
   timeMs: number;
   probes: number;
+  /** where the time went: lab + engine + agents, probes and assertions, teardown */
+  phaseMs: { build: number; probe: number; teardown: number };
   properties: Record<string, string>;
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;

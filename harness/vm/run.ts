@@ -80,6 +80,7 @@ function failedResult(sc: Scenario, engine: string, g: GuestRun): ScenarioResult
     transcript: [`microVM ${g.outcome}: ${why}`, '== guest console', g.console],
     timeMs: g.timing.totalMs,
     probes: 0,
+    phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: {},
   };
 }

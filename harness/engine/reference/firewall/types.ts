@@ -10,7 +10,7 @@ export interface BridgeNet {
   icc: boolean;
   masquerade: boolean;
   internal: boolean;
-  /** --ip-masq source override (com.docker.network.bridge.host_binding_ipv4 is for ports) */
+  /** SNAT source instead of MASQUERADE (com.docker.network.host_ipv4; host_binding_ipv4 is for ports) */
   hostIp?: string;
 }
 
@@ -28,6 +28,10 @@ export interface LinkRule {
   fromIp: string; // the linking container
   toIp: string; // the linked (target) container
   ports: { port: number; proto: 'tcp' | 'udp' }[];
+  alias: string;
+  target: string; // the linked container's name
+  /** the variables the link gives the linking container's processes */
+  env: string[];
 }
 
 export interface FirewallOptions {
