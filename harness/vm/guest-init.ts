@@ -77,8 +77,12 @@ mkdir -p $R${GUEST_JOB_DIR}
 mount --bind /job $R${GUEST_JOB_DIR}
 ip link set lo up
 
+# The new root goes on top of / (switch_root's way) rather than being a plain chroot: a process
+# that joins a mount namespace (the probe agent, in a container's) gets that namespace's root,
+# which would otherwise be the initramfs. This shell keeps the initramfs for what follows.
+cd $R && mount --move . / || { say mount-failed move-root; stop; }
 say harness-start "$(up)"
-chroot $R /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb \\
+chroot . /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb \\
   NETCONFORM_IN_GUEST=1 "$NCF_NODE" "$NCF_ROOT/dist/harness/vm/guest-main.js" ${GUEST_JOB_DIR}/job.json
 say harness-exit "$?" "$(up)"
 stop
