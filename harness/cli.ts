@@ -178,6 +178,9 @@ async function cmdDoctor(args: string[]): Promise<number> {
   line(ip.exitCode === 0, 'iproute2', ip.exitCode === 0 ? ip.stdout.trim() : 'apt-get install -y iproute2');
   const ipt = await iptablesVersion();
   line(!ipt.includes('not found'), 'iptables', ipt.includes('not found') ? 'apt-get install -y iptables' : `${ipt} (backend: ${ipt.includes('nf_tables') ? 'nft' : 'legacy'})`);
+  // `bridge` (iproute2) sets VLAN membership on switch ports (VL scenarios' bridge steps)
+  const br = await run('bridge', ['-V'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
+  line(br.exitCode === 0, 'bridge (iproute2)', br.exitCode === 0 ? br.stdout.trim() : 'apt-get install -y iproute2');
   const ns = await run('nsenter', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
   line(ns.exitCode === 0, 'nsenter', ns.exitCode === 0 ? ns.stdout.trim() : 'apt-get install -y util-linux');
   if (!root) return 2;

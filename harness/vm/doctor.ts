@@ -54,6 +54,7 @@ export function placementLines(scenarios: Scenario[], host: Capability[], choice
         reason = `host kernel lacks ${p.missing.join(', ')}; the guest lacks ${guestMissing.join(', ')} too (skipped in the guest)`;
       }
     }
-    return `  ${where.padEnd(5)} ${p.scenario.id.padEnd(32)} ${needs}: ${reason}`;
+    const name = `${p.scenario.id} (${p.scenario.covers.join(' ')})`;
+    return `  ${where.padEnd(5)} ${name.padEnd(44)} ${needs}: ${reason}`;
   });
 }
