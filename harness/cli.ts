@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { release } from 'node:os';
 import { loadScenarios, formatDiagnostic } from './scenario/load.js';
 import { CATALOGUE } from './catalogue.js';
 import { destroyAllLabs, gc } from './lab/lab.js';
@@ -16,6 +17,9 @@ import { scenarioStatus } from './report/results.js';
 import type { Scenario } from './scenario/types.js';
 import { expandTargets } from './targets.js';
 import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report/upgrade.js';
+import { chooseKernel, type KernelChoice } from './vm/kernel.js';
+import { gcGuests } from './vm/guest.js';
+import { featureTable, placementLines, probeGuest, type KernelColumn } from './vm/doctor.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -30,6 +34,12 @@ commands:
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
+      --kernel PATH   run the scenarios in a microVM on this kernel (a folder from
+                      scripts/get-kernel.sh, or a vmlinuz file); without it, scenarios the
+                      host kernel cannot run go to the microVM when NETCONFORM_KERNEL or the
+                      get-kernel.sh cache names a kernel, and are skipped otherwise
+      --kernel-modules DIR  modules folder (lib/modules/<release>) of a --kernel vmlinuz file
+      --vm-timeout S  seconds the whole guest run may take (default 120 + 60 per scenario)
   diff --from T --to T [paths…]
                       run the scenarios under two targets (profiles or engines) and report what
                       changes: chains, rules per chain, packet verdicts (also to reports/*.md)
@@ -37,7 +47,8 @@ commands:
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
   gc [--all]          remove labs left by killed runs (--all: also those of live runs)
-  doctor              check root, tools, iptables backend and kernel features
+  doctor [paths…] [--no-boot]  check root, tools, iptables backend and kernel features (boots the
+                      configured guest kernel once to probe it, unless --no-boot)
 
 paths default to the scenarios/ folder. Exit codes: 0 all passed, 1 failures, 2 invalid input or setup.`;
 
@@ -74,6 +85,9 @@ async function cmdRun(args: string[]): Promise<number> {
       only: { type: 'string' },
       'update-golden': { type: 'boolean', default: false },
       jobs: { type: 'string', default: '4' },
+      kernel: { type: 'string' },
+      'kernel-modules': { type: 'string' },
+      'vm-timeout': { type: 'string' },
     },
   });
   const jobs = Number(values.jobs);
@@ -82,6 +96,12 @@ async function cmdRun(args: string[]): Promise<number> {
     return 2;
   }
   let scenarios = load(positionals);
+  const choice = chooseKernel(values.kernel, process.env, values['kernel-modules']);
+  if (choice.error && values.kernel) {
+    console.error(red(`netconform: ${choice.error}`));
+    return 2;
+  }
+  if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
   if (values.only) {
     const ids = new Set(values.only.split(','));
     scenarios = scenarios.filter((s) => s.covers.some((c) => ids.has(c)));
@@ -99,6 +119,11 @@ async function cmdRun(args: string[]): Promise<number> {
     jobs,
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
+    kernel: choice.kernel,
+    noKernelReason: choice.error ? `guest kernel from ${choice.source} is unusable: ${choice.error}` : undefined,
+    allInVm: Boolean(values.kernel),
+    onVmLine: (l) => console.log(dim('  vm│ ') + l),
+    vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
   });
   const wall = performance.now() - t0;
   const failures = failureReport(results);
@@ -200,12 +225,16 @@ async function cmdGc(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { all: { type: 'boolean', default: false } } });
   requireRoot();
   const r = await gc({ all: values.all });
-  console.log(r.removed.length ? `removed ${r.removed.length} namespaces: ${r.removed.join(' ')}` : 'nothing to clean up');
+  const vms = gcGuests({ all: values.all });
+  console.log(r.removed.length ? `removed ${r.removed.length} namespaces: ${r.removed.join(' ')}` : 'no namespaces to clean up');
+  if (vms.killed.length) console.log(`killed ${vms.killed.length} microVM guests (qemu pids ${vms.killed.join(' ')})`);
+  if (vms.removed.length) console.log(`removed ${vms.removed.length} microVM job folders: ${vms.removed.join(' ')}`);
   if (r.keptLive.length) console.log(dim(`kept ${r.keptLive.length} namespaces of runs still alive (use --all to remove them too)`));
   return 0;
 }
 
-async function cmdDoctor(): Promise<number> {
+async function cmdDoctor(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'no-boot': { type: 'boolean', default: false } } });
   let ok = true;
   const line = (good: boolean, what: string, detail: string) => {
     ok &&= good;
@@ -217,19 +246,36 @@ async function cmdDoctor(): Promise<number> {
   line(ip.exitCode === 0, 'iproute2', ip.exitCode === 0 ? ip.stdout.trim() : 'apt-get install -y iproute2');
   const ipt = await iptablesVersion();
   line(!ipt.includes('not found'), 'iptables', ipt.includes('not found') ? 'apt-get install -y iptables' : `${ipt} (backend: ${ipt.includes('nf_tables') ? 'nft' : 'legacy'})`);
+  // `bridge` (iproute2) sets VLAN membership on switch ports (VL scenarios' bridge steps)
+  const br = await run('bridge', ['-V'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
+  line(br.exitCode === 0, 'bridge (iproute2)', br.exitCode === 0 ? br.stdout.trim() : 'apt-get install -y iproute2');
   const ns = await run('nsenter', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
   line(ns.exitCode === 0, 'nsenter', ns.exitCode === 0 ? ns.stdout.trim() : 'apt-get install -y util-linux');
   if (!root) return 2;
   const caps = await detectCapabilities();
-  console.log(bold('\nkernel features'));
-  for (const c of caps) console.log(`${c.ok ? green('✓') : yellow('-')} ${c.feature.padEnd(24)} ${dim(c.detail)}`);
-  const missing = new Map(caps.filter((c) => !c.ok).map((c) => [c.feature, c.detail]));
-  const { scenarios } = loadScenarios(defaultPaths([]));
-  const skipped = scenarios.filter((s) => s.requires.some((f) => missing.has(f)));
-  console.log(bold('\nscenarios'));
-  console.log(`${scenarios.length - skipped.length} of ${scenarios.length} scenarios can run here`);
-  for (const s of skipped) console.log(`${yellow('-')} ${s.id} will be skipped: needs ${s.requires.filter((f) => missing.has(f)).join(', ')}`);
+  const choice = chooseKernel(undefined);
+  await doctorKernels(caps, choice, !values['no-boot'], positionals);
   return ok ? 0 : 2;
+}
+
+/** Features per kernel (host, and the guest kernel when one is configured), and where each scenario runs. */
+async function doctorKernels(caps: Awaited<ReturnType<typeof detectCapabilities>>, choice: KernelChoice, boot: boolean, paths: string[]): Promise<void> {
+  const columns: KernelColumn[] = [{ title: `host ${release()}`, caps }];
+  console.log(bold('\nguest kernel (microVM)'));
+  if (choice.kernel) {
+    console.log(`${green('✓')} ${choice.kernel.release} from ${choice.source}: ${dim(choice.kernel.vmlinuz)}`);
+    if (boot) {
+      console.log(dim('  booting it once to probe its features (about 15 s under software emulation; --no-boot skips this)…'));
+      columns.push(await probeGuest(choice));
+    } else columns.push({ title: `guest ${choice.kernel.release}`, note: 'not probed (--no-boot)' });
+  } else {
+    console.log(`${yellow('-')} ${choice.error ?? choice.source}: ${dim('scripts/get-kernel.sh fetches one (README, "Kernels the host does not have")')}`);
+  }
+  console.log(bold('\nkernel features'));
+  for (const l of featureTable(columns, (ok) => (ok === undefined ? dim('?') : ok ? green('✓') : yellow('-')))) console.log(l);
+  const { scenarios } = loadScenarios(defaultPaths(paths));
+  console.log(bold('\nscenarios (where each runs)'));
+  for (const l of placementLines(scenarios, caps, choice, columns[1]?.caps)) console.log(l);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -246,7 +292,7 @@ async function main(argv: string[]): Promise<number> {
     case 'gc':
       return cmdGc(rest);
     case 'doctor':
-      return cmdDoctor();
+      return cmdDoctor(rest);
     case undefined:
     case '-h':
     case '--help':

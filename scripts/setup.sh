@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps; do
+# qemu-system-x86 and kmod: the microVM kernel runner (scenarios the host kernel cannot run)
+for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
@@ -25,4 +26,13 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# A stock Debian kernel for the microVM runner, unpacked into a cache (never installed).
+# NETCONFORM_KERNEL=none skips it; scripts/get-kernel.sh fetches a newer one when asked.
+cache=${NETCONFORM_KERNEL_CACHE:-/var/cache/netconform/kernels}
+if [ "${NETCONFORM_KERNEL:-}" != none ] && [ ! -e "$cache/current/boot" ]; then
+  echo "setup: fetching a guest kernel for the microVM runner"
+  # Not fatal: without it (no Debian mirror, e.g. on Ubuntu) such scenarios are skipped, saying why.
+  ./scripts/get-kernel.sh >/dev/null || echo "setup: no guest kernel; scenarios needing features the host kernel lacks will be skipped" >&2
 fi

@@ -205,3 +205,56 @@ then:
     ]);
   });
 });
+
+describe('VLAN steps and frame captures', () => {
+  const vlan = `id: v
+title: a capture
+covers: [VL-02]
+segments: [sw]
+hosts:
+  hostA: { nics: { eth1: sw }, containers: { aa: { listen: [tcp/80] } } }
+  hostB: { nics: { eth1: sw }, containers: { bb: { listen: [tcp/80] } } }
+expect:
+  - id: VL-02
+    reach: { from: hostA/aa, to: hostB/bb, proto: tcp, port: 80 }
+    result: connected
+then:
+  - steps:
+      - { on: lan, bridge: vlan add dev h0n0 vid 100 pvid untagged }
+      - { on: hostA, bridge: vlan show }
+    expect:
+      - id: VL-02
+        frames: { on: lan, dev: h0n0, from: hostA/aa, to: hostB/bb, proto: tcp, port: 80 }
+        vlan: 100
+      - id: VL-02
+        frames: { on: hostA, dev: eth1, from: hostA/aa, to: hostB/bb, proto: icmp }
+        vlan: none
+`;
+
+  it('reads bridge steps on the switch or a host, and frames with their tag', () => {
+    const sc = loadScenarioText(vlan, 'x.yaml');
+    expect(sc.phases[1].steps.map((s) => [s.kind, 'host' in s ? s.host : '', 'args' in s ? s.args : ''])).toEqual([
+      ['bridge', 'lan', 'vlan add dev h0n0 vid 100 pvid untagged'],
+      ['bridge', 'hostA', 'vlan show'],
+    ]);
+    expect(sc.expect.filter((e) => e.kind === 'frames')).toMatchObject([
+      { on: 'lan', dev: 'h0n0', from: 'hostA/aa', to: 'hostB/bb', proto: 'tcp', port: 80, vlan: 100, phase: 1 },
+      { on: 'hostA', dev: 'eth1', proto: 'icmp', vlan: 'none' },
+    ]);
+    // plain JSON: what the microVM runner hands to the guest comes back the same
+    expect(JSON.parse(JSON.stringify(sc))).toEqual(sc);
+  });
+
+  it('needs a tag, a port for tcp, a known host, and vlan only with frames', () => {
+    const bad = vlan
+      .replace('        vlan: 100\n', '')
+      .replace('to: hostB/bb, proto: icmp }', 'to: hostB/bb, proto: tcp }')
+      .replace('on: hostA, dev: eth1', 'on: hostZ, dev: eth1')
+      .replace('    result: connected\n', '    result: connected\n    vlan: 5\n');
+    const errs = errorsOf(bad).join('\n');
+    expect(errs).toMatch(/missing required key 'vlan'/);
+    expect(errs).toMatch(/tcp needs a port/);
+    expect(errs).toMatch(/hostZ/);
+    expect(errs).toMatch(/vlan goes with frames/);
+  });
+});

@@ -17,16 +17,18 @@ const PROBES: Record<string, string[]> = {
   vxlan: ['link add capvx type vxlan id 42 dstport 4789 local 10.255.0.1'],
   '8021q': ['link add cap0 type veth peer name cap1', 'link add link cap0 name cap0.10 type vlan id 10'],
   'bridge-vlan-filtering': ['link add capbr type bridge vlan_filtering 1'],
-  openvswitch: ['link add capovs type openvswitch'],
 };
 
-export async function detectCapabilities(): Promise<Capability[]> {
+/** Every feature, or only those asked for (a run probes what its scenarios require: each probe costs processes). */
+export async function detectCapabilities(only?: string[]): Promise<Capability[]> {
+  const wanted = (f: string) => !only || only.includes(f);
+  const probes = Object.entries(PROBES).filter(([f]) => wanted(f));
   const lab = Lab.create();
   const out: Capability[] = [];
   try {
-    await lab.addNamespaces(Object.keys(PROBES));
+    await lab.addNamespaces(probes.map(([f]) => f));
     await Promise.all(
-      Object.entries(PROBES).map(async ([feature, lines]) => {
+      probes.map(async ([feature, lines]) => {
         const r = await run('ip', ['-n', lab.ns(feature), '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
         const err = r.stderr.trim().split('\n')[0];
         out.push({ feature, ok: r.exitCode === 0, detail: r.exitCode === 0 ? 'works' : `${lines.at(-1)}: ${err}` });
@@ -35,27 +37,67 @@ export async function detectCapabilities(): Promise<Capability[]> {
   } finally {
     await lab.destroy();
   }
+  if (wanted('openvswitch')) out.push(await openvswitchDatapath());
   // The kernel datapath alone is not enough: scenarios drive it with ovs-vsctl.
   const ovs = out.find((c) => c.feature === 'openvswitch');
   if (ovs?.ok && (await run('sh', ['-c', 'command -v ovs-vsctl'], { allowFail: true })).exitCode !== 0) {
     ovs.ok = false;
     ovs.detail = 'kernel has openvswitch but ovs-vsctl is not installed';
   }
-  out.push(...(await iptablesBackends()));
+  if (wanted('iptables-nft') || wanted('iptables-legacy')) out.push(...(await iptablesBackends()).filter((c) => wanted(c.feature)));
   return out.sort((a, b) => a.feature.localeCompare(b.feature));
 }
 
+/** OVS datapaths are made over generic netlink, not `ip link`: ask for its family (this loads the module where it can). */
+async function openvswitchDatapath(): Promise<Capability> {
+  const r = await run('genl', ['ctrl', 'get', 'name', 'ovs_datapath'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '', stderr: 'genl not found (iproute2)' }));
+  const err = r.stderr.trim().split('\n')[0];
+  return { feature: 'openvswitch', ok: r.exitCode === 0, detail: r.exitCode === 0 ? 'works' : `no ovs_datapath netlink family: ${err || `exit ${r.exitCode}`}` };
+}
+
+/** A backend works when its tool is installed and this kernel gives it a nat table (in a scratch namespace). */
 async function iptablesBackends(): Promise<Capability[]> {
   const out: Capability[] = [];
-  for (const [feature, bin] of [
-    ['iptables-nft', 'iptables-nft'],
-    ['iptables-legacy', 'iptables-legacy'],
-  ] as const) {
-    const r = await run(bin, ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '', stderr: 'not installed' }));
-    out.push({ feature, ok: r.exitCode === 0, detail: r.exitCode === 0 ? r.stdout.trim() : `${bin} not found` });
+  const lab = Lab.create();
+  try {
+    await lab.addNamespaces(['ipt']);
+    for (const [feature, bin] of [
+      ['iptables-nft', 'iptables-nft'],
+      ['iptables-legacy', 'iptables-legacy'],
+    ] as const) {
+      const v = await run(bin, ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '', stderr: 'not installed' }));
+      if (v.exitCode !== 0) {
+        out.push({ feature, ok: false, detail: `${bin} not found` });
+        continue;
+      }
+      const nat = await lab.exec('ipt', bin, ['-w', '-t', 'nat', '-S'], { allowFail: true });
+      const err = nat.stderr.trim().split('\n')[0];
+      out.push({ feature, ok: nat.exitCode === 0, detail: nat.exitCode === 0 ? v.stdout.trim() : `${bin} -t nat: ${err || `exit ${nat.exitCode}`}` });
+    }
+  } finally {
+    await lab.destroy();
   }
   return out;
 }
+
+/**
+ * The modules of a stock distribution kernel (Debian's) that give each feature, loaded in the
+ * microVM guest before the harness starts. The iptables list is what the engine's rules use:
+ * every scenario passes in the guest with on-demand loading off (GuestOptions.autoload).
+ */
+export const FEATURE_MODULES: Record<string, string[]> = {
+  veth: ['veth'],
+  bridge: ['bridge', 'br_netfilter'],
+  macvlan: ['macvlan'],
+  vxlan: ['vxlan'],
+  '8021q': ['8021q'],
+  'bridge-vlan-filtering': ['bridge'],
+  openvswitch: ['openvswitch'],
+  'iptables-nft': ['nf_tables', 'nft_compat', 'nft_chain_nat', 'nf_nat', 'nf_conntrack', 'xt_conntrack', 'xt_addrtype', 'xt_tcpudp', 'xt_MASQUERADE', 'xt_nat', 'xt_comment', 'xt_mark', 'nf_reject_ipv4', 'ipt_REJECT'],
+  'iptables-legacy': ['ip_tables', 'iptable_filter', 'iptable_nat', 'iptable_raw', 'iptable_mangle'],
+};
+
+export const GUEST_MODULES = [...new Set(Object.values(FEATURE_MODULES).flat())];
 
 /** The `iptables` the engines use, e.g. "iptables v1.8.9 (nf_tables)". */
 export async function iptablesVersion(): Promise<string> {

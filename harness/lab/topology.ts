@@ -108,6 +108,11 @@ export async function ipCommand(lab: Lab, ns: string, args: string): Promise<voi
   await lab.ip(ns, [args]);
 }
 
+/** An administrator's `bridge` command in a lab namespace ("vlan add dev h0n0 vid 10 pvid untagged"). */
+export async function bridgeCommand(lab: Lab, ns: string, args: string): Promise<void> {
+  await run('bridge', ['-n', lab.ns(ns), ...splitArgs(args)]);
+}
+
 function splitArgs(s: string): string[] {
   const out: string[] = [];
   const re = /"([^"]*)"|'([^']*)'|(\S+)/g;

@@ -18,6 +18,10 @@
  *                                        the first nameserver of /etc/resolv.conf (A query)
  *   A id                                 forget this namespace's ARP entries (frees room in the
  *                                        kernel's neighbour table, which all namespaces share)
+ *   T id dev ipA ipB tcp|udp|icmp        capture on dev (AF_PACKET) the IPv4 frames between A and B;
+ *                                        replies "ok ID", the id that Y stops it by
+ *   Y id capture-id                      stop that capture: "frames N TAG=COUNT…" (TAG a VLAN id, or
+ *                                        "none" for untagged), counted over both directions
  *   Q                                    quit (also on end of stdin)
  * Outcomes: connected [seen=IP:PORT], refused, timeout, unreachable ERR, error TEXT.
  * Resolutions: resolved IP hosts|dns:SERVER, or none nxdomain|servfail|noanswer|timeout|no-nameserver.
@@ -42,6 +46,8 @@
 #include <sys/ioctl.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -62,6 +68,16 @@ enum kind {
   K_PXU_LISTEN,  /* UDP proxy listener */
   K_PXU_UP,      /* UDP proxy upstream socket for one client */
   K_DNS,         /* an outgoing DNS query */
+  K_CAPTURE,     /* a packet socket counting the 802.1Q tags of one pair's frames */
+};
+
+#define MAX_TAGS 8
+struct capture {
+  struct in_addr a, b;
+  int proto;
+  int ntags;
+  int tag[MAX_TAGS]; /* -1: untagged */
+  int count[MAX_TAGS];
 };
 
 struct slot {
@@ -78,6 +94,7 @@ struct slot {
   struct in_addr local;    /* UDP proxy: the address the client sent to */
   char token[48];
   uint16_t echo_id, echo_seq;
+  struct capture *cap;
 };
 
 static struct slot *slots;
@@ -126,6 +143,8 @@ static int new_slot(int fd, enum kind kind, const char *id) {
 
 static void free_slot(int i) {
   if (slots[i].kind == K_FREE) return;
+  free(slots[i].cap);
+  slots[i].cap = NULL;
   if (slots[i].fd >= 0) close(slots[i].fd);
   slots[i].kind = K_FREE;
   slots[i].fd = -1;
@@ -513,6 +532,95 @@ static void cmd_forget_arp(const char *id) {
   reply(id, "ok %d", n);
 }
 
+/* ---- 802.1Q tag capture ---- */
+
+static void cmd_capture(const char *id, const char *dev, const char *a, const char *b, const char *proto) {
+  struct capture c;
+  memset(&c, 0, sizeof(c));
+  c.proto = strcmp(proto, "tcp") == 0 ? IPPROTO_TCP : strcmp(proto, "udp") == 0 ? IPPROTO_UDP : IPPROTO_ICMP;
+  if (inet_pton(AF_INET, a, &c.a) != 1 || inet_pton(AF_INET, b, &c.b) != 1) return reply(id, "error bad-address");
+  unsigned ifindex = if_nametoindex(dev);
+  if (!ifindex) return reply(id, "error no-device %s", dev);
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  /* the kernel usually keeps the tag out of the frame (VLAN offload): it comes as auxdata */
+  int on = 1;
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
+  if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) < 0 || bind(fd, (struct sockaddr *)&ll, sizeof(ll)) < 0) {
+    int e = errno;
+    close(fd);
+    return reply(id, "error %s", errname(e));
+  }
+  int s = new_slot(fd, K_CAPTURE, id);
+  slots[s].cap = malloc(sizeof(c));
+  *slots[s].cap = c;
+  reply(id, "ok %s", id); /* the capture is known by this request's id */
+}
+
+static void count_tag(struct capture *c, int tag) {
+  for (int i = 0; i < c->ntags; i++)
+    if (c->tag[i] == tag) return (void)c->count[i]++;
+  if (c->ntags == MAX_TAGS) return;
+  c->tag[c->ntags] = tag;
+  c->count[c->ntags++] = 1;
+}
+
+static void on_capture(int s) {
+  struct capture *c = slots[s].cap;
+  unsigned char f[2048];
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+  } ctl;
+  for (;;) {
+    struct iovec iov = { f, sizeof(f) };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+    ssize_t n = recvmsg(slots[s].fd, &m, MSG_DONTWAIT);
+    if (n < 0) return;
+    int tag = -1;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+      if (h->cmsg_level != SOL_PACKET || h->cmsg_type != PACKET_AUXDATA) continue;
+      struct tpacket_auxdata aux;
+      memcpy(&aux, CMSG_DATA(h), sizeof(aux));
+      if (aux.tp_status & TP_STATUS_VLAN_VALID) tag = aux.tp_vlan_tci & 0x0fff;
+    }
+    if (n < 14) continue;
+    int off = 14, type = f[12] << 8 | f[13];
+    if (type == ETH_P_8021Q && n >= 18) { /* a tag left in the frame itself */
+      if (tag < 0) tag = (f[14] << 8 | f[15]) & 0x0fff;
+      type = f[16] << 8 | f[17];
+      off = 18;
+    }
+    if (type != ETH_P_IP || n < off + 20 || f[off + 9] != c->proto) continue;
+    struct in_addr src, dst;
+    memcpy(&src, f + off + 12, 4);
+    memcpy(&dst, f + off + 16, 4);
+    int ab = src.s_addr == c->a.s_addr && dst.s_addr == c->b.s_addr;
+    int ba = src.s_addr == c->b.s_addr && dst.s_addr == c->a.s_addr;
+    if (ab || ba) count_tag(c, tag);
+  }
+}
+
+static void cmd_capture_end(const char *id, const char *capid) {
+  for (int i = 0; i < nslots; i++) {
+    if (slots[i].kind != K_CAPTURE || strcmp(slots[i].id, capid) != 0) continue;
+    on_capture(i); /* what is still queued */
+    struct capture *c = slots[i].cap;
+    int total = 0;
+    char out[256] = "";
+    size_t len = 0;
+    for (int t = 0; t < c->ntags; t++) {
+      total += c->count[t];
+      if (c->tag[t] < 0) len += snprintf(out + len, sizeof(out) - len, " none=%d", c->count[t]);
+      else len += snprintf(out + len, sizeof(out) - len, " %d=%d", c->tag[t], c->count[t]);
+      if (len >= sizeof(out)) break;
+    }
+    free_slot(i);
+    return reply(id, "frames %d%s", total, out);
+  }
+  reply(id, "error no-capture %s", capid);
+}
+
 static void handle_line(char *line) {
   char *argv[10];
   int argc = 0;
@@ -533,6 +641,8 @@ static void handle_line(char *line) {
   else if (strcmp(c, "E") == 0 && argc >= 3) cmd_env(id, argv[2]);
   else if (strcmp(c, "N") == 0 && argc >= 4) cmd_resolve(id, argv[2], atoi(argv[3]));
   else if (strcmp(c, "A") == 0) cmd_forget_arp(id);
+  else if (strcmp(c, "T") == 0 && argc >= 6) cmd_capture(id, argv[2], argv[3], argv[4], argv[5]);
+  else if (strcmp(c, "Y") == 0 && argc >= 3) cmd_capture_end(id, argv[2]);
   else if (strcmp(c, "N") == 0) reply(id, "ok"); /* no-op: readiness */
   else reply(id, "error bad-command");
 }
@@ -890,6 +1000,7 @@ int main(int argc, char **argv) {
       case K_PXU_LISTEN: on_pxu_listen(i); break;
       case K_PXU_UP: on_pxu_up(i); break;
       case K_DNS: on_dns(i); break;
+      case K_CAPTURE: on_capture(i); break;
       default: break;
       }
     }

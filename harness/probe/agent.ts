@@ -108,6 +108,20 @@ export class ProbeAgent {
     return Number(w[1]);
   }
 
+  /** Start counting the 802.1Q tags of the IPv4 frames between a and b on dev; returns a handle for captured(). */
+  async capture(dev: string, a: string, b: string, proto: 'tcp' | 'udp' | 'icmp'): Promise<string> {
+    const w = await this.request('T', [dev, a, b, proto]);
+    ProbeAgent.check(w, `${this.label}: capture on ${dev}`);
+    return w[1];
+  }
+
+  /** Stop a capture: frames counted per tag ("none": untagged). */
+  async captured(handle: string): Promise<Map<string, number>> {
+    const w = await this.request('Y', [handle]);
+    if (w[0] !== 'frames') throw new Error(`${this.label}: capture: ${w.join(' ')}`);
+    return new Map(w.slice(2).map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+  }
+
   /** Resolve a name as a process in this namespace would (/etc/hosts, then its nameserver). */
   async resolve(name: string, timeoutMs: number): Promise<Resolution> {
     const w = await this.request('N', [name, timeoutMs]);

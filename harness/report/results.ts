@@ -51,6 +51,8 @@ export interface ScenarioResult {
   properties: Record<string, string>;
   /** the lab host's rules and the names behind them at the end of each phase (upgrade diff) */
   snapshots?: { phase: number; host: string; rules: Ruleset; facts: Facts }[];
+  /** properties repeated on every test case (a microVM run names its guest kernel there) */
+  caseProperties?: Record<string, string>;
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {

@@ -1,11 +1,12 @@
-// Turns one expectation into a test case against the running lab: a probe, a rule check, an
-// engine refusal or a file a container's processes read.
+// Turns one expectation into a test case against the running lab: a probe, a capture of its
+// frames, a rule check, an engine refusal or a file a container's processes read.
 import { dirname, resolve } from 'node:path';
 import type { Engine } from '../engine/types.js';
 import type { Ruleset } from '../rules/ruleset.js';
 import { expand, type Facts } from '../rules/symbolic.js';
 import { checkRules } from '../assert/rules.js';
 import { evaluateReach } from '../assert/reach.js';
+import { evaluateFrames } from '../assert/frames.js';
 import { CATALOGUE } from '../catalogue.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
@@ -76,6 +77,13 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         cx.result.transcript.push(r.transcript);
         const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { reach: r.detail, message: r.ok ? undefined : r.message, transcript: r.transcript });
         c.name = `${c.name} [${e.from} → ${e.to} ${e.proto}${e.port ? '/' + e.port : ''}]`;
+        return c;
+      }
+      case 'frames': {
+        const r = await evaluateFrames(e, cx.endpoints, cx.sc.probeTimeoutMs);
+        cx.result.transcript.push(r.transcript);
+        const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { message: r.ok ? undefined : r.message, transcript: r.transcript });
+        c.name = `${c.name} [${e.from} ↔ ${e.to} on ${e.dev}: ${e.vlan === 'none' ? 'untagged' : `tag ${e.vlan}`}]`;
         return c;
       }
       case 'rules': {

@@ -1,8 +1,8 @@
 // Steps between phases: what an operator does to a running lab (connect, disconnect, remove a
-// container; administrator iptables or ip commands on a host; a daemon restart of the rules).
+// container; administrator iptables, ip or bridge commands on a host or the switch; a daemon restart of the rules).
 import type { Engine } from '../engine/types.js';
 import type { Lab } from '../lab/lab.js';
-import { WAN, hostNs, ipCommand, iptables } from '../lab/topology.js';
+import { WAN, bridgeCommand, hostNs, ipCommand, iptables } from '../lab/topology.js';
 import type { Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
 
@@ -35,6 +35,9 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
     case 'ip':
       await engines.get(step.host)?.sync();
       return ipCommand(lab, nsOf(step.host), step.args);
+    case 'bridge':
+      await engines.get(step.host)?.sync();
+      return bridgeCommand(lab, nsOf(step.host), step.args);
     case 'restart-rules':
       return engines.get(step.host)!.reloadRules();
   }
@@ -57,6 +60,8 @@ export function describeStep(step: Step, multiHost: boolean): string {
       return `iptables ${step.args}${on(step.host)}`;
     case 'ip':
       return `ip ${step.args}${on(step.host)}`;
+    case 'bridge':
+      return `bridge ${step.args}${on(step.host)}`;
     case 'restart-rules':
       return `restart-rules${on(step.host)}`;
   }

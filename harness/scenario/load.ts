@@ -115,7 +115,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
       return { message: `${JSON.stringify(e.data)}: expected a port number or "PORT/tcp" / "PORT/udp"` };
     case 'minProperties':
     case 'maxProperties':
-      if (/\/step\//.test(e.schemaPath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)' };
+      if (/\/step\//.test(e.schemaPath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, restart-rules (and optionally on: HOST)' };
       return { message: e.message ?? e.keyword };
     default:
       return { message: e.message ?? e.keyword };
@@ -239,7 +239,7 @@ export function loadScenarios(paths: string[]): { scenarios: Scenario[]; errors:
 }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-const KINDS = ['reach', 'matrix', 'rules', 'start', 'file', 'resolve', 'env'];
+const KINDS = ['reach', 'matrix', 'rules', 'start', 'file', 'resolve', 'env', 'frames'];
 const DEFAULT_BIP = '172.17.0.1/16';
 const DEFAULT_LAN = { firstHost: 1, prefix: 24, base: '203.0.113', router: '203.0.113.254' };
 /** The host of a single-host scenario. */
@@ -588,12 +588,14 @@ class Resolver {
       if (s.on !== undefined) this.err([...p, 'on'], 'remove acts on the container\'s own host; write the container as host/name instead of on:');
       return { kind: 'remove', container: this.container(s.remove, [...p, 'remove'], ctx), loc };
     }
+    if (s.on === 'lan' && s.bridge) return { kind: 'bridge', host: 'lan', args: s.bridge, loc };
     if (s.on === 'lan' && (s.ip || s.iptables)) return { kind: s.ip ? 'ip' : 'iptables', host: 'lan', args: s.ip ?? s.iptables, loc };
-    if (s.on === 'lan') this.err([...p, 'on'], 'only ip and iptables steps run on the lan\'s switch');
+    if (s.on === 'lan') this.err([...p, 'on'], 'only ip, bridge and iptables steps run on the lan\'s switch');
     const host = this.hostOf(s.on === 'lan' ? undefined : s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
     if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
     if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
-    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)');
+    if (s.bridge) return { kind: 'bridge', host, args: s.bridge, loc };
+    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, restart-rules (and optionally on: HOST)');
     return { kind: 'restart-rules', host, loc };
   }
 
@@ -609,6 +611,7 @@ class Resolver {
         this.err(p, `expected exactly one of: ${KINDS.join(', ')}${kinds.length ? ` (found ${kinds.join(', ')})` : ''}`);
         return;
       }
+      if (e.vlan !== undefined && kinds[0] !== 'frames') this.err([...p, 'vlan'], 'vlan goes with frames');
       if (e.answer !== undefined && kinds[0] !== 'resolve') this.err([...p, 'answer'], 'answer goes with resolve');
       if (e.result !== undefined && kinds[0] !== 'reach' && kinds[0] !== 'matrix') this.err([...p, 'result'], 'result goes with reach or matrix');
       this.checkProfiles(e.profiles, [...p, 'profiles'], ctx.profiles);
@@ -661,6 +664,18 @@ class Resolver {
         if (e.answer === undefined) this.err(p, "missing required key 'answer' (the endpoint or address the name must resolve to, or none)");
         else if (e.answer !== 'none') this.endpoint(e.answer, [...p, 'answer'], ctx, true);
         out.push({ ...common, kind: 'resolve', from, name: e.resolve.name, answer: e.answer ?? 'none' });
+        return;
+      }
+      if (kind === 'frames') {
+        const f = e.frames;
+        const on = f.on === 'lan' ? 'lan' : this.hostOf(f.on, [...p, 'frames', 'on'], ctx, 'a capture');
+        const proto: Proto = f.proto ?? 'tcp';
+        if (proto === 'icmp' && f.port !== undefined) this.err([...p, 'frames', 'port'], 'icmp has no port');
+        if (proto !== 'icmp' && f.port === undefined) this.err([...p, 'frames'], `${proto} needs a port`);
+        this.endpoint(f.from, [...p, 'frames', 'from'], ctx, false);
+        this.endpoint(f.to, [...p, 'frames', 'to'], ctx, true);
+        if (e.vlan === undefined) this.err(p, "missing required key 'vlan' (the 802.1Q tag every frame must carry, or none)");
+        out.push({ ...common, kind: 'frames', on, dev: f.dev, from: f.from, to: f.to, proto, port: f.port, vlan: e.vlan ?? 'none' });
         return;
       }
       if (kind === 'env') {

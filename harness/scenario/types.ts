@@ -139,6 +139,7 @@ export type Step =
   | { kind: 'unlink'; container: string; alias: string; loc: Loc } // docker rm --link /container/alias
   | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
   | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host (or "lan": the switch), e.g. "link set eth1 master docker0"
+  | { kind: 'bridge'; host: string; args: string; loc: Loc } // administrator `bridge` command, e.g. "vlan add dev h0n0 vid 10" on a VLAN-aware switch
   | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
 
 interface ExpectBase {
@@ -223,7 +224,24 @@ export interface EnvExpect extends ExpectBase {
   absent: boolean;
 }
 
-export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect | ResolveExpect | EnvExpect;
+/**
+ * The frames one probe puts on an interface (a switch port `on: lan`, or a host's NIC): there
+ * must be some, in either direction between the two endpoints, and every one must carry this
+ * 802.1Q tag ("none": untagged).
+ */
+export interface FramesExpect extends ExpectBase {
+  kind: 'frames';
+  /** "lan" (the switch: ports h<i>, h<i>n<k>, p<j>, seg-<name>) or a Docker host */
+  on: string;
+  dev: string;
+  from: string;
+  to: string;
+  proto: Proto;
+  port?: number;
+  vlan: number | 'none';
+}
+
+export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect | ResolveExpect | EnvExpect | FramesExpect;
 
 export interface Scenario {
   file: string;

@@ -32,7 +32,11 @@ export class MacvlanDriver implements NetworkDriver {
   }
 
   attach(plan: KernelPlan, _net: NetworkPlan, ep: EndpointPlan): void {
-    plan.ip(this.hostNs, `link add link ${this.parent} name ${ep.ifname} netns ${ep.containerNsFull} type macvlan mode ${this.mode}`);
+    // Made under a name unique on the host, then renamed inside the container: kernels before
+    // 6.x (Debian 12's 6.1) check a new link's name in the creating namespace too, where the
+    // parent may well be called eth0 (EEXIST; netavark works around it the same way).
+    plan.ip(this.hostNs, `link add link ${this.parent} name ${ep.hostIf} netns ${ep.containerNsFull} type macvlan mode ${this.mode}`);
+    plan.ip(ep.containerNs, `link set ${ep.hostIf} name ${ep.ifname}`);
   }
 
   detach(plan: KernelPlan, _net: NetworkPlan, ep: EndpointPlan): void {
