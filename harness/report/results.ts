@@ -1,5 +1,6 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
 import type { Loc, Outcome, Proto } from '../scenario/types.js';
+import type { Facts } from '../rules/symbolic.js';
 
 export type Status = 'passed' | 'failed' | 'skipped' | 'error';
 
@@ -42,6 +43,8 @@ export interface ScenarioResult {
   ruleDump: string;
   /** one line per probe and step */
   transcript: string[];
+  /** per phase: the lab host's iptables-save and the engine's names, for comparing engines */
+  snapshots?: { phase: number; iptables: string; facts: Facts }[];
   timeMs: number;
   probes: number;
   properties: Record<string, string>;

@@ -5,7 +5,7 @@ import type { ContainerInfo, Engine } from '../engine/types.js';
 import { Lab } from '../lab/lab.js';
 import { HOST, WAN, buildBase, iptables, routeWanTo } from '../lab/topology.js';
 import { ProbeAgent } from '../probe/agent.js';
-import { parseIptablesSave, type Ruleset } from '../rules/ruleset.js';
+import { parseIptablesSave, serializeRuleset, type Ruleset } from '../rules/ruleset.js';
 import { expand, type Facts } from '../rules/symbolic.js';
 import { checkRules } from '../assert/rules.js';
 import { CATALOGUE } from '../catalogue.js';
@@ -56,6 +56,8 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     await engine.stop();
   });
   try {
+    // an engine that keeps its daemon across scenarios lends the lab its host namespace
+    if (engine.provideHost) lab.adopt(HOST, await engine.provideHost(sc));
     await buildBase(lab, sc.host, sc.wan);
     await engine.start({ lab, hostNs: HOST, daemon: sc.daemon, log: (l) => opts.onProgress?.(l) });
     result.engineDescription = engine.describe();
@@ -107,6 +109,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
       const expects = sc.expect.filter((e) => e.phase === phase);
       const rs = await dumpRules(lab, result, phase);
       const facts = factsOf(engine);
+      (result.snapshots ??= []).push({ phase, iptables: serializeRuleset(rs), facts });
       const cases = await Promise.all(expects.map((e) => evaluate(e, sc.expect.indexOf(e), { sc, endpoints, rs, facts, startErrors, result, opts })));
       result.cases.push(...cases);
       for (const e of expects) evaluated.add(e);

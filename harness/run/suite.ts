@@ -2,6 +2,8 @@
 import { release } from 'node:os';
 import type { Engine } from '../engine/types.js';
 import { ReferenceEngine } from '../engine/reference/engine.js';
+import { DockerEngine } from '../engine/docker/engine.js';
+import { dockerPool, shutdownDockerPool } from '../engine/docker/pool.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
@@ -20,8 +22,10 @@ export function engineFactory(name: string): () => Engine {
   switch (name) {
     case 'reference':
       return () => new ReferenceEngine();
+    case 'docker':
+      return () => new DockerEngine();
     default:
-      throw new Error(`unknown engine "${name}" (known: reference)`);
+      throw new Error(`unknown engine "${name}" (known: reference, docker)`);
   }
 }
 
@@ -34,15 +38,21 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   };
   const missing = missingFeatures(caps);
   const factories = opts.engines.map((e) => [e, engineFactory(e)] as const);
+  // fail before the first lab when the engine to certify is not there (exit 2, what to install)
+  if (opts.engines.includes('docker')) await dockerPool().install();
   const total = scenarios.length * factories.length;
   const results: ScenarioResult[] = [];
-  for (const sc of scenarios) {
-    for (const [engineName, makeEngine] of factories) {
-      if (opts.signal?.aborted) return results;
-      const r = await runScenario(sc, { engineName, makeEngine, updateGolden: opts.updateGolden, missing, environment, onProgress: opts.onProgress });
-      results.push(r);
-      opts.onResult?.(r, results.length, total);
+  try {
+    for (const sc of scenarios) {
+      for (const [engineName, makeEngine] of factories) {
+        if (opts.signal?.aborted) return results;
+        const r = await runScenario(sc, { engineName, makeEngine, updateGolden: opts.updateGolden, missing, environment, onProgress: opts.onProgress });
+        results.push(r);
+        opts.onResult?.(r, results.length, total);
+      }
     }
+  } finally {
+    await shutdownDockerPool();
   }
   return results;
 }
