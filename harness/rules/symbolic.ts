@@ -36,7 +36,11 @@ function known(f: Facts): string[] {
   ];
 }
 
-/** Concrete addresses, subnets and interface names back to placeholders; veth names to veth*. */
+/**
+ * Concrete addresses, subnets and interface names back to placeholders, published host ports
+ * (`--dport N`) to ${port:…}, veth names to veth*: what differs between two engines, or two
+ * runs, that built the same lab.
+ */
 export function symbolize(rule: string, facts: Facts): string {
   const pairs: [string, string][] = [
     ...Object.entries(facts.subnets).map(([k, v]) => [v, `\${subnet:${k}}`] as [string, string]),
@@ -49,9 +53,12 @@ export function symbolize(rule: string, facts: Facts): string {
   let out = rule;
   const seen = new Set<string>();
   for (const [concrete, symbol] of pairs) {
-    if (seen.has(concrete)) continue;
+    if (!concrete || seen.has(concrete)) continue;
     seen.add(concrete);
     out = out.replace(new RegExp(`(?<![\\w.-])${concrete.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\w-]|\\.\\d)`, 'g'), symbol);
   }
+  const portKey = new Map<number, string>();
+  for (const [k, p] of Object.entries(facts.ports)) if (!portKey.has(p)) portKey.set(p, k);
+  out = out.replace(/(--dport )(\d+)\b/g, (m, flag: string, n: string) => (portKey.has(Number(n)) ? `${flag}\${port:${portKey.get(Number(n))}}` : m));
   return out.replace(/\bveth[0-9a-f]+\b/g, 'veth*');
 }

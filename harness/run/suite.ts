@@ -8,6 +8,7 @@ import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/cap
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
 import { runScenario } from './runner.js';
+import { compareRuns } from '../compare/differential.js';
 
 export interface SuiteOptions {
   engines: string[];
@@ -40,15 +41,23 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const factories = opts.engines.map((e) => [e, engineFactory(e)] as const);
   // fail before the first lab when the engine to certify is not there (exit 2, what to install)
   if (opts.engines.includes('docker')) await dockerPool().install();
-  const total = scenarios.length * factories.length;
+  // with several engines, each scenario also gets a comparison of every engine with the first
+  const total = scenarios.length * (2 * factories.length - 1);
   const results: ScenarioResult[] = [];
   try {
     for (const sc of scenarios) {
+      const runs: ScenarioResult[] = [];
       for (const [engineName, makeEngine] of factories) {
         if (opts.signal?.aborted) return results;
         const r = await runScenario(sc, { engineName, makeEngine, updateGolden: opts.updateGolden, missing, environment, onProgress: opts.onProgress });
+        runs.push(r);
         results.push(r);
         opts.onResult?.(r, results.length, total);
+      }
+      for (const other of runs.slice(1)) {
+        const c = compareRuns(sc, runs[0], other);
+        results.push(c);
+        opts.onResult?.(c, results.length, total);
       }
     }
   } finally {

@@ -71,6 +71,7 @@ export class DockerEngine implements Engine {
   private client?: ContainerRuntimeClient;
   private docker?: Dockerode;
   private sc?: Scenario;
+  private ctx?: EngineContext;
   private readonly nets = new Map<string, NetworkInfo>();
   private readonly conts = new Map<string, Running>();
   /** a scenario that made the daemon hand out ephemeral ports leaves its allocator moved on */
@@ -99,11 +100,16 @@ export class DockerEngine implements Engine {
     this.timings.imageMs = fresh ? this.d.times?.imageMs : 0;
     this.docker = this.d.docker!;
     this.client = await runtimeClient(this.d.paths.socket);
-    const bridge = networkInfo('bridge', await this.docker.getNetwork('bridge').inspect());
-    // dockerd leaves the default bridge's gateway out of its IPAM config when it elected the
-    // address itself: the bridge interface carries it
-    if (!bridge.gateway) bridge.gateway = await interfaceAddress(ctx, bridge.bridge);
-    this.nets.set('bridge', bridge);
+    this.ctx = ctx;
+    this.nets.set('bridge', await this.readNetwork('bridge', await this.docker.getNetwork('bridge').inspect()));
+  }
+
+  private async readNetwork(name: string, inspect: Dockerode.NetworkInspectInfo): Promise<NetworkInfo> {
+    const info = networkInfo(name, inspect);
+    // dockerd leaves the gateway out of the IPAM config when it chose it itself (the default
+    // bridge, a network given only a subnet): the bridge interface carries it
+    if (!info.gateway && info.bridge && inspect.Driver === 'bridge') info.gateway = await interfaceAddress(this.ctx!, info.bridge);
+    return info;
   }
 
   private dockerOf(): Dockerode {
@@ -114,7 +120,7 @@ export class DockerEngine implements Engine {
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
     try {
       const net = await this.client!.network.create(networkRequest(spec, this.sc!.id));
-      const info = networkInfo(spec.name, await net.inspect());
+      const info = await this.readNetwork(spec.name, await net.inspect());
       this.nets.set(spec.name, info);
       return info;
     } catch (e) {

@@ -55,7 +55,8 @@ export function portBindings(name: string, c: Dockerode.ContainerInspectInfo): P
       out.push({ container: name, hostIp: b.HostIp || '0.0.0.0', hostPort: Number(b.HostPort), containerPort: Number(port), proto: proto as 'tcp' | 'udp' });
     }
   }
-  return out.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || a.hostIp.localeCompare(b.hostIp));
+  // per container port, the bindings stay in the order the daemon made them
+  return out.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto));
 }
 
 /** /proc/<pid>/environ is NUL-separated NAME=VALUE entries. */

@@ -11,6 +11,7 @@ import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCidr } from './ipam.js';
 import { PortAllocator } from './ports.js';
+import { dockerBindingOrder } from './portorder.js';
 import { Docker2010Firewall } from './firewall/docker-20.10.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
 
@@ -151,6 +152,9 @@ export class ReferenceEngine implements Engine {
       proxies: [],
     };
     const mode = spec.network === 'host' || spec.network === 'none' ? spec.network : spec.network.startsWith('container:') ? 'container' : 'bridge';
+    // dockerd checks these at create time, before any network work (daemon/container_operations.go)
+    if (spec.network === 'bridge' && spec.ip) throw new EngineError('user specified IP address is supported on user defined networks only');
+    if (spec.network === 'bridge' && spec.aliases.length) throw new EngineError('network-scoped alias is supported only for containers in user defined networks');
     st.info.mode = mode;
     if (mode === 'host') {
       st.info.netnsPath = this.lab.nsPath(this.ctx.hostNs);
@@ -219,10 +223,8 @@ export class ReferenceEngine implements Engine {
 
   private async publish(st: ContState): Promise<void> {
     const ep = st.endpoints.find((e) => !e.net.info.internal);
-    const wanted = [...st.spec.publish.map((p) => ({ ...p }))];
-    if (st.spec.publishAll) {
-      for (const x of st.spec.expose) wanted.push({ raw: `${x.port}/${x.proto}`, containerPort: x.port, proto: x.proto });
-    }
+    // in the order dockerd allocates them, which is also the order of their rules
+    const wanted = dockerBindingOrder(st.spec);
     if (wanted.length === 0 || !ep) return;
     for (const p of wanted) {
       const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
