@@ -19,6 +19,7 @@ const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 const OPT_MASQ = 'com.docker.network.bridge.enable_ip_masquerade';
 const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
+const OPT_HOST_IPV4 = 'com.docker.network.host_ipv4';
 
 interface NetState {
   info: NetworkInfo;
@@ -132,7 +133,10 @@ export class ReferenceEngine implements Engine {
         icc: o[OPT_ICC] !== 'false',
         masquerade: o[OPT_MASQ] !== 'false',
         internal: spec.internal,
-        hostIp: o[OPT_HOST_BINDING],
+        // SNAT to a fixed source comes from com.docker.network.host_ipv4; host_binding_ipv4 is
+        // only the default address of published ports (seen with dockerd 20.10.24, which
+        // masquerades a network that has host_binding_ipv4)
+        hostIp: o[OPT_HOST_IPV4],
       },
       pool: new AddressPool(subnet, gateway),
       hostBinding: o[OPT_HOST_BINDING],
@@ -213,9 +217,8 @@ export class ReferenceEngine implements Engine {
     if (!this.daemon['userland-proxy']) this.hostLines.push(`link set ${ep.veth} type bridge_slave hairpin on`);
     const lines = this.linesFor(st.ns!);
     lines.push(`link set ${ep.ifname} address ${macFor(ip)}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
-    // The first endpoint on a network with a gateway provides the default route.
-    if (!net.info.internal && !st.endpoints.some((e) => !e.net.info.internal)) lines.push(`route add default via ${net.info.gateway} dev ${ep.ifname}`);
     st.endpoints.push(ep);
+    if (gatewayEndpoint(st.endpoints) === ep) lines.push(`route replace default via ${net.info.gateway} dev ${ep.ifname}`);
     st.info.addresses[netName] = ip;
     st.info.ip ??= ip;
     return ep;
@@ -309,6 +312,9 @@ export class ReferenceEngine implements Engine {
     this.hostLines.push(`link del ${ep.veth}`);
     ep.net.pool.release(ep.ip);
     delete st.info.addresses[network];
+    // the default route went with the interface: the next endpoint in line provides it
+    const gw = gatewayEndpoint(st.endpoints);
+    if (gw && gatewayEndpoint([...st.endpoints, ep]) === ep) this.linesFor(st.ns!).push(`route replace default via ${gw.net.info.gateway} dev ${gw.ifname}`);
   }
 
   async remove(container: string): Promise<void> {
@@ -338,8 +344,14 @@ export class ReferenceEngine implements Engine {
   async reloadRules(): Promise<void> {
     if (!this.daemon.iptables) return;
     const rules = await this.editRules();
-    this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'] });
-    for (const n of this.nets.values()) this.firewall.setupNetwork(rules, n.fw);
+    this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'], restart: true });
+    // dockerd restores its networks; the default bridge is made anew (as a new network) only
+    // when no live container is on it
+    const live = new Set([...this.conts.values()].flatMap((c) => c.endpoints.map((e) => e.net)));
+    const user = [...this.nets.values()].filter((n) => n.info.name !== 'bridge');
+    const bridge = this.nets.get('bridge')!;
+    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, rules, n.fw);
+    if (!live.has(bridge)) this.firewall.setupNetwork(rules, bridge.fw);
     for (const c of this.conts.values()) {
       for (const f of c.forwards) this.firewall.addPortForward(rules, f);
       for (const l of c.links) this.firewall.addLink(rules, l);
@@ -419,6 +431,16 @@ export class ReferenceEngine implements Engine {
     await this.hostAgent?.stop();
     this.hostAgent = undefined;
   }
+}
+
+/**
+ * The endpoint whose gateway is the container's default route, in libnetwork's endpoint order
+ * (sandbox.go epHeap.Less): non-internal networks first, then by network name. Internal bridge
+ * networks have a gateway too: seen with dockerd 20.10.24, a container on an --internal
+ * network has `default via <gateway>` (its packets then meet the internal DROP rules).
+ */
+function gatewayEndpoint(eps: Endpoint[]): Endpoint | undefined {
+  return [...eps].sort((a, b) => Number(a.net.info.internal) - Number(b.net.info.internal) || (a.net.info.name < b.net.info.name ? -1 : a.net.info.name > b.net.info.name ? 1 : 0))[0];
 }
 
 function intPlusOne(subnet: string): string {

@@ -10,7 +10,7 @@ export interface BridgeNet {
   icc: boolean;
   masquerade: boolean;
   internal: boolean;
-  /** --ip-masq source override (com.docker.network.bridge.host_binding_ipv4 is for ports) */
+  /** SNAT source instead of MASQUERADE (com.docker.network.host_ipv4; host_binding_ipv4 is for ports) */
   hostIp?: string;
 }
 
@@ -33,6 +33,8 @@ export interface LinkRule {
 export interface FirewallOptions {
   /** userland-proxy off: the engine routes local traffic to published ports through NAT */
   hairpin: boolean;
+  /** a daemon restart: the engine's own chains are emptied first and rebuilt */
+  restart?: boolean;
 }
 
 export interface FirewallDriver {
@@ -40,6 +42,8 @@ export interface FirewallDriver {
   /** daemon start: create the engine's chains and jumps */
   init(ed: RuleEditor, opts: FirewallOptions): void;
   setupNetwork(ed: RuleEditor, net: BridgeNet): void;
+  /** a network restored at a daemon restart (set up again, without a new network's extras) */
+  restoreNetwork?(ed: RuleEditor, net: BridgeNet): void;
   teardownNetwork(ed: RuleEditor, net: BridgeNet): void;
   addPortForward(ed: RuleEditor, pf: PortForward): void;
   removePortForward(ed: RuleEditor, pf: PortForward): void;

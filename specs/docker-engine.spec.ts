@@ -1,0 +1,317 @@
+// The docker engine's operations on a real dockerd, beyond what scenarios/ uses today: user
+// networks with driver options and --internal, fixed addresses and aliases, links under
+// icc=false, network modes, /etc files and environment, connect/disconnect/remove while
+// running, a daemon restart, macvlan; and daemon reuse that leaks nothing between scenarios.
+// Where the reference engine implements an operation, the same scenario runs on both engines
+// and they must agree.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type Dockerode from 'dockerode';
+import { Lab } from '../harness/lab/lab.js';
+import { HOST, buildBase } from '../harness/lab/topology.js';
+import { ProbeAgent } from '../harness/probe/agent.js';
+import { DockerEngine } from '../harness/engine/docker/engine.js';
+import { dockerPool, shutdownDockerPool } from '../harness/engine/docker/pool.js';
+import { daemonKey } from '../harness/engine/docker/flags.js';
+import type { ScenarioResult } from '../harness/report/results.js';
+import { fingerprintStartingNamespace, labNamespaces } from './support/fingerprint.js';
+import { daemonMounts, daemonProcesses, daemonStateDirs, explain, runBoth, runOn, scenario } from './support/engines.js';
+
+const isRoot = process.getuid?.() === 0;
+
+function expectPassed(r: ScenarioResult): void {
+  expect(r.cases.filter((c) => c.status !== 'passed'), explain(r)).toEqual([]);
+}
+
+describe.skipIf(!isRoot)('docker engine operations', () => {
+  let before = '';
+  beforeAll(async () => {
+    before = await fingerprintStartingNamespace();
+  });
+
+  it('user networks: options, --internal, fixed addresses; both engines agree', async () => {
+    const sc = scenario(`
+id: ops-user-networks
+title: user networks with driver options
+covers: [UN-01, UN-02, UN-03, UN-06]
+host: { addresses: [203.0.113.2/24] }
+networks:
+  back: { subnet: 10.88.0.0/24 }
+  front: {}
+  iso: { internal: true, subnet: 10.89.0.0/24 }
+  snat: { options: { com.docker.network.host_ipv4: 203.0.113.2 } }
+  named: { options: { com.docker.network.bridge.name: br-named } }
+  quiet: { options: { com.docker.network.bridge.enable_icc: "false" } }
+  bound: { options: { com.docker.network.bridge.host_binding_ipv4: 203.0.113.2 } }
+containers:
+  aa: { network: back, ip: 10.88.0.10, listen: [tcp/80] }
+  bb: { network: back, networks: [front], listen: [tcp/80] }
+  cc: { network: front, listen: [tcp/80] }
+  dd: { network: iso, ip: 10.89.0.5, listen: [tcp/80] }
+  ee: { network: iso, listen: [tcp/80] }
+  q1: { network: quiet, listen: [tcp/80] }
+  q2: { network: quiet, listen: [tcp/80] }
+  nn: { network: named, listen: [tcp/80] }
+  hb: { network: bound, publish: ["8080:80"], listen: [tcp/80] }
+  sn: { network: snat }
+expect:
+  - { id: UN-01, reach: { from: bb, to: 10.88.0.10, proto: tcp, port: 80 }, result: connected, seen-source: bb }
+  - { id: UN-01, reach: { from: nn, to: wan, proto: tcp, port: 9000 }, result: connected, seen-source: host }
+  - { id: UN-02, reach: { from: cc, to: aa, proto: tcp, port: 80 }, result: timeout }
+  - { id: UN-02, reach: { from: bb, to: cc, proto: tcp, port: 80 }, result: connected }
+  - { id: UN-03, reach: { from: dd, to: ee, proto: tcp, port: 80 }, result: connected }
+  - { id: UN-03, reach: { from: dd, to: wan, proto: tcp, port: 9000 }, result: timeout }
+  - { id: UN-06, reach: { from: q1, to: q2, proto: tcp, port: 80 }, result: timeout }
+  - { id: UN-06, reach: { from: wan, to: 203.0.113.2, proto: tcp, port: 8080 }, result: connected }
+  - { id: UN-06, reach: { from: wan, to: host, proto: tcp, port: 8080 }, result: refused }
+  - { id: UN-01, rules: { table: filter, chain: FORWARD, contains: ["-o br-named -j DOCKER"] } }
+  - { id: UN-03, rules: { table: nat, chain: POSTROUTING, absent: ["-s 10.89.0.0/24 ! -o \${bridge:iso} -j MASQUERADE"] } }
+`);
+    const d = await runBoth(sc);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
+    const docker = d.docker.snapshots!.at(-1)!.facts;
+    expect(docker.bridges.named).toBe('br-named');
+    expect(docker.bridges.back).toMatch(/^br-[0-9a-f]{12}$/);
+    expect(docker.addresses.aa).toBe('10.88.0.10');
+    expect(docker.addresses['bb@front']).toMatch(/^172\.\d+\.0\.2$/);
+  }, 120_000);
+
+  it('links under icc=false open the exposed ports one way; both engines agree', async () => {
+    const sc = scenario(`
+id: ops-links
+title: links under icc=false
+covers: [LK-01, LK-02]
+daemon: { icc: false }
+containers:
+  db: { expose: [5432], listen: [tcp/5432, tcp/6000] }
+  app: { links: ["db:database"], listen: [tcp/80] }
+  other: { listen: [tcp/80] }
+expect:
+  - { id: LK-02, reach: { from: app, to: db, proto: tcp, port: 5432 }, result: connected }
+  - { id: LK-02, reach: { from: app, to: db, proto: tcp, port: 6000 }, result: timeout }
+  - { id: LK-02, reach: { from: db, to: app, proto: tcp, port: 80 }, result: timeout }
+  - { id: LK-01, reach: { from: other, to: db, proto: tcp, port: 5432 }, result: timeout }
+  - { id: LK-02, rules: { table: filter, chain: DOCKER, contains: ["-s \${app}/32 -d \${db}/32 -i docker0 -o docker0 -p tcp -m tcp --dport 5432 -j ACCEPT", "-s \${db}/32 -d \${app}/32 -i docker0 -o docker0 -p tcp -m tcp --sport 5432 -j ACCEPT"] } }
+`);
+    const d = await runBoth(sc);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
+  }, 120_000);
+
+  it('network modes host, none and container:<name>; both engines agree', async () => {
+    const sc = scenario(`
+id: ops-modes
+title: network modes
+covers: [MD-01, MD-02, MD-03]
+containers:
+  web: { listen: [tcp/80] }
+  hostmode: { network: host, listen: [tcp/7100] }
+  nonemode: { network: none }
+  sidecar: { network: "container:web" }
+expect:
+  - { id: MD-01, reach: { from: wan, to: host, proto: tcp, port: 7100 }, result: connected, seen-source: wan }
+  - { id: MD-02, reach: { from: nonemode, to: wan, proto: tcp, port: 9000 }, result: unreachable }
+  - { id: MD-03, reach: { from: sidecar, to: 127.0.0.1, proto: tcp, port: 80 }, result: connected }
+  - { id: MD-01, rules: { table: nat, chain: DOCKER, exact: ["-i docker0 -j RETURN"] } }
+`);
+    const d = await runBoth(sc);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
+  }, 120_000);
+
+  it('hostname, add-host, dns, dns-search and link entries reach the container files and environment', async () => {
+    const sc = scenario(`
+id: ops-files
+title: container files
+covers: [MD-04, LK-03]
+containers:
+  db: { expose: [5432] }
+  web:
+    hostname: web1
+    add-hosts: ["db.example:10.1.2.3"]
+    dns: [10.0.0.53]
+    dns-search: [example.com]
+    links: ["db:database"]
+expect:
+  - { id: MD-04, file: { container: web, path: /etc/hostname, equals: "web1\\n" } }
+  - { id: MD-04, file: { container: web, path: /etc/hosts, contains: ["10.1.2.3\\tdb.example"] } }
+  - { id: MD-04, file: { container: web, path: /etc/resolv.conf, contains: ["nameserver 10.0.0.53", "search example.com"] } }
+  - { id: LK-03, file: { container: web, path: /etc/hosts, contains: ["database"] } }
+`);
+    let engine: DockerEngine | undefined;
+    const { runScenario } = await import('../harness/run/runner.js');
+    const r = await runScenario(sc, {
+      engineName: 'docker',
+      makeEngine: () => (engine = new DockerEngine()),
+      environment: {},
+    });
+    expectPassed(r);
+    // the environment comes from /proc/<pid>/environ of the container's main process
+    const web = engine!.containers().find((c) => c.name === 'web')!;
+    const db = engine!.containers().find((c) => c.name === 'db')!;
+    expect(web.env).toContain(`DATABASE_PORT=tcp://${db.ip}:5432`);
+    expect(web.env).toContain('DATABASE_NAME=/web/database');
+    expect(web.mntnsPath).toMatch(/^\/proc\/\d+\/ns\/mnt$/);
+  }, 120_000);
+
+  it('connect, disconnect and remove while running, and a daemon restart; both engines agree', async () => {
+    const sc = scenario(`
+id: ops-steps
+title: steps on a running lab
+covers: [UN-05, FW-01]
+networks:
+  side: { subnet: 10.90.0.0/24 }
+containers:
+  web: { listen: [tcp/80] }
+  peer: { network: side, ip: 10.90.0.20, listen: [tcp/80] }
+  gone: { publish: ["8090:80"], listen: [tcp/80] }
+expect:
+  - { id: UN-05, reach: { from: web, to: 10.90.0.20, proto: tcp, port: 80 }, result: timeout }
+then:
+  - steps: [{ connect: { container: web, network: side } }]
+    expect:
+      - { id: UN-05, reach: { from: web, to: 10.90.0.20, proto: tcp, port: 80 }, result: connected, seen-source: 10.90.0.2 }
+  - steps: [{ disconnect: { container: web, network: side } }, { remove: gone }]
+    expect:
+      - { id: UN-05, reach: { from: web, to: 10.90.0.20, proto: tcp, port: 80 }, result: timeout }
+      - { id: UN-05, reach: { from: wan, to: host, proto: tcp, port: 8090 }, result: refused }
+`);
+    const d = await runBoth(sc);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
+  }, 120_000);
+
+  it('a daemon restart reprograms the rules and leaves DOCKER-USER alone; both engines agree', async () => {
+    // one network only: dockerd restores user networks in the order of their random ids
+    const sc = scenario(`
+id: ops-restart
+title: restart
+covers: [FW-01]
+containers:
+  web: { publish: ["8080:80"], listen: [tcp/80] }
+expect:
+  - { id: FW-01, reach: { from: wan, to: host, proto: tcp, port: 8080 }, result: connected }
+then:
+  - steps: [{ iptables: "-I DOCKER-USER -s 198.51.100.7 -j DROP" }, { restart-rules: true }]
+    expect:
+      - { id: FW-01, rules: { table: filter, chain: DOCKER-USER, exact: ["-s 198.51.100.7/32 -j DROP", "-j RETURN"] } }
+      - { id: FW-01, reach: { from: web, to: wan, proto: tcp, port: 9000 }, result: timeout }
+      - { id: FW-01, reach: { from: wan, to: host, proto: tcp, port: 8080 }, result: timeout }
+`);
+    const d = await runBoth(sc);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
+  }, 120_000);
+
+  it('a reused daemon starts each scenario clean: no containers, networks or rule changes leak', async () => {
+    const messy = scenario(`
+id: ops-messy
+title: leaves a mess
+covers: [FW-01]
+networks: { junk: { subnet: 10.91.0.0/24 } }
+containers:
+  web: { network: junk, networks: [], publish: ["8085:80"], listen: [tcp/80] }
+expect:
+  - { id: FW-01, reach: { from: wan, to: host, proto: tcp, port: 8085 }, result: connected }
+then:
+  - steps: [{ iptables: "-I DOCKER-USER -s 198.51.100.9 -j DROP" }, { iptables: "-t nat -A POSTROUTING -o eth0 -j ACCEPT" }, { iptables: "-t raw -A PREROUTING -j ACCEPT" }]
+    expect:
+      - { id: FW-01, rules: { table: filter, chain: DOCKER-USER, contains: ["-s 198.51.100.9/32 -j DROP"] } }
+`);
+    const clean = scenario(`
+id: ops-clean
+title: starts clean
+covers: [FW-01, BR-04]
+containers: {}
+expect:
+  - { id: FW-01, rules: { table: filter, chain: DOCKER-USER, exact: ["-j RETURN"] } }
+  - { id: BR-04, rules: { table: filter, chain: FORWARD, exact: ["-j DOCKER-USER", "-j DOCKER-ISOLATION-STAGE-1", "-o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-o docker0 -j DOCKER", "-i docker0 ! -o docker0 -j ACCEPT", "-i docker0 -o docker0 -j ACCEPT"] } }
+  - { id: BR-04, rules: { table: nat, chain: POSTROUTING, exact: ["-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"] } }
+  - { id: BR-04, rules: { table: nat, chain: DOCKER, exact: ["-i docker0 -j RETURN"] } }
+  - { id: BR-04, rules: { table: raw, chain: PREROUTING, absent: ["-j ACCEPT"] } }
+`);
+    const first = await runOn('docker', messy);
+    expectPassed(first);
+    const daemon = dockerPool()
+      .daemons()
+      .find((x) => x.key === daemonKey(messy.daemon, messy.host))!;
+    const { hostNs, served } = daemon;
+    const second = await runOn('docker', clean);
+    expectPassed(second);
+    expect(daemon.served).toBe(served + 1); // the same daemon served the clean scenario
+    expect(daemon.hostNs).toBe(hostNs);
+    const docker = daemon.docker as Dockerode;
+    expect(await docker.listContainers({ all: true })).toEqual([]);
+    expect((await docker.listNetworks()).map((n) => n.Name).sort()).toEqual(['bridge', 'host', 'none']);
+    // and the clean scenario saw what a fresh daemon shows: the reference engine agrees
+    const fresh = await runBoth(clean);
+    expectPassed(fresh.comparison);
+  }, 120_000);
+
+  it('macvlan networks on a parent NIC: a LAN neighbour reaches the container directly', async () => {
+    const sc = scenario(`
+id: ops-macvlan
+title: macvlan
+covers: [MV-01]
+expect:
+  - { id: MV-01, reach: { from: host, to: 127.0.0.1, proto: tcp, port: 1 }, result: refused }
+`);
+    const lab = Lab.create();
+    const engine = new DockerEngine();
+    try {
+      lab.adopt(HOST, await engine.provideHost(sc));
+      await buildBase(lab, sc.host, sc.wan);
+      // a LAN segment: the host's second NIC, and a neighbour namespace at its other end
+      await lab.addNamespaces(['neighbour']);
+      await lab.ip(HOST, [`link add eth1 type veth peer name eth0 netns ${lab.ns('neighbour')}`, 'link set eth1 up']);
+      await lab.ip('neighbour', ['link set lo up', 'addr add 192.0.2.50/24 dev eth0', 'link set eth0 up']);
+      await engine.start({ lab, hostNs: HOST, daemon: sc.daemon, log: () => {} });
+      const net = await engine.createNetwork({ name: 'lan', driver: 'macvlan' as 'bridge', subnet: '192.0.2.0/24', gateway: '192.0.2.1', internal: false, options: { parent: 'eth1' }, loc: sc.loc });
+      expect(net.bridge).toBe('eth1');
+      const c = await engine.runContainer({ ...sc.containers[0], ...baseContainer('mv'), network: 'lan', ip: '192.0.2.10' });
+      expect(c.addresses.lan).toBe('192.0.2.10');
+      const inside = await ProbeAgent.start({ netns: c.netnsPath, label: 'mv' });
+      const neighbour = await ProbeAgent.start({ netns: lab.nsPath('neighbour'), label: 'neighbour' });
+      try {
+        await inside.listen('tcp', 80);
+        const r = await neighbour.tcp('192.0.2.10', 80, 1000, { token: 'mv1' });
+        expect(r.outcome).toBe('connected');
+        expect(r.seen).toBe('192.0.2.50'); // no NAT on macvlan
+      } finally {
+        await inside.stop();
+        await neighbour.stop();
+      }
+      await engine.remove('mv');
+    } finally {
+      await engine.stop();
+      await lab.destroy();
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await shutdownDockerPool();
+    expect(daemonProcesses()).toEqual([]);
+    expect(daemonStateDirs()).toEqual([]);
+    expect(daemonMounts()).toEqual([]);
+    expect(await labNamespaces()).toEqual([]);
+    expect(await fingerprintStartingNamespace()).toBe(before);
+  }, 60_000);
+});
+
+function baseContainer(name: string) {
+  return {
+    name,
+    network: 'bridge',
+    networks: [],
+    publish: [],
+    publishAll: false,
+    expose: [],
+    listen: [],
+    links: [],
+    addHosts: [],
+    dns: [],
+    dnsSearch: [],
+    aliases: [],
+    loc: { file: 'specs/docker-engine.spec.ts', line: 1, col: 1 },
+  };
+}
