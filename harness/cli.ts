@@ -14,6 +14,10 @@ import { writeJunit } from './report/junit.js';
 import { bold, dim, failureReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus } from './report/results.js';
 import type { Scenario } from './scenario/types.js';
+import { configureDockerPool } from './engine/docker/pool.js';
+import { locateDocker } from './engine/docker/locate.js';
+import { gcDockerDaemons } from './engine/docker/gc.js';
+import { haveConntrack } from './engine/docker/hoststate.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -21,7 +25,9 @@ const USAGE = `usage: netconform <command> [options]
 
 commands:
   run [paths…]        build every scenario in a hermetic lab, send the probes, assert, report
-      --engine NAME   engine(s) to run, comma-separated (default: reference)
+      --engine NAME   engine(s) to run, comma-separated (default: reference); with
+                      several (reference,docker) each scenario also gets a comparison
+      --dockerd PATH  the dockerd to certify (default: $NETCONFORM_DOCKERD, then PATH)
       --junit PATH    JUnit XML output (default: reports/junit.xml)
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
@@ -60,6 +66,7 @@ async function cmdRun(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       engine: { type: 'string', default: 'reference' },
+      dockerd: { type: 'string' },
       junit: { type: 'string', default: 'reports/junit.xml' },
       only: { type: 'string' },
       'update-golden': { type: 'boolean', default: false },
@@ -72,6 +79,7 @@ async function cmdRun(args: string[]): Promise<number> {
   }
   requireRoot();
   const engines = values.engine!.split(',').filter(Boolean);
+  if (values.dockerd) configureDockerPool({ dockerd: values.dockerd });
   const abort = new AbortController();
   installSignalHandlers(abort);
   const t0 = performance.now();
@@ -91,6 +99,9 @@ async function cmdRun(args: string[]): Promise<number> {
   return results.some((r) => ['failed', 'error'].includes(scenarioStatus(r))) ? 1 : 0;
 }
 
+/** The teardown a signal started; the process exits when it is done, not before. */
+let teardown: Promise<void> | undefined;
+
 function installSignalHandlers(abort: AbortController): void {
   let stopping = false;
   for (const [sig, code] of [
@@ -102,7 +113,8 @@ function installSignalHandlers(abort: AbortController): void {
       stopping = true;
       abort.abort();
       console.error(yellow(`\n${sig}: tearing down the labs of this run…`));
-      destroyAllLabs().finally(() => process.exit(code));
+      teardown = destroyAllLabs();
+      teardown.finally(() => process.exit(code));
     });
   }
 }
@@ -131,6 +143,10 @@ function cmdList(args: string[]): number {
 async function cmdGc(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { all: { type: 'boolean', default: false } } });
   requireRoot();
+  // daemons first (their containers live outside the lab namespaces), then the namespaces
+  const d = await gcDockerDaemons({ all: values.all });
+  if (d.removed.length) console.log(`stopped and removed ${d.removed.length} docker daemons: ${d.removed.join(' ')}`);
+  if (d.keptLive.length) console.log(dim(`kept ${d.keptLive.length} docker daemons of runs still alive`));
   const r = await gc({ all: values.all });
   console.log(r.removed.length ? `removed ${r.removed.length} namespaces: ${r.removed.join(' ')}` : 'nothing to clean up');
   if (r.keptLive.length) console.log(dim(`kept ${r.keptLive.length} namespaces of runs still alive (use --all to remove them too)`));
@@ -151,6 +167,15 @@ async function cmdDoctor(): Promise<number> {
   line(!ipt.includes('not found'), 'iptables', ipt.includes('not found') ? 'apt-get install -y iptables' : `${ipt} (backend: ${ipt.includes('nf_tables') ? 'nft' : 'legacy'})`);
   const ns = await run('nsenter', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
   line(ns.exitCode === 0, 'nsenter', ns.exitCode === 0 ? ns.stdout.trim() : 'apt-get install -y util-linux');
+  // the docker engine is optional: without it only --engine docker is unavailable
+  const optional = (good: boolean, what: string, detail: string) => console.log(`${good ? green('✓') : yellow('-')} ${what.padEnd(24)} ${dim(detail)}`);
+  try {
+    const d = await locateDocker();
+    optional(true, 'dockerd (--engine docker)', `${d.dockerd}: ${d.version}; containerd ${d.containerd}`);
+  } catch (e) {
+    optional(false, 'dockerd (--engine docker)', (e as Error).message);
+  }
+  optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
   if (!root) return 2;
   const caps = await detectCapabilities();
   console.log(bold('\nkernel features'));
@@ -190,7 +215,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // after a signal the run ends early; its teardown (labs, daemons) exits the process when done
+  (code) => (teardown ? undefined : process.exit(code)),
   (e) => {
     console.error(red(`netconform: ${(e as Error).message}`));
     destroyAllLabs().finally(() => process.exit(2));
