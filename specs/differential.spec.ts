@@ -8,7 +8,10 @@ import { loadScenarios } from '../harness/scenario/load.js';
 import { detectCapabilities, missingFeatures } from '../harness/lab/capabilities.js';
 import { dockerPool, shutdownDockerPool } from '../harness/engine/docker/pool.js';
 import { fingerprintStartingNamespace, labNamespaces } from './support/fingerprint.js';
-import { daemonMounts, daemonProcesses, daemonStateDirs, explain, runBoth, type Differential } from './support/engines.js';
+import { daemonMounts, daemonProcesses, daemonStateDirs, explain, runBoth, runOn, type Differential } from './support/engines.js';
+import { compareRuns } from '../harness/compare/differential.js';
+import { buildJunit } from '../harness/report/junit.js';
+import type { Scenario } from '../harness/scenario/types.js';
 
 const isRoot = process.getuid?.() === 0;
 const { scenarios } = loadScenarios([join(import.meta.dirname, '..', 'scenarios')]);
@@ -41,6 +44,32 @@ describe.skipIf(!isRoot)('differential conformance: reference vs dockerd', () =>
       });
     });
   }
+
+  it('a disagreement fails, naming the engines, the chain and a diff (one engine loses its MASQUERADE)', async () => {
+    const base = scenarios.find((s) => s.id === 'egress-masquerade')!;
+    // the docker lab's administrator deletes the engine's MASQUERADE rule before the probes
+    const broken: Scenario = {
+      ...base,
+      phases: [{ steps: [{ kind: 'iptables', args: '-t nat -D POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE', loc: base.loc }], loc: base.loc }],
+      expect: base.expect.map((e) => ({ ...e, phase: 0 })),
+    };
+    const reference = await runOn('reference', base, missing);
+    const docker = await runOn('docker', broken, missing);
+    const c = compareRuns(base, reference, docker);
+    const rules = c.cases.find((x) => x.name.includes('rule sets'))!;
+    expect(rules.status).toBe('failed');
+    expect(rules.message).toBe('reference and docker disagree in nat/POSTROUTING');
+    expect(rules.diff).toMatch(/^--- reference nat\/POSTROUTING/m);
+    expect(rules.diff).toMatch(/^\+\+\+ docker nat\/POSTROUTING/m);
+    expect(rules.diff).toMatch(/^--A POSTROUTING -s \$\{subnet:bridge\} ! -o \$\{bridge:bridge\} -j MASQUERADE$/m);
+    const verdicts = c.cases.find((x) => x.name.includes('verdicts'))!;
+    expect(verdicts.status).toBe('failed');
+    expect(verdicts.message).toMatch(/masquerade\.yaml:\d+ EG-01 .*\[web → wan tcp\/9000\]: reference connected, seen 203\.0\.113\.1; docker timeout/);
+    // and the JUnit report carries it as a failure of the comparison suite
+    const xml = buildJunit([reference, docker, c]);
+    expect(xml).toMatch(/<testsuite name="egress-masquerade \[reference-vs-docker\]"[^>]*failures="[1-9]/);
+    expect(xml).toContain('reference and docker disagree in nat/POSTROUTING');
+  }, 60_000);
 
   afterAll(async () => {
     await shutdownDockerPool();
