@@ -42,7 +42,7 @@ export interface PooledDaemon {
 export interface PoolOptions {
   /** dockerd binary to certify (default: NETCONFORM_DOCKERD, then PATH) */
   dockerd?: string;
-  /** idle daemons kept for later scenarios (default 3) */
+  /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
   maxIdle?: number;
 }
 
@@ -115,7 +115,7 @@ export class DaemonPool {
     }
     if (!reusable) return d.lab.destroy();
     this.idle.push(d);
-    while (this.idle.length > (this.opts.maxIdle ?? 3)) await this.idle.shift()!.lab.destroy();
+    while (this.idle.length > (this.opts.maxIdle ?? 6)) await this.idle.shift()!.lab.destroy();
   }
 
   /** Stop every daemon of this pool. */
