@@ -4,15 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# installed, not merely known to dpkg (a removed package keeps its status entry)
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+
 need=()
 for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps conntrack; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  installed "$pkg" || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
 # The real engine for `--engine docker`: Debian's docker.io (dockerd 20.10), unless a dockerd
 # is installed already (certify another build with `run --dockerd /path/to/dockerd`).
 installing_docker=no
-if ! command -v dockerd >/dev/null 2>&1 && ! dpkg -s docker.io >/dev/null 2>&1; then
+if ! command -v dockerd >/dev/null 2>&1 && ! installed docker.io; then
   need+=(docker.io)
   installing_docker=yes
 fi
