@@ -76,6 +76,30 @@ expect:
     expect(docker.addresses['bb@front']).toMatch(/^172\.\d+\.0\.2$/);
   }, 120_000);
 
+  it("the default route follows libnetwork's endpoint order, and the default bridge refuses fixed addresses and aliases; both engines agree", async () => {
+    // zeta is the primary network, but alpha sorts first: egress leaves through alpha, which
+    // does not masquerade, so the outside sees the alpha address and its reply finds no way back
+    const sc = scenario(`
+id: ops-gateway
+title: default route and refusals
+covers: [UN-05, BR-01]
+networks:
+  alpha: { subnet: 10.92.0.0/24, options: { com.docker.network.bridge.enable_ip_masquerade: "false" } }
+  zeta: { subnet: 10.93.0.0/24 }
+containers:
+  multi: { network: zeta, networks: [alpha] }
+  pinned: { ip: 172.17.0.50, expect-failure: "user specified IP address" }
+  aliased: { aliases: [other], expect-failure: "network-scoped alias" }
+expect:
+  - { id: UN-05, reach: { from: multi, to: wan, proto: udp, port: 9000 }, result: timeout, seen-source: 10.92.0.2 }
+  - { id: BR-01, start: pinned, fails: "user specified IP address is supported on user defined networks only" }
+  - { id: BR-01, start: aliased, fails: "network-scoped alias is supported only for containers in user defined networks" }
+`);
+    const d = await runBoth(sc);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
+  }, 120_000);
+
   it('links under icc=false open the exposed ports one way; both engines agree', async () => {
     const sc = scenario(`
 id: ops-links

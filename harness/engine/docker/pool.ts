@@ -50,6 +50,7 @@ export class DaemonPool {
   private installation?: Promise<DockerInstall>;
   private readonly idle: PooledDaemon[] = []; // least recently used first
   private readonly all = new Set<PooledDaemon>();
+  private readonly stopping = new Set<Promise<unknown>>();
 
   constructor(private readonly opts: PoolOptions = {}) {}
 
@@ -113,15 +114,22 @@ export class DaemonPool {
     } else {
       reusable = false;
     }
-    if (!reusable) return d.lab.destroy();
-    this.idle.push(d);
-    while (this.idle.length > (this.opts.maxIdle ?? 6)) await this.idle.shift()!.lab.destroy();
+    if (reusable) this.idle.push(d);
+    else this.retire(d);
+    while (this.idle.length > (this.opts.maxIdle ?? 6)) this.retire(this.idle.shift()!);
+  }
+
+  /** Stop a daemon in the background (dockerd takes a second or two to shut down); shutdown() waits. */
+  private retire(d: PooledDaemon): void {
+    const p = d.lab.destroy().catch((e: Error) => process.stderr.write(`warning: stopping dockerd ${d.paths.id}: ${e.message}\n`));
+    this.stopping.add(p);
+    void p.finally(() => this.stopping.delete(p));
   }
 
   /** Stop every daemon of this pool. */
   async shutdown(): Promise<void> {
     this.idle.length = 0;
-    await Promise.all([...this.all].map((d) => d.lab.destroy()));
+    await Promise.all([...[...this.all].map((d) => d.lab.destroy()), ...this.stopping]);
   }
 
   /** Daemons alive now (for reports and tests). */
