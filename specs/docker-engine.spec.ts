@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Dockerode from 'dockerode';
 import { Lab } from '../harness/lab/lab.js';
+import { runScenario } from '../harness/run/runner.js';
 import { HOST, buildBase } from '../harness/lab/topology.js';
 import { ProbeAgent } from '../harness/probe/agent.js';
 import { DockerEngine } from '../harness/engine/docker/engine.js';
@@ -163,7 +164,6 @@ expect:
   - { id: LK-03, file: { container: web, path: /etc/hosts, contains: ["database"] } }
 `);
     let engine: DockerEngine | undefined;
-    const { runScenario } = await import('../harness/run/runner.js');
     const r = await runScenario(sc, {
       engineName: 'docker',
       makeEngine: () => (engine = new DockerEngine()),

@@ -158,8 +158,9 @@ export class DockerEngine implements Engine {
     try {
       await new ScenarioContainer(containerRequest(spec, this.sc!.id)).start();
     } catch (e) {
-      // `docker run` leaves a refused container created but not running; nothing of it is in the kernel
-      await this.dockerOf().getContainer(dockerName(spec.name)).remove({ force: true }).catch(() => {});
+      // `docker run` leaves a refused container created but not running (nothing of it is in
+      // the kernel); a name conflict (409) is another container's, which stays
+      if ((e as { statusCode?: number }).statusCode !== 409) await this.dockerOf().getContainer(dockerName(spec.name)).remove({ force: true }).catch(() => {});
       throw new EngineError(engineMessage(e));
     }
     this.conts.set(spec.name, { spec, info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode: 'bridge' }, ports: [] });
