@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeCgroup } from './cgroups.js';
-import { STATE_NAME_RE, pathsFor, stateBase } from './paths.js';
+import { STATE_NAME_RE, pathsFor, removeIfEmpty, stateBase } from './paths.js';
 
 function alive(pid: number): boolean {
   try {
@@ -63,5 +63,6 @@ export async function gcDockerDaemons(opts: { all?: boolean; base?: string } = {
     rmSync(join(base, name), { recursive: true, force: true });
     report.removed.push(name);
   }
+  removeIfEmpty(base);
   return report;
 }

@@ -6,6 +6,7 @@
 //   which the kernel drops with the last process of that namespace: no mount of the daemon
 //   is ever visible in the starting mount namespace, and none can be left behind.
 import { randomBytes } from 'node:crypto';
+import { rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -64,4 +65,13 @@ export function pathsFor(id: string, base = stateBase()): DaemonPaths {
 
 export function newDaemonPaths(base = stateBase()): DaemonPaths {
   return pathsFor(`${STATE_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`, base);
+}
+
+/** The shared state base goes when the last daemon of any run is gone. */
+export function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* another run's daemons are in it, or it is gone */
+  }
 }

@@ -13,7 +13,7 @@ import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
 import { linkNames, resetHost, restoreHost, snapshotHost, type HostSnapshot } from './hoststate.js';
 import { locateDocker, type DockerInstall } from './locate.js';
-import { newDaemonPaths, type DaemonPaths } from './paths.js';
+import { newDaemonPaths, removeIfEmpty, stateBase, type DaemonPaths } from './paths.js';
 
 const HOST = 'host';
 const PREDEFINED_NETWORKS = new Set(['bridge', 'host', 'none']);
@@ -130,6 +130,7 @@ export class DaemonPool {
   async shutdown(): Promise<void> {
     this.idle.length = 0;
     await Promise.all([...[...this.all].map((d) => d.lab.destroy()), ...this.stopping]);
+    removeIfEmpty(stateBase());
   }
 
   /** Daemons alive now (for reports and tests). */
