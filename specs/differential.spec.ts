@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadScenarios } from '../harness/scenario/load.js';
 import { detectCapabilities, missingFeatures } from '../harness/lab/capabilities.js';
-import { dockerPool, shutdownDockerPool } from '../harness/engine/docker/pool.js';
-import { fingerprintStartingNamespace, labNamespaces } from './support/fingerprint.js';
-import { daemonMounts, daemonProcesses, daemonStateDirs, explain, runBoth, runOn, type Differential } from './support/engines.js';
+import { dockerPool } from '../harness/engine/docker/pool.js';
+import { fingerprintStartingNamespace } from './support/fingerprint.js';
+import { expectMachineClean, explain, runBoth, runOn, type Differential } from './support/engines.js';
 import { compareRuns } from '../harness/compare/differential.js';
 import { buildJunit } from '../harness/report/junit.js';
 import type { Scenario } from '../harness/scenario/types.js';
@@ -71,14 +71,7 @@ describe.skipIf(!isRoot)('differential conformance: reference vs dockerd', () =>
     expect(xml).toContain('reference and docker disagree in nat/POSTROUTING');
   }, 60_000);
 
-  afterAll(async () => {
-    await shutdownDockerPool();
-    expect(daemonProcesses()).toEqual([]);
-    expect(daemonStateDirs()).toEqual([]);
-    expect(daemonMounts()).toEqual([]);
-    expect(await labNamespaces()).toEqual([]);
-    expect(await fingerprintStartingNamespace()).toBe(before);
-  }, 60_000);
+  afterAll(() => expectMachineClean(before), 60_000);
 });
 
 describe.skipIf(isRoot)('differential conformance without root', () => {

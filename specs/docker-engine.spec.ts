@@ -11,11 +11,11 @@ import { runScenario } from '../harness/run/runner.js';
 import { HOST, buildBase } from '../harness/lab/topology.js';
 import { ProbeAgent } from '../harness/probe/agent.js';
 import { DockerEngine } from '../harness/engine/docker/engine.js';
-import { dockerPool, shutdownDockerPool } from '../harness/engine/docker/pool.js';
+import { dockerPool } from '../harness/engine/docker/pool.js';
 import { daemonKey } from '../harness/engine/docker/flags.js';
 import type { ScenarioResult } from '../harness/report/results.js';
-import { fingerprintStartingNamespace, labNamespaces } from './support/fingerprint.js';
-import { daemonMounts, daemonProcesses, daemonStateDirs, explain, runBoth, runOn, scenario } from './support/engines.js';
+import { fingerprintStartingNamespace } from './support/fingerprint.js';
+import { expectMachineClean, explain, runBoth, runOn, scenario } from './support/engines.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -312,14 +312,7 @@ expect:
     }
   }, 120_000);
 
-  afterAll(async () => {
-    await shutdownDockerPool();
-    expect(daemonProcesses()).toEqual([]);
-    expect(daemonStateDirs()).toEqual([]);
-    expect(daemonMounts()).toEqual([]);
-    expect(await labNamespaces()).toEqual([]);
-    expect(await fingerprintStartingNamespace()).toBe(before);
-  }, 60_000);
+  afterAll(() => expectMachineClean(before), 60_000);
 });
 
 function baseContainer(name: string) {

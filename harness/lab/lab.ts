@@ -152,7 +152,8 @@ export async function destroyAllLabs(): Promise<void> {
   await Promise.all([...liveLabs].map((l) => l.destroy()));
 }
 
-function alive(pid: number): boolean {
+/** Whether a process (a run's owner) still exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,5 +1,6 @@
 // Running one scenario on the reference engine and on a real dockerd, and comparing them.
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { expect } from 'vitest';
 import { compareRuns } from '../../harness/compare/differential.js';
 import { runScenario } from '../../harness/run/runner.js';
 import { engineFactory } from '../../harness/run/suite.js';
@@ -7,6 +8,8 @@ import type { ScenarioResult } from '../../harness/report/results.js';
 import { loadScenarioText } from '../../harness/scenario/load.js';
 import type { Scenario } from '../../harness/scenario/types.js';
 import { stateBase } from '../../harness/engine/docker/paths.js';
+import { shutdownDockerPool } from '../../harness/engine/docker/pool.js';
+import { fingerprintStartingNamespace, labNamespaces } from './fingerprint.js';
 
 const environment = { kernel: 'test' };
 
@@ -64,4 +67,14 @@ export function daemonMounts(): string[] {
   return readFileSync('/proc/mounts', 'utf8')
     .split('\n')
     .filter((l) => l.includes(stateBase()) || l.includes('/run/netconform'));
+}
+
+/** After a file's docker runs: daemons stopped, nothing of them left, the starting namespace as it was. */
+export async function expectMachineClean(before: string): Promise<void> {
+  await shutdownDockerPool();
+  expect(daemonProcesses()).toEqual([]);
+  expect(daemonStateDirs()).toEqual([]);
+  expect(daemonMounts()).toEqual([]);
+  expect(await labNamespaces()).toEqual([]);
+  expect(await fingerprintStartingNamespace()).toBe(before);
 }

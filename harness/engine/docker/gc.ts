@@ -6,17 +6,9 @@
 // lab `gc` that runs after this.
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { alive } from '../../lab/lab.js';
 import { removeCgroup } from './cgroups.js';
 import { STATE_NAME_RE, pathsFor, removeIfEmpty, stateBase } from './paths.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The pid in a pidfile, if that process still runs with our state folder on its command line. */
 function ourPid(pidfile: string, stateDir: string): number | undefined {
