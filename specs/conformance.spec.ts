@@ -26,7 +26,7 @@ async function runOn(sc: Scenario): Promise<ScenarioResult> {
 function withDeletedRules(sc: Scenario, deletions: string[], keep: (e: Expectation) => boolean): Scenario {
   const loc = sc.loc;
   const expect = sc.expect.filter(keep).map((e) => ({ ...e, phase: 0 }));
-  return { ...sc, phases: [{ steps: deletions.map((args) => ({ kind: 'iptables' as const, args, loc })), loc }], expect };
+  return { ...sc, phases: [{ steps: deletions.map((args) => ({ kind: 'iptables' as const, host: 'host', args, loc })), loc }], expect };
 }
 
 describe.skipIf(!isRoot)('conformance (reference engine)', () => {
@@ -86,6 +86,26 @@ describe.skipIf(!isRoot)('conformance (reference engine)', () => {
       expect(probe.status).toBe('failed');
       expect(probe.message).toMatch(/saw source 172\.17\.0\.1 \(host@bridge\), expected 198\.51\.100\.7/);
       expect(r.cases.filter((c) => c.kind === 'rules' && c.status === 'failed').length).toBeGreaterThan(0);
+    });
+
+    it('LK-02 fails when the link\'s ACCEPT rules are removed', async () => {
+      const sc = withDeletedRules(byId('links-legacy'), ['-F DOCKER'], (e) => e.id === 'LK-02' && e.phase === 0);
+      const r = await runOn(sc);
+      const probe = r.cases.find((c) => c.kind === 'reach' && c.reach?.from === 'web' && c.reach.port === 5432)!;
+      expect(probe.status).toBe('failed');
+      expect(probe.message).toMatch(/expected connected, got timeout/);
+      const rules = r.cases.find((c) => c.kind === 'rules')!;
+      expect(rules.status).toBe('failed');
+      expect(rules.diff).toMatch(/^--A DOCKER -s 172\.17\.0\.\d+\/32 -d 172\.17\.0\.\d+\/32 -i docker0 -o docker0 -p tcp -m tcp --dport 5432 -j ACCEPT$/m);
+    });
+
+    it('UN-02 fails when the isolation chains are flushed', async () => {
+      const sc = withDeletedRules(byId('networks-user-defined'), ['-F DOCKER-ISOLATION-STAGE-1', '-F DOCKER-ISOLATION-STAGE-2'], (e) => e.id === 'UN-02' && e.phase === 0);
+      const r = await runOn(sc);
+      const probes = r.cases.filter((c) => c.kind === 'reach');
+      expect(probes.length).toBeGreaterThan(0);
+      expect(probes.every((c) => c.status === 'failed' && c.reach?.actual === 'connected')).toBe(true);
+      expect(r.cases.filter((c) => c.kind === 'rules').every((c) => c.status === 'failed' && c.diff)).toBe(true);
     });
 
     it('IN-08 fails when a neighbour gets a route and the FORWARD policy is opened', async () => {

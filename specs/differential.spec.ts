@@ -50,7 +50,7 @@ describe.skipIf(!isRoot)('differential conformance: reference vs dockerd', () =>
     // the docker lab's administrator deletes the engine's MASQUERADE rule before the probes
     const broken: Scenario = {
       ...base,
-      phases: [{ steps: [{ kind: 'iptables', args: '-t nat -D POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE', loc: base.loc }], loc: base.loc }],
+      phases: [{ steps: [{ kind: 'iptables', host: 'host', args: '-t nat -D POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE', loc: base.loc }], loc: base.loc }],
       expect: base.expect.map((e) => ({ ...e, phase: 0 })),
     };
     const reference = await runOn('reference', base, missing);

@@ -1,16 +1,11 @@
 // The docker engine's operations on a real dockerd, beyond what scenarios/ uses today: user
 // networks with driver options and --internal, fixed addresses and aliases, links under
 // icc=false, network modes, /etc files and environment, connect/disconnect/remove while
-// running, a daemon restart, macvlan; and daemon reuse that leaks nothing between scenarios.
+// running, a daemon restart; and daemon reuse that leaks nothing between scenarios.
 // Where the reference engine implements an operation, the same scenario runs on both engines
 // and they must agree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Dockerode from 'dockerode';
-import { Lab } from '../harness/lab/lab.js';
-import { runScenario } from '../harness/run/runner.js';
-import { HOST, buildBase } from '../harness/lab/topology.js';
-import { ProbeAgent } from '../harness/probe/agent.js';
-import { DockerEngine } from '../harness/engine/docker/engine.js';
 import { dockerPool } from '../harness/engine/docker/pool.js';
 import { daemonKey } from '../harness/engine/docker/flags.js';
 import type { ScenarioResult } from '../harness/report/results.js';
@@ -144,7 +139,7 @@ expect:
     expectPassed(d.comparison);
   }, 120_000);
 
-  it('hostname, add-host, dns, dns-search and link entries reach the container files and environment', async () => {
+  it('hostname, add-host, dns, dns-search and link entries reach the container files and environment; both engines agree', async () => {
     const sc = scenario(`
 id: ops-files
 title: container files
@@ -162,20 +157,13 @@ expect:
   - { id: MD-04, file: { container: web, path: /etc/hosts, contains: ["10.1.2.3\\tdb.example"] } }
   - { id: MD-04, file: { container: web, path: /etc/resolv.conf, contains: ["nameserver 10.0.0.53", "search example.com"] } }
   - { id: LK-03, file: { container: web, path: /etc/hosts, contains: ["database"] } }
+  - { id: LK-03, env: { container: web, name: DATABASE_PORT, equals: "tcp://\${db}:5432" } }
+  - { id: LK-03, env: { container: web, name: DATABASE_NAME, equals: /web/database } }
 `);
-    let engine: DockerEngine | undefined;
-    const r = await runScenario(sc, {
-      engineName: 'docker',
-      makeEngine: () => (engine = new DockerEngine()),
-      environment: {},
-    });
-    expectPassed(r);
-    // the environment comes from /proc/<pid>/environ of the container's main process
-    const web = engine!.containers().find((c) => c.name === 'web')!;
-    const db = engine!.containers().find((c) => c.name === 'db')!;
-    expect(web.env).toContain(`DATABASE_PORT=tcp://${db.ip}:5432`);
-    expect(web.env).toContain('DATABASE_NAME=/web/database');
-    expect(web.mntnsPath).toMatch(/^\/proc\/\d+\/ns\/mnt$/);
+    const d = await runBoth(sc);
+    expectPassed(d.reference);
+    expectPassed(d.docker);
+    expectPassed(d.comparison);
   }, 120_000);
 
   it('connect, disconnect and remove while running, and a daemon restart; both engines agree', async () => {
@@ -258,7 +246,7 @@ expect:
     expectPassed(first);
     const daemon = dockerPool()
       .daemons()
-      .find((x) => x.key === daemonKey(messy.daemon, messy.host))!;
+      .find((x) => x.key === daemonKey(messy.hosts[0].daemon, messy.hosts[0]))!;
     const { hostNs, served } = daemon;
     const second = await runOn('docker', clean);
     expectPassed(second);
@@ -272,63 +260,5 @@ expect:
     expectPassed(fresh.comparison);
   }, 120_000);
 
-  it('macvlan networks on a parent NIC: a LAN neighbour reaches the container directly', async () => {
-    const sc = scenario(`
-id: ops-macvlan
-title: macvlan
-covers: [MV-01]
-expect:
-  - { id: MV-01, reach: { from: host, to: 127.0.0.1, proto: tcp, port: 1 }, result: refused }
-`);
-    const lab = Lab.create();
-    const engine = new DockerEngine();
-    try {
-      lab.adopt(HOST, await engine.provideHost(sc));
-      await buildBase(lab, sc.host, sc.wan);
-      // a LAN segment: the host's second NIC, and a neighbour namespace at its other end
-      await lab.addNamespaces(['neighbour']);
-      await lab.ip(HOST, [`link add eth1 type veth peer name eth0 netns ${lab.ns('neighbour')}`, 'link set eth1 up']);
-      await lab.ip('neighbour', ['link set lo up', 'addr add 192.0.2.50/24 dev eth0', 'link set eth0 up']);
-      await engine.start({ lab, hostNs: HOST, daemon: sc.daemon, log: () => {} });
-      const net = await engine.createNetwork({ name: 'lan', driver: 'macvlan' as 'bridge', subnet: '192.0.2.0/24', gateway: '192.0.2.1', internal: false, options: { parent: 'eth1' }, loc: sc.loc });
-      expect(net.bridge).toBe('eth1');
-      const c = await engine.runContainer({ ...sc.containers[0], ...baseContainer('mv'), network: 'lan', ip: '192.0.2.10' });
-      expect(c.addresses.lan).toBe('192.0.2.10');
-      const inside = await ProbeAgent.start({ netns: c.netnsPath, label: 'mv' });
-      const neighbour = await ProbeAgent.start({ netns: lab.nsPath('neighbour'), label: 'neighbour' });
-      try {
-        await inside.listen('tcp', 80);
-        const r = await neighbour.tcp('192.0.2.10', 80, 1000, { token: 'mv1' });
-        expect(r.outcome).toBe('connected');
-        expect(r.seen).toBe('192.0.2.50'); // no NAT on macvlan
-      } finally {
-        await inside.stop();
-        await neighbour.stop();
-      }
-      await engine.remove('mv');
-    } finally {
-      await engine.stop();
-      await lab.destroy();
-    }
-  }, 120_000);
-
   afterAll(() => expectMachineClean(before), 60_000);
 });
-
-function baseContainer(name: string) {
-  return {
-    name,
-    network: 'bridge',
-    networks: [],
-    publish: [],
-    publishAll: false,
-    expose: [],
-    listen: [],
-    links: [],
-    addHosts: [],
-    dns: [],
-    dnsSearch: [],
-    aliases: [],
-    loc: { file: 'specs/docker-engine.spec.ts', line: 1, col: 1 },
-  };
-}

@@ -19,7 +19,7 @@ const defaults: DaemonOptions = { icc: true, 'ip-masq': true, 'ip-forward': true
 
 function containerOf(yaml: string) {
   const sc = loadScenarioText(`id: u\ntitle: u\ncovers: [IN-01]\n${yaml}\nexpect: [{ id: IN-01, rules: { table: nat, chain: DOCKER, policy: ACCEPT } }]\n`, 'unit.yaml');
-  return sc.containers;
+  return sc.hosts[0].containers;
 }
 
 describe('dockerd flags', () => {
@@ -88,8 +88,8 @@ containers:
 
   it('builds network create with driver options, --internal and IPAM', () => {
     const sc = loadScenarioText(`id: u\ntitle: u\ncovers: [UN-01]\nnetworks:\n  iso: { internal: true, subnet: 10.89.0.0/24, gateway: 10.89.0.254, options: { com.docker.network.bridge.enable_icc: "false" } }\n  free: {}\nexpect: [{ id: UN-01, rules: { table: nat, chain: DOCKER, policy: ACCEPT } }]\n`, 'n.yaml');
-    expect(networkRequest(sc.networks[0], 'u')).toMatchObject({ Name: 'iso', Driver: 'bridge', Internal: true, Options: { 'com.docker.network.bridge.enable_icc': 'false' }, IPAM: { Config: [{ Subnet: '10.89.0.0/24', Gateway: '10.89.0.254' }] } });
-    expect(networkRequest(sc.networks[1], 'u').IPAM).toEqual({ Driver: 'default', Config: [] });
+    expect(networkRequest(sc.hosts[0].networks[0], 'u')).toMatchObject({ Name: 'iso', Driver: 'bridge', Internal: true, Options: { 'com.docker.network.bridge.enable_icc': 'false' }, IPAM: { Config: [{ Subnet: '10.89.0.0/24', Gateway: '10.89.0.254' }] } });
+    expect(networkRequest(sc.hosts[0].networks[1], 'u').IPAM).toEqual({ Driver: 'default', Config: [] });
     expect(connectRequest('web', { ip: '10.89.0.7', aliases: ['w'] })).toEqual({ Container: 'web', EndpointConfig: { IPAMConfig: { IPv4Address: '10.89.0.7' }, Aliases: ['w'] } });
   });
 });

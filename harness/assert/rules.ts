@@ -14,6 +14,7 @@ export interface RuleCheck {
   exact?: string[];
   golden?: string; // absolute path
   policy?: string;
+  exists?: boolean; // false: the chain must not exist
 }
 
 export interface CheckResult {
@@ -31,7 +32,13 @@ const asLines = (chain: string, rules: string[]) => rules.map((r) => `-A ${chain
 
 function diffOf(label: string, expected: string[], actual: string[]): string {
   const patch = createTwoFilesPatch('expected', `actual (${label})`, expected.join('\n') + '\n', actual.join('\n') + '\n', '', '', { context: 50 });
-  return patch.split('\n').slice(2).join('\n').trimEnd(); // drop the "Index/====" header lines
+  // drop the "Index:"/"====" banner; keep the ---/+++ header that says which side is which
+  return patch
+    .split('\n')
+    .filter((l) => !/^(Index: |={10,})/.test(l))
+    .map((l) => l.replace(/\t$/, ''))
+    .join('\n')
+    .trimEnd();
 }
 
 export function checkRules(rs: Ruleset, check: RuleCheck, opts: CheckOptions = {}): CheckResult {
@@ -41,6 +48,9 @@ export function checkRules(rs: Ruleset, check: RuleCheck, opts: CheckOptions = {
   const problems: string[] = [];
   let diff: string | undefined;
 
+  if (check.exists === false) {
+    return chain ? { ok: false, message: `chain ${label} exists, but should not (it has ${chain.rules.length} rules)`, diff: diffOf(label, [], asLines(check.chain, chain.rules)) } : { ok: true, message: '' };
+  }
   if (!chain) {
     const onlyAbsent = !check.contains && !check.exact && !check.golden && !check.policy;
     return onlyAbsent ? { ok: true, message: '' } : { ok: false, message: `chain ${label} does not exist` };

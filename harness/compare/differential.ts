@@ -131,19 +131,24 @@ export function compareRuns(sc: Scenario, a: ScenarioResult, b: ScenarioResult):
   } else {
     const v = compareVerdicts(sc, a, b);
     cases.push(caseOf(sc, `${engine}: packet verdicts agree`, v ? 'failed' : 'passed', v, 0));
-    const phases = Math.max(a.snapshots?.length ?? 0, b.snapshots?.length ?? 0);
-    for (let p = 0; p < phases; p++) {
-      const sa = a.snapshots?.[p];
-      const sb = b.snapshots?.[p];
-      const label = `${engine}: rule sets agree${phases > 1 ? ` (phase ${p})` : ''}`;
+    // one snapshot per phase and Docker host, in the same order on both engines
+    const n = Math.max(a.snapshots?.length ?? 0, b.snapshots?.length ?? 0);
+    const multiPhase = sc.phases.length > 1;
+    const multiHost = sc.hosts.length > 1;
+    for (let i = 0; i < n; i++) {
+      const sa = a.snapshots?.[i];
+      const sb = b.snapshots?.[i];
+      const at = sa ?? sb!;
+      const where = [multiPhase ? `phase ${at.phase}` : '', multiHost ? `host ${at.host}` : ''].filter(Boolean).join(', ');
+      const suffix = where ? ` (${where})` : '';
       if (!sa || !sb) {
-        cases.push(caseOf(sc, label, 'failed', { message: `no rule set of phase ${p} from ${!sa ? a.engine : b.engine}` }, 1 + p));
+        cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, 'failed', { message: `no rule set of ${where || 'the scenario'} from ${!sa ? a.engine : b.engine}` }, 1 + i));
         continue;
       }
       const r = compareRulesets({ engine: a.engine, rs: parseIptablesSave(sa.iptables), facts: sa.facts }, { engine: b.engine, rs: parseIptablesSave(sb.iptables), facts: sb.facts });
-      cases.push(caseOf(sc, label, r ? 'failed' : 'passed', r, 1 + p));
+      cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, r ? 'failed' : 'passed', r, 1 + i));
       const f = compareFacts({ engine: a.engine, facts: sa.facts }, { engine: b.engine, facts: sb.facts });
-      cases.push(caseOf(sc, `${engine}: addresses and ports agree${phases > 1 ? ` (phase ${p})` : ''}`, f ? 'failed' : 'passed', f, 1 + p));
+      cases.push(caseOf(sc, `${engine}: addresses and ports agree${suffix}`, f ? 'failed' : 'passed', f, 1 + i));
     }
   }
   return {
@@ -157,6 +162,7 @@ export function compareRuns(sc: Scenario, a: ScenarioResult, b: ScenarioResult):
     transcript: [],
     timeMs: 0,
     probes: 0,
+    phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: { ...a.properties, engine: `${a.properties.engine ?? a.engine} vs ${b.properties.engine ?? b.engine}` },
   };
 }

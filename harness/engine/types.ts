@@ -1,12 +1,13 @@
 // What every engine (the built-in reference engine, a real dockerd) offers the harness.
 // An engine turns networks and containers into kernel state inside a lab; it knows nothing
 // about probes or assertions.
-import type { ContainerSpec, DaemonOptions, NetworkSpec, Scenario } from '../scenario/types.js';
+import type { ContainerSpec, DaemonOptions, HostSpec, NetworkSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from '../lab/lab.js';
 
 export interface NetworkInfo {
   name: string; // scenario name; "bridge" is the default network
-  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b
+  driver: 'bridge' | 'macvlan';
+  bridge: string; // kernel interface, e.g. docker0 or br-3f2a1c0d9e8b; a macvlan network's parent
   subnet: string; // CIDR
   gateway: string; // IPv4
   internal: boolean;
@@ -22,6 +23,8 @@ export interface PortBinding {
 
 export interface ContainerInfo {
   name: string;
+  /** the hostname its processes see (/etc/hostname, $HOSTNAME) */
+  hostname?: string;
   /** network namespace file a probe agent enters (/run/netns/… or /proc/<pid>/ns/net) */
   netnsPath: string;
   /** mount namespace file, when the container has its own view of /etc */
@@ -30,6 +33,8 @@ export interface ContainerInfo {
   env: string[];
   /** address per network name */
   addresses: Record<string, string>;
+  /** MAC address per network name */
+  macs?: Record<string, string>;
   /** primary address (first network), undefined for host/none */
   ip?: string;
   mode: 'bridge' | 'host' | 'none' | 'container';
@@ -54,16 +59,18 @@ export interface Engine {
   /**
    * An engine that keeps its daemon across scenarios (the real Docker engine) runs it in a
    * host namespace of its own and returns that namespace's name here, before the lab is
-   * built; the lab adopts it as its `host` (and never deletes it). Engines without this
-   * method get a fresh host namespace per scenario.
+   * built; the lab adopts it as that Docker host's namespace (and never deletes it). Engines
+   * without this method get a fresh host namespace per scenario.
    */
-  provideHost?(sc: Scenario): Promise<string>;
+  provideHost?(sc: Scenario, host: HostSpec): Promise<string>;
   start(ctx: EngineContext): Promise<void>;
   createNetwork(spec: NetworkSpec): Promise<NetworkInfo>;
   runContainer(spec: ContainerSpec): Promise<ContainerInfo>;
   connect(container: string, network: string): Promise<void>;
   disconnect(container: string, network: string): Promise<void>;
   remove(container: string): Promise<void>;
+  /** `docker rm --link /<container>/<alias>`: drop one legacy link of a running container */
+  unlink(container: string, alias: string): Promise<void>;
   /** reprogram the engine's rules as a daemon restart does */
   reloadRules(): Promise<void>;
   /** wait until everything asked for so far is in the kernel (engines may batch work) */

@@ -2,6 +2,9 @@
 // to this process and run, so parallel runs never see each other and `gc` can find what a
 // killed run left behind (the prefix carries the owning pid).
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run, runInNetns } from './exec.js';
 
 export const LAB_PREFIX = 'ncf';
@@ -19,6 +22,7 @@ export class Lab {
   private readonly adopted = new Map<string, string>();
   private readonly cleanups: (() => Promise<void> | void)[] = [];
   private destroyed = false;
+  private dir?: string;
 
   private constructor(prefix: string) {
     this.prefix = prefix;
@@ -85,20 +89,53 @@ export class Lab {
   }
 
   async setSysctls(name: string, values: Record<string, string>): Promise<void> {
-    const entries = Object.entries(values);
-    if (entries.length === 0) return;
+    await this.configure(name, { sysctls: values });
+  }
+
+  /**
+   * Set sysctls and load a rule set in one process inside a lab namespace (each process
+   * spawned costs milliseconds; the kernel work itself costs microseconds).
+   */
+  async configure(name: string, what: { sysctls?: Record<string, string>; iptablesRestore?: string }): Promise<void> {
+    const entries = Object.entries(what.sysctls ?? {});
     for (const [k] of entries) {
       if (!NETNS_SYSCTL.test(k)) throw new Error(`sysctl ${k} is not per network namespace; the lab refuses to set it`);
     }
-    // /proc/sys/net reflects the network namespace of the writing process, so one shell inside
-    // the lab namespace sets them all.
-    const script = entries.map(([k, v]) => `echo ${shellQuote(v)} > /proc/sys/${k.replace(/\./g, '/')}`).join(' && ');
-    await this.exec(name, 'sh', ['-c', script]);
+    // /proc/sys/net reflects the network namespace of the writing process.
+    const writes = entries.map(([k, v]) => `echo ${shellQuote(v)} > /proc/sys/${k.replace(/\./g, '/')}`);
+    if (what.iptablesRestore !== undefined) {
+      if (writes.length === 0) {
+        await this.exec(name, 'iptables-restore', [], { input: what.iptablesRestore });
+        return;
+      }
+      writes.push('exec iptables-restore');
+    }
+    if (writes.length === 0) return;
+    await this.exec(name, 'sh', ['-ec', writes.join('\n')], { input: what.iptablesRestore });
+  }
+
+  /** Read sysctls and `iptables-save` of a lab namespace in one process. */
+  async snapshot(name: string, sysctls: string[]): Promise<{ sysctls: Record<string, string>; iptablesSave: string }> {
+    const reads = sysctls.map((k) => `cat /proc/sys/${k.replace(/\./g, '/')}`);
+    const r = await this.exec(name, 'sh', ['-ec', [...reads, 'iptables-save'].join('\n')]);
+    const lines = r.stdout.split('\n');
+    return {
+      sysctls: Object.fromEntries(sysctls.map((k, i) => [k, lines[i].trim()])),
+      iptablesSave: lines.slice(sysctls.length).join('\n'),
+    };
   }
 
   async getSysctl(name: string, key: string): Promise<string> {
-    const r = await this.exec(name, 'cat', [`/proc/sys/${key.replace(/\./g, '/')}`]);
-    return r.stdout.trim();
+    return (await this.snapshot(name, [key])).sysctls[key];
+  }
+
+  /** A private folder for this lab's files (containers' /etc files), removed with the lab. */
+  stateDir(): string {
+    if (!this.dir) {
+      this.dir = join(tmpdir(), this.prefix);
+      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    }
+    return this.dir;
   }
 
   /** Register a cleanup that runs (in reverse order) before the namespaces are deleted. */
@@ -123,6 +160,7 @@ export class Lab {
         await run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
       }
       this.names.clear();
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
     } finally {
       liveLabs.delete(this);
     }
@@ -133,16 +171,37 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Processes still inside our namespaces were started by this suite; end them by pid. */
+/**
+ * Processes still inside our namespaces were started by this suite: end them by pid. One pass
+ * over /proc compares each process's network namespace with ours (`ip netns pids` per
+ * namespace would be a process each).
+ */
 async function killProcessesIn(fullNames: string[]): Promise<void> {
-  for (const full of fullNames) {
-    const r = await run('ip', ['netns', 'pids', full], { allowFail: true });
-    for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
+  if (fullNames.length === 0) return;
+  const inodes = new Set<number>();
+  for (const n of fullNames) {
+    try {
+      inodes.add(statSync(`/run/netns/${n}`).ino);
+    } catch {
+      /* not there (any more) */
+    }
+  }
+  if (inodes.size === 0) return;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    let ino: number;
+    try {
+      ino = statSync(`/proc/${entry}/ns/net`).ino;
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    if (!inodes.has(ino)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
     }
   }
 }
@@ -187,6 +246,14 @@ export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
   await killProcessesIn(removed);
   if (removed.length) {
     await run('ip', ['-force', '-batch', '-'], { input: removed.map((n) => `netns del ${n}`).join('\n') + '\n', allowFail: true });
+  }
+  // the state folders of those labs (same prefix, under the temp folder)
+  for (const d of readdirSync(tmpdir())) {
+    const m = NAME_RE.exec(`${d}-`);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (!opts.all && pid !== process.pid && alive(pid)) continue;
+    rmSync(join(tmpdir(), d), { recursive: true, force: true });
   }
   return { removed, keptLive };
 }

@@ -1,50 +1,106 @@
-// The fixed part of every lab: the Docker host (`host`) and the outside world (`wan`), joined
-// by one veth pair. `wan` holds the upstream router and the outside servers and has no default
-// route, so nothing can leave the lab; the host's default route points into `wan`.
-import type { HostSpec, WanSpec } from '../scenario/types.js';
+// The fixed part of every lab, around the engines: the Docker hosts, the `lan` they sit on,
+// LAN peers, further L2 segments, and the outside world.
+//
+//   wan namespace: the upstream router. Its bridge lan0 is the lan's switch (router address on
+//   it); further segments are bridges seg-<name> without an address. Switch ports are named
+//   h<i> (host i's eth0), h<i>n<k> (host i's k-th further NIC) and p<j> (peer j), so a step
+//   `on: lan` can configure one (e.g. hairpin). Outside servers are /32s on
+//   its lo. It has no default route, so nothing can leave the lab.
+//   one namespace per Docker host: eth0 is a veth into lan0, default route via the router;
+//   further NICs (eth1 …) are veths into their segment.
+//   one namespace per lan peer (peer-<name>): eth0 into lan0, default route via the router.
+import type { HostSpec, PeerSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from './lab.js';
 import { run } from './exec.js';
 
-export const HOST = 'host';
 export const WAN = 'wan';
+/** The Docker host of a single-host scenario. */
+export const HOST = 'host';
+export const LAN_BRIDGE = 'lan0';
 
 /** Sysctls of a freshly booted machine: forwarding off, so the engine must turn it on. */
 const HOST_DEFAULT_SYSCTLS: Record<string, string> = { 'net.ipv4.ip_forward': '0' };
 
-export async function buildBase(lab: Lab, host: HostSpec, wan: WanSpec): Promise<void> {
-  await lab.addNamespaces([HOST, WAN]);
-  const prefix = host.address.split('/')[1];
-  await lab.ip(WAN, [
+/** Lab namespace of a Docker host (its name: "host" in single-host scenarios). */
+export const hostNs = (h: HostSpec | string) => (typeof h === 'string' ? h : h.name);
+export const peerNs = (p: PeerSpec | string) => `peer-${typeof p === 'string' ? p : p.name}`;
+export const segmentBridge = (segment: string) => `seg-${segment}`;
+
+export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
+  await lab.addNamespaces([WAN, ...sc.hosts.map(hostNs), ...sc.lan.peers.map(peerNs)]);
+  const prefix = sc.lan.subnet.split('/')[1];
+  const wan: string[] = [
     'link set lo up',
-    `link add eth0 type veth peer name eth0 netns ${lab.ns(HOST)}`,
-    `addr add ${host.gateway}/${prefix} dev eth0`,
-    'link set eth0 up',
-    ...wan.servers.map((s) => `addr add ${s}/32 dev lo`),
+    `link add ${LAN_BRIDGE} type bridge`,
+    `addr add ${sc.lan.router}/${prefix} dev ${LAN_BRIDGE}`,
+    `link set ${LAN_BRIDGE} up`,
+    ...sc.segments.flatMap((s) => [`link add ${segmentBridge(s)} type bridge`, `link set ${segmentBridge(s)} up`]),
+    ...sc.wan.servers.map((s) => `addr add ${s}/32 dev lo`),
+  ];
+  // wan-side port names are short and positional: interface names have 15 characters at most
+  sc.hosts.forEach((h, i) => {
+    wan.push(`link add h${i} type veth peer name eth0 netns ${lab.ns(hostNs(h))}`, `link set h${i} master ${LAN_BRIDGE} up`);
+    Object.entries(h.nics).forEach(([nic, segment], k) => {
+      wan.push(`link add h${i}n${k} type veth peer name ${nic} netns ${lab.ns(hostNs(h))}`, `link set h${i}n${k} master ${segmentBridge(segment)} up`);
+    });
+  });
+  sc.lan.peers.forEach((p, j) => {
+    const bridge = p.segment === 'lan' ? LAN_BRIDGE : segmentBridge(p.segment);
+    wan.push(`link add p${j} type veth peer name eth0 netns ${lab.ns(peerNs(p))}`, `link set p${j} master ${bridge} up`);
+  });
+  await lab.ip(WAN, wan);
+
+  await Promise.all([
+    ...sc.hosts.map(async (h) => {
+      await Promise.all([
+        lab.ip(hostNs(h), [
+          'link set lo up',
+          `addr add ${h.address} dev eth0`,
+          ...h.extraAddresses.map((a) => `addr add ${a} dev eth0`),
+          'link set eth0 up',
+          ...Object.keys(h.nics).map((nic) => `link set ${nic} up`),
+          `route add default via ${h.gateway} dev eth0`,
+        ]),
+        lab.setSysctls(hostNs(h), { ...HOST_DEFAULT_SYSCTLS, ...h.sysctls }),
+      ]);
+      for (const rule of h.rules) await iptables(lab, hostNs(h), rule);
+    }),
+    ...sc.lan.peers.map(async (p) => {
+      await lab.ip(peerNs(p), [
+        'link set lo up',
+        `addr add ${p.address} dev eth0`,
+        'link set eth0 up',
+        // a peer on the lan has the router as its gateway; one on another segment has none
+        ...(p.segment === 'lan' ? [`route add default via ${sc.lan.router} dev eth0`] : []),
+        ...p.routes.map((r) => `route replace ${r.dest === 'default' ? 'default' : r.dest} via ${routeVia(sc, r.via)} dev eth0`),
+      ]);
+      await lab.setSysctls(peerNs(p), p.sysctls);
+    }),
   ]);
-  await lab.ip(HOST, [
-    'link set lo up',
-    `addr add ${host.address} dev eth0`,
-    ...host.extraAddresses.map((a) => `addr add ${a} dev eth0`),
-    'link set eth0 up',
-    `route add default via ${host.gateway} dev eth0`,
-  ]);
-  await lab.setSysctls(HOST, { ...HOST_DEFAULT_SYSCTLS, ...host.sysctls });
-  for (const rule of host.rules) await iptables(lab, HOST, rule);
 }
 
-/** Give `wan` routes to the container subnets via the host (a neighbour that routes to them). */
-export async function routeWanTo(lab: Lab, host: HostSpec, subnets: string[]): Promise<void> {
-  const via = host.address.split('/')[0];
+function routeVia(sc: Scenario, via: string): string {
+  if (via === 'router') return sc.lan.router;
+  const h = sc.hosts.find((x) => x.name === via);
+  return h ? h.address.split('/')[0] : via;
+}
+
+/** Give `wan` routes to container subnets via their host (a neighbour that routes to them). */
+export async function routeWanTo(lab: Lab, routes: { subnet: string; via: string }[]): Promise<void> {
   await lab.ip(
     WAN,
-    subnets.map((s) => `route replace ${s} via ${via} dev eth0`),
+    routes.map((r) => `route replace ${r.subnet} via ${r.via} dev ${LAN_BRIDGE}`),
   );
 }
 
 /** An administrator's iptables command in a lab namespace ("-I DOCKER-USER -s 1.2.3.4 -j DROP"). */
 export async function iptables(lab: Lab, ns: string, rule: string): Promise<void> {
-  const args = splitArgs(rule);
-  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', 'iptables', ...args]);
+  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', 'iptables', ...splitArgs(rule)]);
+}
+
+/** An administrator's `ip` command in a lab namespace ("link set eth1 master docker0"). */
+export async function ipCommand(lab: Lab, ns: string, args: string): Promise<void> {
+  await lab.ip(ns, [args]);
 }
 
 function splitArgs(s: string): string[] {

@@ -3,7 +3,7 @@
  * connections on command, and reports outcomes as data. Written in C because a lab may hold
  * hundreds of namespaces: this starts in well under a millisecond and uses ~1 MB.
  *
- * usage: probe-agent [--netns PATH] [--mntns PATH] [--env-file PATH]
+ * usage: probe-agent [--netns PATH] [--mntns PATH]   (its environment is the container's)
  * Commands on stdin, one per line; one result line per command on stdout, "<id> ...".
  *   L id tcp|udp port [bind]            listen; a listener tells each client "seen IP PORT"
  *   C id tcp dst port timeout_ms [src|-] [token]   TCP connect
@@ -14,8 +14,13 @@
  *   K id port tcp|udp                    close listener/proxy on that port
  *   R id path                            read a file (base64)
  *   E id name                            environment variable (base64)
+ *   N id name timeout_ms                 resolve a name as a process here would: /etc/hosts, then
+ *                                        the first nameserver of /etc/resolv.conf (A query)
+ *   A id                                 forget this namespace's ARP entries (frees room in the
+ *                                        kernel's neighbour table, which all namespaces share)
  *   Q                                    quit (also on end of stdin)
  * Outcomes: connected [seen=IP:PORT], refused, timeout, unreachable ERR, error TEXT.
+ * Resolutions: resolved IP hosts|dns:SERVER, or none nxdomain|servfail|noanswer|timeout|no-nameserver.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,7 +37,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -52,6 +61,7 @@ enum kind {
   K_PX_UP,       /* proxy connection to the backend */
   K_PXU_LISTEN,  /* UDP proxy listener */
   K_PXU_UP,      /* UDP proxy upstream socket for one client */
+  K_DNS,         /* an outgoing DNS query */
 };
 
 struct slot {
@@ -360,6 +370,149 @@ static void cmd_env(const char *id, const char *name) {
   base64_reply(id, "env", (const unsigned char *)v, strlen(v));
 }
 
+
+/* ---- name resolution, as a process in this namespace sees it ---- */
+
+static int lookup_hosts(const char *name, char *ip, size_t iplen) {
+  FILE *f = fopen("/etc/hosts", "r");
+  if (!f) return 0;
+  char line[1024];
+  int found = 0;
+  while (!found && fgets(line, sizeof(line), f)) {
+    line[strcspn(line, "#\n")] = 0;
+    char *save, *addr = strtok_r(line, " \t", &save);
+    struct in_addr a;
+    if (!addr || inet_pton(AF_INET, addr, &a) != 1) continue;
+    for (char *h = strtok_r(NULL, " \t", &save); h; h = strtok_r(NULL, " \t", &save)) {
+      if (strcasecmp(h, name) == 0) {
+        snprintf(ip, iplen, "%s", addr);
+        found = 1;
+        break;
+      }
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static int first_nameserver(struct sockaddr_in *sa) {
+  FILE *f = fopen("/etc/resolv.conf", "r");
+  if (!f) return 0;
+  char line[512], ns[64];
+  int found = 0;
+  while (!found && fgets(line, sizeof(line), f)) {
+    if (sscanf(line, " nameserver %63s", ns) == 1 && parse_addr(ns, 53, sa) == 0) found = 1;
+  }
+  fclose(f);
+  return found;
+}
+
+static void cmd_resolve(const char *id, const char *name, int timeout) {
+  char ip[64];
+  if (lookup_hosts(name, ip, sizeof(ip))) return reply(id, "resolved %s hosts", ip);
+  struct sockaddr_in ns;
+  if (!first_nameserver(&ns)) return reply(id, "none no-nameserver");
+  unsigned char q[300];
+  uint16_t qid = (uint16_t)(now_ms() ^ getpid() ^ (icmp_counter++ << 8));
+  memset(q, 0, 12);
+  q[0] = qid >> 8;
+  q[1] = qid & 0xff;
+  q[2] = 0x01; /* recursion desired */
+  q[5] = 1;    /* one question */
+  int len = 12;
+  for (const char *p = name; *p;) {
+    const char *dot = strchr(p, '.');
+    int l = dot ? (int)(dot - p) : (int)strlen(p);
+    if (l == 0 || l > 63 || len + l + 6 > (int)sizeof(q)) return reply(id, "error bad-name");
+    q[len++] = l;
+    memcpy(q + len, p, l);
+    len += l;
+    p += l + (dot ? 1 : 0);
+  }
+  q[len++] = 0;
+  q[len++] = 0, q[len++] = 1; /* A */
+  q[len++] = 0, q[len++] = 1; /* IN */
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&ns, sizeof(ns)) < 0 || send(fd, q, len, 0) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return reply(id, "none %s", e == ENETUNREACH || e == EHOSTUNREACH ? "timeout" : errname(e));
+  }
+  int s = new_slot(fd, K_DNS, id);
+  slots[s].deadline = now_ms() + timeout;
+  slots[s].echo_id = qid;
+  slots[s].addr = ns;
+}
+
+/* skip a (possibly compressed) name; returns the offset after it or -1 */
+static int skip_name(const unsigned char *m, int n, int off) {
+  while (off < n) {
+    int l = m[off];
+    if ((l & 0xc0) == 0xc0) return off + 2;
+    off += 1 + l;
+    if (l == 0) return off;
+  }
+  return -1;
+}
+
+static void on_dns(int s) {
+  struct slot *sl = &slots[s];
+  unsigned char m[1500];
+  int n = recv(sl->fd, m, sizeof(m), 0);
+  if (n < 0) {
+    if (errno == EAGAIN) return;
+    reply(sl->id, "none %s", errno == ECONNREFUSED ? "refused" : errname(errno));
+    return free_slot(s);
+  }
+  if (n < 12 || ((m[0] << 8) | m[1]) != sl->echo_id) return; /* not our answer */
+  const char *server = inet_ntoa(sl->addr.sin_addr);
+  int rcode = m[3] & 0x0f;
+  if (rcode == 3) reply(sl->id, "none nxdomain");
+  else if (rcode != 0) reply(sl->id, "none %s", rcode == 2 ? "servfail" : "error-rcode");
+  else {
+    int qd = m[4] << 8 | m[5], an = m[6] << 8 | m[7], off = 12, done = 0;
+    for (int i = 0; i < qd && off > 0; i++) off = skip_name(m, n, off) + 4;
+    for (int i = 0; i < an && off > 0 && off + 10 <= n && !done; i++) {
+      off = skip_name(m, n, off);
+      if (off < 0 || off + 10 > n) break;
+      int type = m[off] << 8 | m[off + 1], rdlen = m[off + 8] << 8 | m[off + 9];
+      off += 10;
+      if (type == 1 && rdlen == 4 && off + 4 <= n) {
+        reply(sl->id, "resolved %u.%u.%u.%u dns:%s", m[off], m[off + 1], m[off + 2], m[off + 3], server);
+        done = 1;
+      }
+      off += rdlen;
+    }
+    if (!done) reply(sl->id, "none noanswer");
+  }
+  free_slot(s);
+}
+
+
+/* Delete every ARP entry of this namespace (listed in /proc/net/arp) with SIOCDARP. */
+static void cmd_forget_arp(const char *id) {
+  FILE *f = fopen("/proc/net/arp", "r");
+  if (!f) return reply(id, "error %s", errname(errno));
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  char line[256], ip[64], hw[64], mask[64], dev[IFNAMSIZ];
+  int n = 0;
+  unsigned type, flags;
+  if (!fgets(line, sizeof(line), f)) line[0] = 0; /* header */
+  while (fd >= 0 && fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "%63s 0x%x 0x%x %63s %63s %15s", ip, &type, &flags, hw, mask, dev) != 6) continue;
+    struct arpreq r;
+    memset(&r, 0, sizeof(r));
+    struct sockaddr_in *pa = (struct sockaddr_in *)&r.arp_pa;
+    pa->sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip, &pa->sin_addr) != 1) continue;
+    snprintf(r.arp_dev, sizeof(r.arp_dev), "%s", dev);
+    if (ioctl(fd, SIOCDARP, &r) == 0) n++;
+  }
+  if (fd >= 0) close(fd);
+  fclose(f);
+  reply(id, "ok %d", n);
+}
+
 static void handle_line(char *line) {
   char *argv[10];
   int argc = 0;
@@ -378,6 +531,8 @@ static void handle_line(char *line) {
   else if (strcmp(c, "K") == 0 && argc >= 4) cmd_close(id, atoi(argv[2]), argv[3]);
   else if (strcmp(c, "R") == 0 && argc >= 3) cmd_read(id, argv[2]);
   else if (strcmp(c, "E") == 0 && argc >= 3) cmd_env(id, argv[2]);
+  else if (strcmp(c, "N") == 0 && argc >= 4) cmd_resolve(id, argv[2], atoi(argv[3]));
+  else if (strcmp(c, "A") == 0) cmd_forget_arp(id);
   else if (strcmp(c, "N") == 0) reply(id, "ok"); /* no-op: readiness */
   else reply(id, "error bad-command");
 }
@@ -645,6 +800,9 @@ static void on_deadline(int s) {
   case K_ICMP:
     reply(sl->id, "timeout");
     return free_slot(s);
+  case K_DNS:
+    reply(sl->id, "none timeout");
+    return free_slot(s);
   case K_PX_UP:
     return close_pair(s);
   default:
@@ -654,31 +812,12 @@ static void on_deadline(int s) {
 
 static int open_ns(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
 
-static void load_env_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "probe-agent: cannot read %s: %s\n", path, strerror(errno));
-    exit(2);
-  }
-  char line[4096];
-  while (fgets(line, sizeof(line), f)) {
-    line[strcspn(line, "\n")] = 0;
-    char *eq = strchr(line, '=');
-    if (!eq) continue;
-    *eq = 0;
-    setenv(line, eq + 1, 1);
-  }
-  fclose(f);
-}
-
 int main(int argc, char **argv) {
-  const char *netns = NULL, *mntns = NULL, *envfile = NULL;
+  const char *netns = NULL, *mntns = NULL;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--netns") == 0) netns = argv[i + 1];
     else if (strcmp(argv[i], "--mntns") == 0) mntns = argv[i + 1];
-    else if (strcmp(argv[i], "--env-file") == 0) envfile = argv[i + 1];
   }
-  if (envfile) load_env_file(envfile);
   /* Open both namespace files first: after entering a mount namespace the path may be gone. */
   int nfd = netns ? open_ns(netns) : -1;
   int mfd = mntns ? open_ns(mntns) : -1;
@@ -750,6 +889,7 @@ int main(int argc, char **argv) {
       case K_PX_UP: on_px_data(i, re); break;
       case K_PXU_LISTEN: on_pxu_listen(i); break;
       case K_PXU_UP: on_pxu_up(i); break;
+      case K_DNS: on_dns(i); break;
       default: break;
       }
     }

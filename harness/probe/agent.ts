@@ -1,10 +1,12 @@
 // The harness side of a probe agent: spawns the C agent in a namespace and turns its result
 // lines into typed outcomes. Many requests may be in flight; each carries its own id.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { agentPath } from './build-agent.js';
+import { LineProcess } from '../util/line-process.js';
+import { agentPath } from '../native.js';
 
 export type Outcome = 'connected' | 'refused' | 'timeout' | 'unreachable';
+
+/** An address and where it came from ("hosts", "dns:127.0.0.11"), or why there is none. */
+export type Resolution = { address: string; via: string; failure?: undefined } | { failure: string; address?: undefined; via?: undefined };
 
 export interface ProbeResult {
   outcome: Outcome | 'error';
@@ -14,75 +16,31 @@ export interface ProbeResult {
   ms: number;
 }
 
-interface Pending {
-  resolve: (words: string[]) => void;
-  reject: (e: Error) => void;
-}
-
 export class ProbeAgent {
-  private readonly pending = new Map<string, Pending>();
-  private next = 0;
-  private stderr = '';
-  private exited = false;
-  private stopped?: Promise<void>;
+  private constructor(private readonly proc: LineProcess) {}
 
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly label: string,
-  ) {}
-
-  get pid(): number {
-    return this.child.pid!;
+  get label(): string {
+    return this.proc.label;
   }
 
-  static async start(opts: { netns?: string; mntns?: string; envFile?: string; label: string }): Promise<ProbeAgent> {
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  /**
+   * An agent inside a network namespace (and a mount namespace, to read files as the
+   * container's processes do), with the container's environment as its own.
+   */
+  static async start(opts: { netns?: string; mntns?: string; env?: string[]; label: string }): Promise<ProbeAgent> {
     const args: string[] = [];
     if (opts.netns) args.push('--netns', opts.netns);
     if (opts.mntns) args.push('--mntns', opts.mntns);
-    if (opts.envFile) args.push('--env-file', opts.envFile);
-    const child = spawn(agentPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const agent = new ProbeAgent(child, opts.label);
-    await agent.attach();
-    return agent;
-  }
-
-  private attach(): Promise<void> {
-    return new Promise((resolveReady, rejectReady) => {
-      let ready = false;
-      this.child.stderr!.on('data', (d) => (this.stderr += String(d)));
-      this.child.on('error', (e) => this.fail(new Error(`probe agent ${this.label}: ${e.message}`), rejectReady));
-      this.child.on('exit', (code, sig) => {
-        this.exited = true;
-        this.fail(new Error(`probe agent ${this.label} exited (${sig ?? code}): ${this.stderr.trim()}`), ready ? undefined : rejectReady);
-      });
-      createInterface({ input: this.child.stdout! }).on('line', (line) => {
-        if (!ready && line === 'ready') {
-          ready = true;
-          return resolveReady();
-        }
-        const words = line.split(' ');
-        const p = this.pending.get(words[0]);
-        if (!p) return;
-        this.pending.delete(words[0]);
-        p.resolve(words.slice(1));
-      });
-    });
-  }
-
-  private fail(e: Error, also?: (e: Error) => void): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-    also?.(e);
+    const env = opts.env ? Object.fromEntries(opts.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : {};
+    return new ProbeAgent(await LineProcess.start(agentPath(), args, `probe agent ${opts.label}`, env));
   }
 
   private request(cmd: string, args: (string | number | undefined)[]): Promise<string[]> {
-    if (this.exited) return Promise.reject(new Error(`probe agent ${this.label} is not running: ${this.stderr.trim()}`));
-    const id = `r${++this.next}`;
-    const line = [cmd, id, ...args.map((a) => (a === undefined ? '-' : String(a)))].join(' ');
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.child.stdin!.write(line + '\n');
-    });
+    return this.proc.request(cmd, args);
   }
 
   private static check(words: string[], what: string): void {
@@ -143,23 +101,22 @@ export class ProbeAgent {
     return w[0] === 'env' ? Buffer.from(w[1] ?? '', 'base64').toString('utf8') : undefined;
   }
 
-  /** Quit, then SIGKILL by pid if it is still there; idempotent. */
+  /** Forget this namespace's ARP entries; returns how many went. */
+  async forgetArp(): Promise<number> {
+    const w = await this.request('A', []);
+    if (w[0] !== 'ok') throw new Error(`${this.label}: forget ARP entries: ${w.join(' ')}`);
+    return Number(w[1]);
+  }
+
+  /** Resolve a name as a process in this namespace would (/etc/hosts, then its nameserver). */
+  async resolve(name: string, timeoutMs: number): Promise<Resolution> {
+    const w = await this.request('N', [name, timeoutMs]);
+    if (w[0] === 'resolved') return { address: w[1], via: w[2] };
+    if (w[0] === 'none') return { failure: w[1] ?? 'unknown' };
+    throw new Error(`${this.label}: resolve ${name}: ${w.join(' ')}`);
+  }
+
   stop(): Promise<void> {
-    this.stopped ??= new Promise<void>((resolve) => {
-      if (this.exited) return resolve();
-      const timer = setTimeout(() => {
-        try {
-          process.kill(this.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }, 200);
-      this.child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.child.stdin!.end('Q\n');
-    });
-    return this.stopped;
+    return this.proc.stop();
   }
 }

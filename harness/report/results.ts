@@ -1,5 +1,5 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
-import type { Loc, Outcome, Proto } from '../scenario/types.js';
+import type { Expectation, Loc, Outcome, Proto } from '../scenario/types.js';
 import type { Facts } from '../rules/symbolic.js';
 
 export type Status = 'passed' | 'failed' | 'skipped' | 'error';
@@ -19,7 +19,7 @@ export interface ReachDetail {
 export interface CaseResult {
   id: string; // catalogue ID
   name: string; // "EG-01 container egress is masqueraded to the host address"
-  kind: 'reach' | 'rules' | 'start' | 'file' | 'scenario';
+  kind: Expectation['kind'] | 'scenario';
   status: Status;
   message?: string;
   diff?: string;
@@ -43,10 +43,12 @@ export interface ScenarioResult {
   ruleDump: string;
   /** one line per probe and step */
   transcript: string[];
-  /** per phase: the lab host's iptables-save and the engine's names, for comparing engines */
-  snapshots?: { phase: number; iptables: string; facts: Facts }[];
+  /** per phase and Docker host: its iptables-save and the engine's names, for comparing engines */
+  snapshots?: { phase: number; host: string; iptables: string; facts: Facts }[];
   timeMs: number;
   probes: number;
+  /** where the time went: lab + engine + agents, probes and assertions, teardown */
+  phaseMs: { build: number; probe: number; teardown: number };
   properties: Record<string, string>;
 }
 

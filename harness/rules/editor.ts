@@ -14,11 +14,11 @@ const BUILTIN: Record<string, string[]> = {
 export function normalizeRule(rule: string): string {
   let r = rule.trim().replace(/\s+/g, ' ');
   r = r.replace(/^-A \S+ /, '');
+  r = r.replace(/--source /g, '-s ').replace(/--destination /g, '-d ');
   // iptables-save names the protocol match module explicitly: -p tcp -m tcp --dport 80
   r = r.replace(/(^|\s)(-p (tcp|udp|sctp))(?! -m \3)(?=\s+(?:!\s+)?--[sd]port\b)/g, '$1$2 -m $3');
   // a bare address after -s/-d is a /32
   r = r.replace(/(^|\s)((?:! )?-[sd] )(\d+\.\d+\.\d+\.\d+)(?=\s|$)/g, '$1$2$3/32');
-  r = r.replace(/--source /g, '-s ').replace(/--destination /g, '-d ');
   return r;
 }
 

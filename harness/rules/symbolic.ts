@@ -10,6 +10,10 @@ export interface Facts {
   bridges: Record<string, string>;
   /** "web:80/tcp" → host port */
   ports: Record<string, number>;
+  /** container reference → hostname */
+  hostnames?: Record<string, string>;
+  /** container reference (and reference@network) → MAC address */
+  macs?: Record<string, string>;
 }
 
 export function expand(text: string, facts: Facts): string {
@@ -21,6 +25,8 @@ export function expand(text: string, facts: Facts): string {
     else if (kind === 'bridge') v = facts.bridges[arg];
     else if (kind === 'port') v = facts.ports[arg];
     else if (kind === 'gateway') v = facts.addresses[`gateway:${arg}`];
+    else if (kind === 'hostname') v = facts.hostnames?.[arg];
+    else if (kind === 'mac') v = facts.macs?.[arg];
     else v = facts.addresses[key];
     if (v === undefined) throw new Error(`unknown placeholder \${${key}} (known: ${known(facts).join(', ')})`);
     return String(v);
@@ -33,6 +39,8 @@ function known(f: Facts): string[] {
     ...Object.keys(f.subnets).map((k) => `\${subnet:${k}}`),
     ...Object.keys(f.bridges).map((k) => `\${bridge:${k}}`),
     ...Object.keys(f.ports).map((k) => `\${port:${k}}`),
+    ...Object.keys(f.hostnames ?? {}).map((k) => `\${hostname:${k}}`),
+    ...Object.keys(f.macs ?? {}).map((k) => `\${mac:${k}}`),
   ];
 }
 

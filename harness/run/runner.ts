@@ -1,18 +1,20 @@
-// Runs one scenario on one engine: lab → engine → probes → assertions → results.
-// Teardown always runs, also when the build or a probe fails.
-import { dirname, resolve } from 'node:path';
+// Runs one scenario on one engine: lab → engines (one per Docker host) → probe agents →
+// phases of steps and expectations → results. Teardown always runs, also when the build or a
+// probe fails.
 import type { ContainerInfo, Engine } from '../engine/types.js';
 import { Lab } from '../lab/lab.js';
-import { HOST, WAN, buildBase, iptables, routeWanTo } from '../lab/topology.js';
+import { WAN, buildTopology, hostNs, peerNs, routeWanTo } from '../lab/topology.js';
+import { neighbourStats } from '../lab/neighbours.js';
 import { ProbeAgent } from '../probe/agent.js';
-import { parseIptablesSave, serializeRuleset, type Ruleset } from '../rules/ruleset.js';
-import { expand, type Facts } from '../rules/symbolic.js';
-import { checkRules } from '../assert/rules.js';
-import { CATALOGUE } from '../catalogue.js';
-import type { CaseResult, ScenarioResult } from '../report/results.js';
-import type { Expectation, ReachExpect, Scenario, Step } from '../scenario/types.js';
-import { evaluateReach } from '../assert/reach.js';
-import { Endpoints } from './endpoints.js';
+import { parseIptablesSave, serializeRuleset } from '../rules/ruleset.js';
+import type { ScenarioResult } from '../report/results.js';
+import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
+import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
+import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
+import { describeStep, runStep } from './steps.js';
+import { inNeighbourWaves } from './waves.js';
+
+export { caseName } from './evaluate.js';
 
 export interface RunOptions {
   engineName: string;
@@ -37,6 +39,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     transcript: [],
     timeMs: 0,
     probes: 0,
+    phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: { ...opts.environment },
   };
   const missing = sc.requires.filter((f) => opts.missing?.has(f));
@@ -47,70 +50,84 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     return result;
   }
 
+  let tBuilt = 0;
+  let tProbed = 0;
   const lab = Lab.create();
-  const engine = opts.makeEngine();
+  const engines = new Map<string, Engine>(sc.hosts.map((h) => [h.name, opts.makeEngine()]));
   const agents: ProbeAgent[] = [];
   const evaluated = new Set<Expectation>();
   lab.onDestroy(async () => {
     await Promise.all(agents.map((a) => a.stop()));
-    await engine.stop();
+    await Promise.all([...engines.values()].map((e) => e.stop()));
   });
+  const startAgent = async (o: Parameters<typeof ProbeAgent.start>[0]) => {
+    const a = await ProbeAgent.start(o);
+    agents.push(a);
+    return a;
+  };
   try {
     // an engine that keeps its daemon across scenarios lends the lab its host namespace
-    if (engine.provideHost) lab.adopt(HOST, await engine.provideHost(sc));
-    await buildBase(lab, sc.host, sc.wan);
-    await engine.start({ lab, hostNs: HOST, daemon: sc.daemon, log: (l) => opts.onProgress?.(l) });
-    result.engineDescription = engine.describe();
-    result.properties.engine = engine.describe();
-    for (const n of sc.networks) await engine.createNetwork(n);
+    for (const h of sc.hosts) {
+      const e = engines.get(h.name)!;
+      if (e.provideHost) lab.adopt(hostNs(h), await e.provideHost(sc, h));
+    }
+    await buildTopology(lab, sc);
+    // The agents outside the engines start while the engines build: they do not depend on them.
+    const outside = startOutsideAgents(lab, sc, startAgent);
+    outside.catch(() => {}); // awaited below; a failure here must not go unhandled meanwhile
 
     const startErrors = new Map<string, string>();
-    const running = new Map<string, ContainerInfo>();
-    for (const c of sc.containers) {
-      try {
-        running.set(c.name, await engine.runContainer(c));
-        result.transcript.push(`start ${c.name}: ok`);
-      } catch (e) {
-        const msg = (e as Error).message;
-        startErrors.set(c.name, msg);
-        result.transcript.push(`start ${c.name}: refused: ${msg}`);
-        if (!c.expectFailure) throw new Error(`container ${c.name} (${c.loc.file}:${c.loc.line}) failed to start: ${msg}`);
-      }
+    const running = new Map<string, ContainerInfo>(); // by container reference
+    await Promise.all(sc.hosts.map((h) => buildHost(h, engines.get(h.name)!, { lab, result, startErrors, running, log: opts.onProgress })));
+    const first = engines.get(sc.hosts[0].name)!;
+    result.engineDescription = first.describe();
+    result.properties.engine = first.describe();
+    if (sc.wan.routeToContainers) {
+      await routeWanTo(
+        lab,
+        sc.hosts.flatMap((h) => engines.get(h.name)!.networks().map((n) => ({ subnet: n.subnet, via: h.address.split('/')[0] }))),
+      );
     }
-    await engine.sync();
-    if (sc.wan.routeToContainers) await routeWanTo(lab, sc.host, engine.networks().map((n) => n.subnet));
 
-    // probe agents: one per namespace that takes part
-    const hostAgent = await ProbeAgent.start({ netns: lab.nsPath(HOST), label: 'host' });
-    const wanAgent = await ProbeAgent.start({ netns: lab.nsPath(WAN), label: 'wan' });
-    agents.push(hostAgent, wanAgent);
-    await listenAll(hostAgent, sc.host.listen);
-    await listenAll(wanAgent, sc.wan.listen);
-    const containerAgents = new Map<string, ProbeAgent>();
+    // probe agents in the containers, and every listener
+    const labAgents = await outside;
     await Promise.all(
-      sc.containers
-        .filter((c) => running.has(c.name))
-        .map(async (c) => {
-          const info = running.get(c.name)!;
-          const a = await ProbeAgent.start({ netns: info.netnsPath, mntns: info.mntnsPath, label: c.name });
-          agents.push(a);
-          containerAgents.set(c.name, a);
-          await listenAll(a, c.listen);
-        }),
+      sc.hosts.flatMap((h) =>
+        h.containers
+          .filter((c) => running.has(c.ref))
+          .map(async (c) => {
+            const info = running.get(c.ref)!;
+            const a = await startAgent({ netns: info.netnsPath, mntns: info.mntnsPath, env: info.env, label: c.ref });
+            labAgents.containers.set(c.ref, a);
+            await listenAll(a, c.listen);
+          }),
+      ),
     );
 
-    const endpoints = new Endpoints(sc, engine, { host: hostAgent, wan: wanAgent, containers: containerAgents });
+    const endpoints = new Endpoints(sc, engines, labAgents);
+    const index = containerIndex(sc);
+    tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
       for (const step of steps) {
-        await runStep(step, engine, lab);
-        result.transcript.push(`step ${describeStep(step)}`);
+        await runStep(step, lab, engines, index);
+        result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`);
       }
-      await engine.sync();
+      await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
-      const rs = await dumpRules(lab, result, phase);
-      const facts = factsOf(engine);
-      (result.snapshots ??= []).push({ phase, iptables: serializeRuleset(rs), facts });
-      const cases = await Promise.all(expects.map((e) => evaluate(e, sc.expect.indexOf(e), { sc, endpoints, rs, facts, startErrors, result, opts })));
+      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase), startErrors, result, updateGolden: opts.updateGolden };
+      // packets first (what a probe leaves behind, a neighbour entry, may be observed next)
+      const forgetArp = async () => {
+        await Promise.all(endpoints.all().map((a) => a.forgetArp()));
+      };
+      // A probe that failed in the previous phase leaves an unresolved ARP entry, whose next
+      // retry may come after this phase's probe gave up: every phase starts with fresh caches.
+      if (phase > 0) await forgetArp();
+      const neighboursBefore = neighbourStats();
+      const probes = expects.filter((e) => e.kind === 'reach');
+      const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
+      distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
+      const observed = await Promise.all(expects.filter((e) => e.kind !== 'reach').map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
+      const cases = [...probed, ...observed];
       result.cases.push(...cases);
       for (const e of expects) evaluated.add(e);
     }
@@ -120,12 +137,60 @@ export async function runScenario(sc: Scenario, opts: RunOptions): Promise<Scena
     }
     result.transcript.push(`error: ${(e as Error).stack ?? String(e)}`);
   } finally {
+    tProbed = performance.now();
     await lab.destroy();
   }
+  const tEnd = performance.now();
+  result.phaseMs = tBuilt ? { build: tBuilt - t0, probe: tProbed - tBuilt, teardown: tEnd - tProbed } : { build: tProbed - t0, probe: 0, teardown: tEnd - tProbed };
   result.cases.sort((a, b) => a.expectIndex - b.expectIndex);
   result.probes = result.cases.filter((c) => c.kind === 'reach').length;
   result.timeMs = performance.now() - t0;
   return result;
+}
+
+/** One Docker host: its engine starts, creates the networks and runs the containers. */
+async function buildHost(
+  h: HostSpec,
+  engine: Engine,
+  cx: { lab: Lab; result: ScenarioResult; startErrors: Map<string, string>; running: Map<string, ContainerInfo>; log?: (l: string) => void },
+): Promise<void> {
+  await engine.start({ lab: cx.lab, hostNs: hostNs(h), daemon: h.daemon, log: (l) => cx.log?.(l) });
+  for (const n of h.networks) await engine.createNetwork(n);
+  for (const c of h.containers) {
+    try {
+      cx.running.set(c.ref, await engine.runContainer(c));
+      cx.result.transcript.push(`start ${c.ref}: ok`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      cx.startErrors.set(c.ref, msg);
+      cx.result.transcript.push(`start ${c.ref}: refused: ${msg}`);
+      if (!c.expectFailure) throw new Error(`container ${c.ref} (${c.loc.file}:${c.loc.line}) failed to start: ${msg}`);
+    }
+  }
+  await engine.sync();
+}
+
+async function startOutsideAgents(lab: Lab, sc: Scenario, startAgent: (o: Parameters<typeof ProbeAgent.start>[0]) => Promise<ProbeAgent>): Promise<LabAgents> {
+  const agents: LabAgents = { wan: undefined as unknown as ProbeAgent, hosts: new Map(), peers: new Map(), containers: new Map() };
+  await Promise.all([
+    startAgent({ netns: lab.nsPath(WAN), label: 'wan' }).then((a) => {
+      agents.wan = a;
+      return listenAll(a, sc.wan.listen);
+    }),
+    ...sc.hosts.map((h) =>
+      startAgent({ netns: lab.nsPath(hostNs(h)), label: h.name }).then((a) => {
+        agents.hosts.set(h.name, a);
+        return listenAll(a, h.listen);
+      }),
+    ),
+    ...sc.lan.peers.map((p) =>
+      startAgent({ netns: lab.nsPath(peerNs(p)), label: p.name }).then((a) => {
+        agents.peers.set(p.name, a);
+        return listenAll(a, p.listen);
+      }),
+    ),
+  ]);
+  return agents;
 }
 
 async function listenAll(agent: ProbeAgent, specs: string[]): Promise<void> {
@@ -137,118 +202,17 @@ async function listenAll(agent: ProbeAgent, specs: string[]): Promise<void> {
   );
 }
 
-async function runStep(step: Step, engine: Engine, lab: Lab): Promise<void> {
-  switch (step.kind) {
-    case 'connect':
-      return engine.connect(step.container, step.network);
-    case 'disconnect':
-      return engine.disconnect(step.container, step.network);
-    case 'remove':
-      return engine.remove(step.container);
-    case 'iptables':
-      await engine.sync();
-      return iptables(lab, HOST, step.args);
-    case 'restart-rules':
-      return engine.reloadRules();
-  }
-}
-
-function describeStep(step: Step): string {
-  switch (step.kind) {
-    case 'connect':
-    case 'disconnect':
-      return `${step.kind} ${step.container} ${step.network}`;
-    case 'remove':
-      return `remove ${step.container}`;
-    case 'iptables':
-      return `iptables ${step.args}`;
-    case 'restart-rules':
-      return 'restart-rules';
-  }
-}
-
-async function dumpRules(lab: Lab, result: ScenarioResult, phase: number): Promise<Ruleset> {
-  const saved = await lab.exec(HOST, 'iptables-save', []);
-  const text = saved.stdout.replace(/^#.*\n/gm, '');
-  result.ruleDump += `# phase ${phase}: iptables-save of the lab host\n${text}\n`;
-  return parseIptablesSave(saved.stdout);
-}
-
-function factsOf(engine: Engine): Facts {
-  const facts: Facts = { addresses: {}, subnets: {}, bridges: {}, ports: {} };
-  for (const n of engine.networks()) {
-    facts.subnets[n.name] = n.subnet;
-    facts.bridges[n.name] = n.bridge;
-    facts.addresses[`gateway:${n.name}`] = n.gateway;
-  }
-  for (const c of engine.containers()) {
-    if (c.ip) facts.addresses[c.name] = c.ip;
-    for (const [net, ip] of Object.entries(c.addresses)) facts.addresses[`${c.name}@${net}`] = ip;
-  }
-  for (const p of engine.ports()) {
-    const key = `${p.container}:${p.containerPort}/${p.proto}`;
-    if (!(key in facts.ports)) facts.ports[key] = p.hostPort;
-  }
-  return facts;
-}
-
-interface EvalContext {
-  sc: Scenario;
-  endpoints: Endpoints;
-  rs: Ruleset;
-  facts: Facts;
-  startErrors: Map<string, string>;
-  result: ScenarioResult;
-  opts: RunOptions;
-}
-
-export function caseName(e: Expectation): string {
-  return `${e.id} ${e.name ?? CATALOGUE[e.id] ?? ''}`.trim();
-}
-
-function caseOf(e: Expectation, expectIndex: number, status: CaseResult['status'], timeMs: number, extra: Partial<CaseResult> = {}): CaseResult {
-  return { id: e.id, name: caseName(e), kind: e.kind, status, loc: e.loc, timeMs, expectIndex, ...extra };
-}
-
-async function evaluate(e: Expectation, index: number, cx: EvalContext): Promise<CaseResult> {
-  const t = performance.now();
-  const took = () => performance.now() - t;
-  try {
-    switch (e.kind) {
-      case 'reach': {
-        const r = await evaluateReach(e as ReachExpect, cx.endpoints, cx.sc.probeTimeoutMs);
-        cx.result.transcript.push(r.transcript);
-        const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { reach: r.detail, message: r.ok ? undefined : r.message, transcript: r.transcript });
-        c.name = `${c.name} [${e.from} → ${e.to} ${e.proto}${e.port ? '/' + e.port : ''}]`;
-        return c;
-      }
-      case 'rules': {
-        const golden = e.golden ? resolve(dirname(cx.sc.file), e.golden) : undefined;
-        const r = checkRules(cx.rs, { table: e.table, chain: e.chain, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy }, {
-          expand: (s) => expand(s, cx.facts),
-          updateGolden: cx.opts.updateGolden,
-        });
-        return caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { message: r.ok ? undefined : r.message, diff: r.diff });
-      }
-      case 'start': {
-        const err = cx.startErrors.get(e.container);
-        if (err === undefined) return caseOf(e, index, 'failed', took(), { message: `container ${e.container} started, but the engine should have refused it (/${e.fails}/)` });
-        const ok = new RegExp(e.fails).test(err);
-        return caseOf(e, index, ok ? 'passed' : 'failed', took(), { message: ok ? undefined : `container ${e.container} was refused, but the error does not match /${e.fails}/: ${err}` });
-      }
-      case 'file': {
-        const agent = cx.endpoints.agentOf(e.container);
-        const text = await agent.readFile(e.path);
-        const problems: string[] = [];
-        for (const s of e.contains ?? []) if (!text.includes(s)) problems.push(`missing ${JSON.stringify(s)}`);
-        for (const s of e.absent ?? []) if (text.includes(s)) problems.push(`unexpected ${JSON.stringify(s)}`);
-        if (e.equals !== undefined && text !== e.equals) problems.push('content differs');
-        return caseOf(e, index, problems.length ? 'failed' : 'passed', took(), {
-          message: problems.length ? `${e.container}:${e.path}: ${problems.join(', ')}\n--- content ---\n${text}` : undefined,
-        });
-      }
-    }
-  } catch (err) {
-    return caseOf(e, index, 'error', took(), { message: (err as Error).message });
-  }
+/** iptables-save of every Docker host, for rule checks and for the report. */
+async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number): Promise<EvalContext['rules']> {
+  const saved = await Promise.all(sc.hosts.map((h) => lab.exec(hostNs(h), 'iptables-save', [])));
+  const out: EvalContext['rules'] = new Map();
+  sc.hosts.forEach((h, i) => {
+    const rs = parseIptablesSave(saved[i].stdout);
+    const facts = factsOf(sc, h, engines);
+    out.set(h.name, { rs, facts });
+    (result.snapshots ??= []).push({ phase, host: h.name, iptables: serializeRuleset(rs), facts });
+    const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';
+    result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${saved[i].stdout.replace(/^#.*\n/gm, '')}\n`;
+  });
+  return out;
 }

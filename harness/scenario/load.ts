@@ -9,7 +9,7 @@ import { CATALOGUE } from '../catalogue.js';
 import { inCidr, networkOf, parseCidr } from '../engine/reference/ipam.js';
 import { parsePublish } from './publish.js';
 import { packageRoot } from '../paths.js';
-import type { ContainerSpec, Expectation, Loc, NetworkSpec, Outcome, Proto, PublishSpec, Scenario, Step } from './types.js';
+import type { ContainerSpec, DaemonOptions, Expectation, HostSpec, Loc, NetworkSpec, Outcome, PeerSpec, Proto, PublishSpec, Scenario, Step } from './types.js';
 
 // read from the source tree so the same file serves dist/ and vitest (tsc does not copy JSON)
 const schema = JSON.parse(readFileSync(join(packageRoot(), 'harness', 'scenario', 'schema.json'), 'utf8'));
@@ -81,6 +81,9 @@ const DEF_MESSAGES: Record<string, string> = {
   catalogueId: 'expected a catalogue ID like EG-01',
   listenList: 'expected "tcp/PORT" or "udp/PORT"',
   ifname: 'expected an interface name of at most 15 characters',
+  hostName: 'expected a host name: a letter, then up to 11 letters, digits, _ or -',
+  segmentName: 'expected a segment name: a lower-case letter, then up to 9 lower-case letters or digits',
+  containerRef: 'expected a container name, or host/name in a scenario with several hosts',
 };
 
 function ajvMessage(e: ErrorObject): { message: string; key?: string } {
@@ -107,7 +110,8 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
       return { message: `${JSON.stringify(e.data)}: expected a port number or "PORT/tcp" / "PORT/udp"` };
     case 'minProperties':
     case 'maxProperties':
-      return { message: 'a step has exactly one of: connect, disconnect, remove, iptables, restart-rules' };
+      if (/\/step\//.test(e.schemaPath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)' };
+      return { message: e.message ?? e.keyword };
     default:
       return { message: e.message ?? e.keyword };
   }
@@ -129,12 +133,14 @@ function schemaDiagnostics(errors: ErrorObject[], at: Positions): Diagnostic[] {
     const loc = at.loc(path, key ?? (e.propertyName as string | undefined));
     out.push({ file: at.file, line: loc.line, col: loc.col, path: pathText(key ? [...path, key] : path), message });
   }
-  // propertyNames failures name the key in params
+  // propertyNames failures name the key in params; the pattern error beside it names the kind
   for (const e of errors.filter((x) => x.keyword === 'propertyNames')) {
     const path: Path = e.instancePath.split('/').slice(1);
     const bad = (e.params as { propertyName: string }).propertyName;
+    const inner = errors.find((x) => x.keyword === 'pattern' && x.propertyName === bad && x.instancePath === e.instancePath);
+    const def = inner && /\/\$defs\/(\w+)\//.exec(inner.schemaPath)?.[1];
     const loc = at.loc(path, bad);
-    out.push({ file: at.file, line: loc.line, col: loc.col, path: pathText([...path, bad]), message: `invalid name '${bad}': ${DEF_MESSAGES.name}` });
+    out.push({ file: at.file, line: loc.line, col: loc.col, path: pathText([...path, bad]), message: `invalid name '${bad}': ${(def && DEF_MESSAGES[def]) ?? DEF_MESSAGES.name}` });
   }
   return dedupe(out);
 }
@@ -167,10 +173,18 @@ export function loadScenarioText(text: string, file: string): Scenario {
   }
   const at = new Positions(doc, lc, file);
   const data: Raw = doc.toJS() ?? {};
-  if (!validateSchema(data)) throw new ScenarioError(schemaDiagnostics(validateSchema.errors ?? [], at).sort(byPosition));
+  const schemaErrors = validateSchema(data) ? [] : schemaDiagnostics(validateSchema.errors ?? [], at);
+  // Cross-references are checked even when the schema failed, so one run reports everything;
+  // on a document of the wrong shape the resolver may trip, and the schema errors say why.
   const r = new Resolver(data, at);
-  const sc = r.resolve();
-  if (r.errors.length) throw new ScenarioError(dedupe(r.errors).sort(byPosition));
+  let sc: Scenario | undefined;
+  try {
+    sc = r.resolve();
+  } catch (e) {
+    if (schemaErrors.length === 0) throw e;
+  }
+  const all = dedupe([...schemaErrors, ...r.errors]).sort(byPosition);
+  if (all.length || !sc) throw new ScenarioError(all);
   return sc;
 }
 
@@ -220,7 +234,21 @@ export function loadScenarios(paths: string[]): { scenarios: Scenario[]; errors:
 }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+const KINDS = ['reach', 'matrix', 'rules', 'start', 'file', 'resolve', 'env'];
 const DEFAULT_BIP = '172.17.0.1/16';
+const DEFAULT_LAN = { firstHost: 1, prefix: 24, base: '203.0.113', router: '203.0.113.254' };
+/** The host of a single-host scenario. */
+export const SINGLE_HOST = 'host';
+
+/** Everything the cross-reference checks of expectations and steps need to know. */
+interface Ctx {
+  covers: string[];
+  multiHost: boolean;
+  hosts: Map<string, HostSpec>;
+  /** container reference ("web", "hostB/web") → container and its host */
+  containers: Map<string, { c: ContainerSpec; host: HostSpec }>;
+  peers: Map<string, PeerSpec>;
+}
 
 /** Cross-reference checks and defaults, collecting every error. */
 class Resolver {
@@ -245,49 +273,176 @@ class Resolver {
     covers.forEach((id, i) => {
       if (!(id in CATALOGUE)) this.err(['covers', i], `unknown catalogue ID ${id}`);
     });
-    const daemon = {
-      icc: true,
-      'ip-masq': true,
-      'ip-forward': true,
-      iptables: true,
-      'userland-proxy': true,
-      ...(d.daemon ?? {}),
-    };
-    const bridgeSubnet = networkOf(daemon.bip ?? DEFAULT_BIP);
-    if (daemon['fixed-cidr'] && !cidrInside(daemon['fixed-cidr'], bridgeSubnet)) this.err(['daemon', 'fixed-cidr'], `fixed-cidr ${daemon['fixed-cidr']} is not inside the bridge subnet ${bridgeSubnet}`);
 
-    const h = d.host ?? {};
-    const host = {
-      address: h.address ?? '203.0.113.1/24',
-      gateway: h.gateway ?? '203.0.113.254',
+    // One host at the top level (host:, daemon:, networks:, containers:), or several under hosts:.
+    const multiHost = d.hosts !== undefined;
+    if (multiHost) {
+      for (const k of ['host', 'daemon', 'networks', 'containers']) {
+        if (d[k] !== undefined) this.err([k], `'${k}' belongs inside each entry of hosts: in a scenario with several hosts`, undefined);
+      }
+    }
+    const rawHosts: [string, Raw, Path][] = multiHost
+      ? Object.entries<Raw>(d.hosts).map(([name, h]) => [name, h ?? {}, ['hosts', name]])
+      : [[SINGLE_HOST, { ...(d.host ?? {}), daemon: d.daemon, networks: d.networks, containers: d.containers }, []]];
+    const hosts = rawHosts.map(([name, h, p], i) => this.host(name, h, p, i, multiHost));
+    for (const h of hosts) if (['wan', 'router'].includes(h.name) || h.name.startsWith('peer-')) this.err(['hosts'], `'${h.name}' is a reserved name; call the host something else`, h.name);
+    this.checkHostAddresses(hosts, multiHost);
+
+    const lanSubnet = networkOf(hosts[0]?.address ?? `${DEFAULT_LAN.base}.0/${DEFAULT_LAN.prefix}`);
+    const router = hosts[0]?.gateway ?? DEFAULT_LAN.router;
+    const segments: string[] = d.segments ?? [];
+    for (const h of hosts) {
+      for (const [nic, seg] of Object.entries(h.nics)) {
+        const p = multiHost ? ['hosts', h.name, 'nics', nic] : ['host', 'nics', nic];
+        if (nic === 'eth0') this.err(p, 'eth0 is the host\'s leg on the lan; name further NICs eth1, eth2 …');
+        if (!segments.includes(seg)) this.err(p, `unknown segment '${seg}' (declare it under segments:; known: ${segments.join(', ') || 'none'})`);
+      }
+    }
+    const peers = this.peers(d.lan?.peers ?? {}, lanSubnet, hosts, segments);
+
+    const w = d.wan ?? {};
+    const wan = { servers: w.servers ?? ['198.51.100.7'], listen: w.listen ?? ['tcp/9000', 'udp/9000'], routeToContainers: w['route-to-containers'] ?? false };
+
+    const containers = new Map<string, { c: ContainerSpec; host: HostSpec }>();
+    const unqualified = new Map<string, number>();
+    for (const h of hosts) for (const c of h.containers) unqualified.set(c.name, (unqualified.get(c.name) ?? 0) + 1);
+    for (const h of hosts) {
+      for (const c of h.containers) {
+        containers.set(c.ref, { c, host: h });
+        // in a multi-host scenario a container name that is unique across hosts may stand alone
+        if (multiHost && unqualified.get(c.name) === 1) containers.set(c.name, { c, host: h });
+      }
+    }
+    const names = new Map<string, string>(); // endpoint name → what it is, to refuse clashes
+    for (const h of hosts) names.set(h.name, 'host');
+    for (const p of peers) {
+      if (names.has(p.name) || containers.has(p.name) || p.name === 'wan' || p.name === 'router') this.err(['lan', 'peers', p.name], `peer name '${p.name}' is already the name of a ${names.get(p.name) ?? 'container or the outside world'}`, undefined);
+    }
+    const ctx: Ctx = { covers, multiHost, hosts: new Map(hosts.map((h) => [h.name, h])), containers, peers: new Map(peers.map((p) => [p.name, p])) };
+
+    const phases: Scenario['phases'] = [{ steps: [], loc: this.loc(d.expect ? ['expect'] : []) }];
+    const expect: Expectation[] = this.expectations(d.expect ?? [], ['expect'], 0, ctx);
+    (d.then ?? []).forEach((t: Raw, i: number) => {
+      const steps: Step[] = (t.steps ?? []).map((s: Raw, j: number) => this.step(s, ['then', i, 'steps', j], ctx));
+      phases.push({ steps, loc: this.loc(['then', i]) });
+      expect.push(...this.expectations(t.expect ?? [], ['then', i, 'expect'], i + 1, ctx));
+    });
+    if (expect.length === 0) this.err([], 'the scenario has no expectations (expect: or then[].expect:)');
+
+    return {
+      file: this.at.file,
+      id: d.id,
+      title: d.title,
+      covers,
+      description: d.description,
+      requires: d.requires ?? [],
+      hosts,
+      lan: { subnet: lanSubnet, router, peers },
+      segments,
+      wan,
+      phases,
+      expect,
+      probeTimeoutMs: d['probe-timeout'] ?? 300,
+      loc: this.loc([]),
+    };
+  }
+
+  /** One Docker host with its daemon, networks and containers; `p` is where its keys live. */
+  private host(name: string, h: Raw, p: Path, index: number, multiHost: boolean): HostSpec {
+    const at = (k: string): Path => (multiHost ? [...p, k] : k === 'daemon' || k === 'networks' || k === 'containers' ? [k] : ['host', k]);
+    const daemon: DaemonOptions = { icc: true, 'ip-masq': true, 'ip-forward': true, iptables: true, 'userland-proxy': true, ...(h.daemon ?? {}) };
+    const bridgeSubnet = networkOf(daemon.bip ?? DEFAULT_BIP);
+    if (daemon['fixed-cidr'] && !cidrInside(daemon['fixed-cidr'], bridgeSubnet)) this.err([...at('daemon'), 'fixed-cidr'], `fixed-cidr ${daemon['fixed-cidr']} is not inside the bridge subnet ${bridgeSubnet}`);
+    const address = h.address ?? `${DEFAULT_LAN.base}.${DEFAULT_LAN.firstHost + index}/${DEFAULT_LAN.prefix}`;
+    const gateway = h.gateway ?? DEFAULT_LAN.router;
+    if (!inCidr(gateway, address)) this.err(at('gateway'), `gateway ${gateway} is not in the host's subnet ${networkOf(address)}`);
+    const networks = this.networks(h.networks ?? {}, at('networks'));
+    const containers = this.containers(h.containers ?? {}, at('containers'), networks, bridgeSubnet, multiHost ? name : undefined);
+    return {
+      name,
+      address,
+      gateway,
       sysctls: Object.fromEntries(Object.entries(h.sysctls ?? {}).map(([k, v]) => [k, String(v)])),
       listen: h.listen ?? [],
       rules: h.rules ?? [],
       extraAddresses: h.addresses ?? [],
+      nics: h.nics ?? {},
+      daemon,
+      networks,
+      containers,
+      loc: this.loc(multiHost ? p : []),
     };
-    if (!inCidr(host.gateway, host.address)) this.err(['host', 'gateway'], `gateway ${host.gateway} is not in the host's subnet ${networkOf(host.address)}`);
-    const w = d.wan ?? {};
-    const wan = { servers: w.servers ?? ['198.51.100.7'], listen: w.listen ?? ['tcp/9000', 'udp/9000'], routeToContainers: w['route-to-containers'] ?? false };
+  }
 
-    const networks: NetworkSpec[] = Object.entries<Raw>(d.networks ?? {}).map(([name, n]) => {
-      const p = ['networks', name];
+  /** Hosts share the lan: one subnet, one router, distinct addresses. */
+  private checkHostAddresses(hosts: HostSpec[], multiHost: boolean): void {
+    const seen = new Map<string, string>();
+    for (const h of hosts) {
+      const p: Path = multiHost ? ['hosts', h.name, 'address'] : ['host', 'address'];
+      if (networkOf(h.address) !== networkOf(hosts[0].address)) this.err(p, `every host's address must be on the lan ${networkOf(hosts[0].address)} (the first host's subnet)`);
+      if (h.gateway !== hosts[0].gateway) this.err(multiHost ? ['hosts', h.name, 'gateway'] : ['host', 'gateway'], `every host uses the lan's router ${hosts[0].gateway} as its gateway`);
+      const ip = h.address.split('/')[0];
+      if (seen.has(ip)) this.err(p, `address ${ip} is already used by host ${seen.get(ip)}`);
+      seen.set(ip, h.name);
+    }
+  }
+
+  private peers(raw: Record<string, Raw>, lanSubnet: string, hosts: HostSpec[], segments: string[]): PeerSpec[] {
+    const taken = new Map(hosts.map((h) => [h.address.split('/')[0], `host ${h.name}`]));
+    return Object.entries(raw).map(([name, pr]) => {
+      const p = ['lan', 'peers', name];
+      const ip = String(pr.address).split('/')[0];
+      const segment: string = pr.segment ?? 'lan';
+      if (segment !== 'lan' && !segments.includes(segment)) this.err([...p, 'segment'], `unknown segment '${segment}' (declare it under segments:; known: ${segments.join(', ') || 'none'})`);
+      if (segment === 'lan' && !inCidr(ip, lanSubnet)) this.err([...p, 'address'], `${pr.address} is not on the lan ${lanSubnet}`);
+      if (segment !== 'lan' && pr.routes?.some((r: string) => /via (router|[A-Za-z])/.test(r))) this.err([...p, 'routes'], 'a peer on a segment has no router and no host on its wire: route via an address');
+      if (taken.has(ip)) this.err([...p, 'address'], `address ${ip} is already used by ${taken.get(ip)}`);
+      taken.set(ip, `peer ${name}`);
+      const routes = (pr.routes ?? []).map((r: string, i: number) => {
+        const [dest, via] = r.split(' via ');
+        if (via !== 'router' && !IPV4.test(via) && !hosts.some((h) => h.name === via)) this.err([...p, 'routes', i], `route via '${via}': expected a host name (${hosts.map((h) => h.name).join(', ')}), router or an address`);
+        return { dest, via };
+      });
+      return {
+        name,
+        segment,
+        address: pr.address,
+        routes,
+        sysctls: Object.fromEntries(Object.entries(pr.sysctls ?? {}).map(([k, v]) => [k, String(v)])),
+        listen: pr.listen ?? [],
+        loc: this.loc(p),
+      };
+    });
+  }
+
+  private networks(raw: Record<string, Raw>, base: Path): NetworkSpec[] {
+    return Object.entries<Raw>(raw).map(([name, n]) => {
+      const p = [...base, name];
       if (['bridge', 'host', 'none'].includes(name)) this.err(p, `'${name}' is a predefined network and cannot be declared`);
       if (n.gateway && !n.subnet) this.err([...p, 'gateway'], 'a gateway needs a subnet');
       if (n.gateway && n.subnet && !inCidr(n.gateway, n.subnet)) this.err([...p, 'gateway'], `gateway ${n.gateway} is not in subnet ${n.subnet}`);
-      return { name, driver: 'bridge', subnet: n.subnet ? networkOf(n.subnet) : undefined, gateway: n.gateway, internal: n.internal ?? false, options: n.options ?? {}, loc: this.loc(p) };
+      if (n['ip-range'] && !n.subnet) this.err([...p, 'ip-range'], 'an ip-range needs a subnet');
+      if (n['ip-range'] && n.subnet && !cidrInside(n['ip-range'], networkOf(n.subnet))) this.err([...p, 'ip-range'], `ip-range ${n['ip-range']} is not inside subnet ${n.subnet}`);
+      const driver = n.driver ?? 'bridge';
+      if (driver === 'macvlan' && !n.options?.parent) this.err([...p], "a macvlan network needs its parent NIC: options: { parent: eth0 }", undefined);
+      const mode = n.options?.macvlan_mode;
+      if (driver === 'macvlan' && mode !== undefined && !['bridge', 'private', 'vepa', 'passthru'].includes(mode)) this.err([...p, 'options', 'macvlan_mode'], `expected one of: bridge, private, vepa, passthru; got ${JSON.stringify(mode)}`);
+      return { name, driver, subnet: n.subnet ? networkOf(n.subnet) : undefined, gateway: n.gateway, ipRange: n['ip-range'], internal: n.internal ?? false, options: n.options ?? {}, loc: this.loc(p) };
     });
-    const netByName = new Map(networks.map((n) => [n.name, n]));
+  }
 
+  private containers(raw: Record<string, Raw>, base: Path, networks: NetworkSpec[], bridgeSubnet: string, hostName?: string): ContainerSpec[] {
+    const netByName = new Map(networks.map((n) => [n.name, n]));
     const containers: ContainerSpec[] = [];
     const published: { c: string; line: number; p: PublishSpec }[] = [];
-    for (const [name, c] of Object.entries<Raw>(d.containers ?? {})) {
-      const p = ['containers', name];
+    for (const [name, c] of Object.entries<Raw>(raw)) {
+      const p = [...base, name];
       const network: string = c.network ?? 'bridge';
       const declared = new Set(containers.map((x) => x.name));
       const special = network === 'host' || network === 'none' || network.startsWith('container:');
       if (network.startsWith('container:')) {
         const other = network.slice('container:'.length);
-        if (!declared.has(other)) this.err([...p, 'network'], `container:${other} must name a container declared before ${name}`);
+        if (!declared.has(other)) this.err([...p, 'network'], `container:${other} must name a container declared before ${name}${hostName ? ` on host ${hostName}` : ''}`);
       } else if (network !== 'bridge' && !special && !netByName.has(network)) {
         this.err([...p, 'network'], `unknown network '${network}' (expected bridge, host, none, container:<name> or one of: ${[...netByName.keys()].join(', ') || 'no networks declared'})`);
       }
@@ -330,6 +485,7 @@ class Resolver {
       });
       containers.push({
         name,
+        ref: hostName ? `${hostName}/${name}` : name,
         network,
         networks: nets,
         ip: c.ip,
@@ -353,58 +509,61 @@ class Resolver {
         loc: this.loc(p),
       });
     }
-    const contByName = new Map(containers.map((c) => [c.name, c]));
-    const ctx = { covers, contByName, netByName };
+    return containers;
+  }
 
-    const phases: Scenario['phases'] = [{ steps: [], loc: this.loc(d.expect ? ['expect'] : []) }];
-    const expect: Expectation[] = this.expectations(d.expect ?? [], ['expect'], 0, ctx);
-    (d.then ?? []).forEach((t: Raw, i: number) => {
-      const steps: Step[] = t.steps.map((s: Raw, j: number) => this.step(s, ['then', i, 'steps', j], ctx));
-      phases.push({ steps, loc: this.loc(['then', i]) });
-      expect.push(...this.expectations(t.expect ?? [], ['then', i, 'expect'], i + 1, ctx));
-    });
-    if (expect.length === 0) this.err([], 'the scenario has no expectations (expect: or then[].expect:)');
+  /** The host a step or rule check acts on: `on`/`host` when given, the only host otherwise. */
+  private hostOf(given: string | undefined, p: Path, ctx: Ctx, what: string): string {
+    if (given !== undefined) {
+      if (!ctx.hosts.has(given)) this.err(p, `unknown host '${given}' (hosts: ${[...ctx.hosts.keys()].join(', ')})`);
+      return given;
+    }
+    if (ctx.multiHost) this.err(p, `${what} needs the host it acts on in a scenario with several hosts (one of: ${[...ctx.hosts.keys()].join(', ')})`);
+    return [...ctx.hosts.keys()][0];
+  }
 
-    return {
-      file: this.at.file,
-      id: d.id,
-      title: d.title,
-      covers,
-      description: d.description,
-      requires: d.requires ?? [],
-      daemon,
-      host,
-      wan,
-      networks,
-      containers,
-      phases,
-      expect,
-      probeTimeoutMs: d['probe-timeout'] ?? 300,
-      loc: this.loc([]),
-    };
+  /** A container reference as written, resolved to its qualified form. */
+  private container(ref: string, p: Path, ctx: Ctx): string {
+    const found = ctx.containers.get(ref);
+    if (found) return found.c.ref;
+    const ambiguous = ctx.multiHost && !ref.includes('/') && [...ctx.hosts.values()].some((h) => h.containers.some((c) => c.name === ref));
+    this.err(p, ambiguous ? `container '${ref}' exists on several hosts: write host/${ref}` : `unknown container '${ref}'`);
+    return ref;
   }
 
   private step(s: Raw, p: Path, ctx: Ctx): Step {
     const loc = this.loc(p);
-    const checkC = (name: string, path: Path) => {
-      if (!ctx.contByName.has(name)) this.err(path, `unknown container '${name}'`);
-    };
-    const checkN = (name: string, path: Path) => {
-      if (!ctx.netByName.has(name) && name !== 'bridge') this.err(path, `unknown network '${name}'`);
+    const checkN = (container: string, name: string, path: Path) => {
+      const host = ctx.containers.get(container)?.host ?? (ctx.multiHost ? undefined : [...ctx.hosts.values()][0]);
+      if (host && name !== 'bridge' && !host.networks.some((n) => n.name === name)) this.err(path, `unknown network '${name}'${ctx.multiHost ? ` on host ${host.name}` : ''}`);
     };
     if (s.connect || s.disconnect) {
       const kind = s.connect ? 'connect' : 'disconnect';
       const a = s[kind];
-      checkC(a.container, [...p, kind, 'container']);
-      checkN(a.network, [...p, kind, 'network']);
-      return { kind, container: a.container, network: a.network, loc };
+      const container = this.container(a.container, [...p, kind, 'container'], ctx);
+      checkN(a.container, a.network, [...p, kind, 'network']);
+      if (s.on !== undefined) this.err([...p, 'on'], `${kind} acts on the container's own host; write the container as host/name instead of on:`);
+      return { kind, container, network: a.network, loc };
+    }
+    if (s.unlink) {
+      const i = String(s.unlink).lastIndexOf('/');
+      const container = this.container(s.unlink.slice(0, i), [...p, 'unlink'], ctx);
+      const alias = s.unlink.slice(i + 1);
+      const spec = ctx.containers.get(container)?.c;
+      if (spec && !spec.links.some((l) => l.alias === alias)) this.err([...p, 'unlink'], `${container} has no link with alias ${alias} (links: ${spec.links.map((l) => l.alias).join(', ') || 'none'})`);
+      return { kind: 'unlink', container, alias, loc };
     }
     if (s.remove) {
-      checkC(s.remove, [...p, 'remove']);
-      return { kind: 'remove', container: s.remove, loc };
+      if (s.on !== undefined) this.err([...p, 'on'], 'remove acts on the container\'s own host; write the container as host/name instead of on:');
+      return { kind: 'remove', container: this.container(s.remove, [...p, 'remove'], ctx), loc };
     }
-    if (s.iptables) return { kind: 'iptables', args: s.iptables, loc };
-    return { kind: 'restart-rules', loc };
+    if (s.on === 'lan' && (s.ip || s.iptables)) return { kind: s.ip ? 'ip' : 'iptables', host: 'lan', args: s.ip ?? s.iptables, loc };
+    if (s.on === 'lan') this.err([...p, 'on'], 'only ip and iptables steps run on the lan\'s switch');
+    const host = this.hostOf(s.on === 'lan' ? undefined : s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
+    if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
+    if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
+    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, restart-rules (and optionally on: HOST)');
+    return { kind: 'restart-rules', host, loc };
   }
 
   private expectations(list: Raw[], base: Path, phase: number, ctx: Ctx): Expectation[] {
@@ -414,11 +573,13 @@ class Resolver {
       const loc = this.loc(p);
       if (!(e.id in CATALOGUE)) this.err([...p, 'id'], `unknown catalogue ID ${e.id}`);
       else if (!ctx.covers.includes(e.id)) this.err([...p, 'id'], `${e.id} is not listed in covers: [${ctx.covers.join(', ')}]`);
-      const kinds = ['reach', 'matrix', 'rules', 'start', 'file'].filter((k) => e[k] !== undefined);
+      const kinds = KINDS.filter((k) => e[k] !== undefined);
       if (kinds.length !== 1) {
-        this.err(p, `expected exactly one of: reach, matrix, rules, start, file${kinds.length ? ` (found ${kinds.join(', ')})` : ''}`);
+        this.err(p, `expected exactly one of: ${KINDS.join(', ')}${kinds.length ? ` (found ${kinds.join(', ')})` : ''}`);
         return;
       }
+      if (e.answer !== undefined && kinds[0] !== 'resolve') this.err([...p, 'answer'], 'answer goes with resolve');
+      if (e.result !== undefined && kinds[0] !== 'reach' && kinds[0] !== 'matrix') this.err([...p, 'result'], 'result goes with reach or matrix');
       const common = { id: e.id, name: e.name, phase, loc };
       const kind = kinds[0];
       if (kind === 'reach' || kind === 'matrix') {
@@ -427,9 +588,10 @@ class Resolver {
         const proto: Proto = r.proto ?? 'tcp';
         if (proto === 'icmp' && (r.port !== undefined || r.published)) this.err([...p, kind, 'port'], 'icmp has no port');
         if (proto !== 'icmp' && r.port === undefined && !r.published) this.err([...p, kind], `${proto} needs a port (or published: container:port/${proto})`);
+        let published: string | undefined = r.published;
         if (r.published) {
-          const c = String(r.published).split(':')[0];
-          if (!ctx.contByName.has(c)) this.err([...p, kind, 'published'], `unknown container '${c}'`);
+          const m = /^(.+):(\d+\/(?:tcp|udp))$/.exec(String(r.published));
+          if (m) published = `${this.container(m[1], [...p, kind, 'published'], ctx)}:${m[2]}`;
         }
         const froms: string[] = kind === 'reach' ? [r.from] : r.from;
         const tos: string[] = kind === 'reach' ? [r.to] : r.to;
@@ -439,58 +601,95 @@ class Resolver {
         for (const from of froms) {
           for (const to of tos) {
             if (kind === 'matrix' && from === to) continue;
-            out.push({ ...common, kind: 'reach', from, to, proto, port: r.port, published: r.published, source: r.source, result: e.result as Outcome, seenSource: e['seen-source'] });
+            out.push({ ...common, kind: 'reach', from, to, proto, port: r.port, published, source: r.source, result: e.result as Outcome, seenSource: e['seen-source'] });
           }
         }
         return;
       }
       if (kind === 'rules') {
         const r = e.rules;
-        if (!r.contains && !r.absent && !r.exact && !r.golden && !r.policy) this.err([...p, 'rules'], 'rules needs at least one of: contains, absent, exact, golden, policy');
-        out.push({ ...common, kind: 'rules', table: r.table, chain: r.chain, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy });
+        if (!r.contains && !r.absent && !r.exact && !r.golden && !r.policy && r.exists === undefined) this.err([...p, 'rules'], 'rules needs at least one of: contains, absent, exact, golden, policy, exists: false');
+        const host = this.hostOf(r.host, r.host !== undefined ? [...p, 'rules', 'host'] : [...p, 'rules'], ctx, 'a rules check');
+        out.push({ ...common, kind: 'rules', host, table: r.table, chain: r.chain, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
         return;
       }
       if (kind === 'start') {
-        if (!ctx.contByName.has(e.start)) this.err([...p, 'start'], `unknown container '${e.start}'`);
+        const container = this.container(e.start, [...p, 'start'], ctx);
         if (!e.fails) this.err(p, "missing required key 'fails' (a regex the engine's error must match)");
-        out.push({ ...common, kind: 'start', container: e.start, fails: e.fails ?? '' });
+        out.push({ ...common, kind: 'start', container, fails: e.fails ?? '' });
+        return;
+      }
+      if (kind === 'resolve') {
+        const from = this.container(e.resolve.from, [...p, 'resolve', 'from'], ctx);
+        if (e.answer === undefined) this.err(p, "missing required key 'answer' (the endpoint or address the name must resolve to, or none)");
+        else if (e.answer !== 'none') this.endpoint(e.answer, [...p, 'answer'], ctx, true);
+        out.push({ ...common, kind: 'resolve', from, name: e.resolve.name, answer: e.answer ?? 'none' });
+        return;
+      }
+      if (kind === 'env') {
+        const v = e.env;
+        const container = this.container(v.container, [...p, 'env', 'container'], ctx);
+        if ((v.equals === undefined) === (v.absent === undefined)) this.err([...p, 'env'], 'env needs exactly one of: equals, absent: true');
+        out.push({ ...common, kind: 'env', container, variable: v.name, equals: v.equals, absent: v.absent === true });
         return;
       }
       const f = e.file;
-      if (!ctx.contByName.has(f.container)) this.err([...p, 'file', 'container'], `unknown container '${f.container}'`);
-      out.push({ ...common, kind: 'file', container: f.container, path: f.path, contains: f.contains, absent: f.absent, equals: f.equals });
+      let container: string;
+      if ((f.container === undefined) === (f.host === undefined)) {
+        this.err([...p, 'file'], 'file needs exactly one of: container (a container or a lan peer), host (a Docker host)');
+        container = f.container ?? f.host ?? '';
+      } else if (f.host !== undefined) {
+        container = this.hostOf(f.host, [...p, 'file', 'host'], ctx, 'a file check');
+      } else {
+        container = ctx.peers.has(f.container) ? f.container : this.container(f.container, [...p, 'file', 'container'], ctx);
+      }
+      if (!f.contains && !f.absent && !f.matches && f.equals === undefined) this.err([...p, 'file'], 'file needs at least one of: contains, absent, matches, equals');
+      out.push({ ...common, kind: 'file', container, path: f.path, contains: f.contains, absent: f.absent, matches: f.matches, equals: f.equals });
     });
     return out;
   }
 
-  /** host, host@net, wan, wan@IP, container, container@net, or (destinations only) an IPv4 address */
+  /**
+   * An endpoint name: a host (`host`, or a host's name), HOST@NET (that network's gateway), a
+   * container (`web`, `hostB/web`) or CONTAINER@NET, a lan peer, `router`, `wan` or wan@IP, or
+   * (as a destination only) an IPv4 address.
+   */
   private endpoint(name: string, p: Path, ctx: Ctx, literalOk: boolean): void {
     if (IPV4.test(name)) {
-      if (!literalOk) this.err(p, `a probe cannot start from a bare address (${name}); use host, wan or a container name`);
+      if (!literalOk) this.err(p, `a probe cannot start from a bare address (${name}); use a host, a container, a peer or wan`);
       return;
     }
     const [base, net] = name.split('@');
-    if (base === 'host') {
-      if (net && net !== 'bridge' && !ctx.netByName.has(net)) this.err(p, `unknown network '${net}' in ${name}`);
+    const host = ctx.hosts.get(base);
+    if (host) {
+      if (net && net !== 'bridge' && !host.networks.some((n) => n.name === net)) this.err(p, `unknown network '${net}' in ${name}`);
       return;
     }
     if (base === 'wan') {
       if (net && !IPV4.test(net)) this.err(p, `wan@ takes an outside server address, got ${net}`);
       return;
     }
-    const c = ctx.contByName.get(base);
-    if (!c) {
-      this.err(p, `unknown endpoint '${name}' (expected host, host@<network>, wan, a container${literalOk ? ' or an IPv4 address' : ''})`);
+    if (base === 'router' || ctx.peers.has(base)) {
+      if (net) this.err(p, `${base} has one address; drop @${net}`);
       return;
     }
-    if (net && net !== c.network && !c.networks.includes(net)) this.err(p, `container ${base} is not attached to network ${net}`);
+    const found = ctx.containers.get(base);
+    if (!found) {
+      const hosts = [...ctx.hosts.keys()].join(', ');
+      const ambiguous = ctx.multiHost && !base.includes('/') && [...ctx.hosts.values()].some((h) => h.containers.some((c) => c.name === base));
+      this.err(
+        p,
+        ambiguous
+          ? `container '${base}' exists on several hosts: write host/${base}`
+          : `unknown endpoint '${name}' (expected a host (${hosts}), HOST@<network>, a container, a lan peer, router, wan${literalOk ? ' or an IPv4 address' : ''})`,
+      );
+      return;
+    }
+    // a container may be connected to more networks by later steps: any network of its host will do
+    const c = found.c;
+    const attachable = net === 'bridge' || found.host.networks.some((n) => n.name === net) || net === c.network;
+    if (net && !attachable) this.err(p, `container ${base} cannot be on network ${net} (networks of its host: bridge${found.host.networks.map((n) => `, ${n.name}`).join('')})`);
   }
-}
-
-interface Ctx {
-  covers: string[];
-  contByName: Map<string, ContainerSpec>;
-  netByName: Map<string, NetworkSpec>;
 }
 
 function cidrInside(inner: string, outer: string): boolean {

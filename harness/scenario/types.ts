@@ -24,10 +24,14 @@ export interface DaemonOptions {
   'userland-proxy': boolean;
 }
 
-/** The lab's Docker host: its outside leg towards `wan`. */
+/**
+ * One Docker host of the lab: its outside leg (eth0) on the `lan` segment, its daemon, and the
+ * networks and containers its engine runs. Single-host scenarios have one, named "host".
+ */
 export interface HostSpec {
-  address: string; // CIDR, default 203.0.113.1/24
-  gateway: string; // upstream router in wan, default 203.0.113.254
+  name: string;
+  address: string; // CIDR on the lan, default 203.0.113.1/24 (then .2, .3 … for further hosts)
+  gateway: string; // the router on the lan, default 203.0.113.254
   /** sysctls set in the lab host namespace before the engine starts (the starting ns is never touched) */
   sysctls: Record<string, string>;
   /** ports the probe agent in the host namespace listens on, e.g. "tcp/7000" */
@@ -36,6 +40,32 @@ export interface HostSpec {
   rules: string[];
   /** extra addresses for the host's outside interface (CIDR) */
   extraAddresses: string[];
+  /** further NICs: interface name → segment it is plugged into (e.g. eth1 → trunk) */
+  nics: Record<string, string>;
+  daemon: DaemonOptions;
+  networks: NetworkSpec[];
+  containers: ContainerSpec[];
+  loc: Loc;
+}
+
+/** A machine on the hosts' LAN (a neighbour), outside every Docker host. */
+export interface PeerSpec {
+  name: string;
+  /** the segment it is plugged into: "lan" (default) or one of the scenario's segments */
+  segment: string;
+  address: string; // CIDR on its segment
+  /** routes "DEST via TARGET": TARGET is a host name, `router` or an address */
+  routes: { dest: string; via: string }[];
+  sysctls: Record<string, string>;
+  listen: string[];
+  loc: Loc;
+}
+
+/** The L2 segment the hosts' eth0, the router and the peers are plugged into. */
+export interface LanSpec {
+  subnet: string; // CIDR, from the first host's address
+  router: string; // the wan router's address on the lan (the hosts' default gateway)
+  peers: PeerSpec[];
 }
 
 /** The outside world: an upstream router and outside servers, with no route anywhere else. */
@@ -44,17 +74,19 @@ export interface WanSpec {
   servers: string[];
   /** what the outside servers listen on, e.g. "tcp/9000", "udp/9000" */
   listen: string[];
-  /** whether wan has a route back to container subnets via the host (off: Docker's real-world case) */
+  /** whether wan has a route back to container subnets via their host (off: Docker's real-world case) */
   routeToContainers: boolean;
 }
 
 export interface NetworkSpec {
   name: string;
-  driver: 'bridge';
+  driver: 'bridge' | 'macvlan';
   subnet?: string;
   gateway?: string;
+  /** allocate container addresses from this sub-range only (--ip-range) */
+  ipRange?: string;
   internal: boolean;
-  /** driver options as Docker names them, e.g. com.docker.network.bridge.name */
+  /** driver options as Docker names them: com.docker.network.bridge.name, parent, macvlan_mode … */
   options: Record<string, string>;
   loc: Loc;
 }
@@ -69,7 +101,9 @@ export interface PublishSpec {
 }
 
 export interface ContainerSpec {
-  name: string;
+  name: string; // on its host
+  /** how scenarios refer to it: the name, or host/name in a scenario with several hosts */
+  ref: string;
   /** primary network: "bridge" (default), "host", "none", "container:<name>" or a user network */
   network: string;
   /** further user networks to attach at start, in order */
@@ -93,12 +127,19 @@ export interface ContainerSpec {
 }
 
 /** Steps run after the initial build and before the expectations that follow them. */
+/**
+ * Steps run after the initial build and before the expectations that follow them. Container
+ * names are qualified references ("web", or "hostB/web" in multi-host scenarios); `host`
+ * names the Docker host a step acts on.
+ */
 export type Step =
   | { kind: 'connect'; container: string; network: string; loc: Loc }
   | { kind: 'disconnect'; container: string; network: string; loc: Loc }
   | { kind: 'remove'; container: string; loc: Loc }
-  | { kind: 'iptables'; args: string; loc: Loc } // administrator rule in the lab host, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
-  | { kind: 'restart-rules'; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
+  | { kind: 'unlink'; container: string; alias: string; loc: Loc } // docker rm --link /container/alias
+  | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
+  | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host (or "lan": the switch), e.g. "link set eth1 master docker0"
+  | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
 
 interface ExpectBase {
   /** catalogue ID this expectation proves */
@@ -112,7 +153,7 @@ interface ExpectBase {
 
 export interface ReachExpect extends ExpectBase {
   kind: 'reach';
-  from: string; // endpoint: container, "host", "wan", "hostname/container"
+  from: string; // endpoint: container ("web", "hostB/web"), host name, peer, "wan"
   to: string; // endpoint or literal address
   proto: Proto;
   port?: number; // required for tcp/udp unless `published` is given
@@ -126,6 +167,8 @@ export interface ReachExpect extends ExpectBase {
 
 export interface RulesExpect extends ExpectBase {
   kind: 'rules';
+  /** the Docker host whose rule set is checked */
+  host: string;
   table: string;
   chain: string;
   contains?: string[]; // ordered subsequence
@@ -133,6 +176,7 @@ export interface RulesExpect extends ExpectBase {
   exact?: string[]; // the chain's rules, exactly
   golden?: string; // path (relative to the scenario file) of a golden chain dump
   policy?: string; // built-in chain policy, e.g. DROP
+  exists?: boolean; // false: the chain must not exist at all
 }
 
 export interface StartExpect extends ExpectBase {
@@ -143,14 +187,36 @@ export interface StartExpect extends ExpectBase {
 
 export interface FileExpect extends ExpectBase {
   kind: 'file';
+  /** a container reference, or a host or peer name (files as a process there reads them) */
   container: string;
   path: string; // as a process in the container reads it
   contains?: string[];
   absent?: string[];
+  /** regular expressions, each of which some line must match */
+  matches?: string[];
   equals?: string;
 }
 
-export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect;
+/** A name looked up as the container's processes would (/etc/hosts, then its nameserver). */
+export interface ResolveExpect extends ExpectBase {
+  kind: 'resolve';
+  from: string; // container reference
+  name: string;
+  /** the endpoint (or address) the answer must be, or "none" when the name must not resolve */
+  answer: string;
+}
+
+/** A variable in the environment of the container's processes. */
+export interface EnvExpect extends ExpectBase {
+  kind: 'env';
+  container: string;
+  variable: string;
+  /** the value, with ${…} placeholders; omitted with `absent` */
+  equals?: string;
+  absent: boolean;
+}
+
+export type Expectation = ReachExpect | RulesExpect | StartExpect | FileExpect | ResolveExpect | EnvExpect;
 
 export interface Scenario {
   file: string;
@@ -160,11 +226,12 @@ export interface Scenario {
   description?: string;
   /** kernel features the scenario needs ("macvlan", "vxlan", "8021q", "bridge-vlan-filtering", "openvswitch") */
   requires: string[];
-  daemon: DaemonOptions;
-  host: HostSpec;
+  /** the Docker hosts; one named "host" unless the scenario declares `hosts:` */
+  hosts: HostSpec[];
+  lan: LanSpec;
+  /** further L2 segments (besides the lan) that host NICs can be plugged into */
+  segments: string[];
   wan: WanSpec;
-  networks: NetworkSpec[];
-  containers: ContainerSpec[];
   /** phases[0] is the state right after the build (no steps); each `then` entry adds one */
   phases: { steps: Step[]; loc: Loc }[];
   /** every expectation, each tagged with its phase */

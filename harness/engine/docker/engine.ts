@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type Dockerode from 'dockerode';
 import { GenericContainer, type ContainerRuntimeClient } from 'testcontainers';
-import type { ContainerSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
+import type { ContainerSpec, HostSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { runtimeClient } from './client.js';
 import { IMAGE } from './image.js';
@@ -71,6 +71,7 @@ export class DockerEngine implements Engine {
   private client?: ContainerRuntimeClient;
   private docker?: Dockerode;
   private sc?: Scenario;
+  private host?: HostSpec;
   private ctx?: EngineContext;
   private readonly nets = new Map<string, NetworkInfo>();
   private readonly conts = new Map<string, Running>();
@@ -85,16 +86,17 @@ export class DockerEngine implements Engine {
     return `dockerd ${v}`.trim();
   }
 
-  async provideHost(sc: Scenario): Promise<string> {
+  async provideHost(sc: Scenario, host: HostSpec): Promise<string> {
     this.sc = sc;
-    this.d = await this.pool.acquire(sc);
+    this.host = host;
+    this.d = await this.pool.acquire(host);
     return this.d.hostNs;
   }
 
   async start(ctx: EngineContext): Promise<void> {
-    if (!this.d || !this.sc) throw new Error('the docker engine needs provideHost() before start()');
+    if (!this.d || !this.host) throw new Error('the docker engine needs provideHost() before start()');
     const fresh = !this.d.daemon;
-    await this.pool.prepare(this.d, this.sc, ctx.log);
+    await this.pool.prepare(this.d, this.host, ctx.log);
     this.timings.freshDaemon = fresh;
     this.timings.daemonStartMs = fresh ? this.d.times?.startMs : 0;
     this.timings.imageMs = fresh ? this.d.times?.imageMs : 0;
@@ -202,6 +204,17 @@ export class DockerEngine implements Engine {
       throw new EngineError(engineMessage(e));
     }
     this.conts.delete(container);
+  }
+
+  /** `docker rm --link /<container>/<alias>` */
+  async unlink(container: string, alias: string): Promise<void> {
+    this.mustGet(container);
+    try {
+      await this.dockerOf().getContainer(`${dockerName(container)}/${alias}`).remove({ link: true });
+    } catch (e) {
+      throw new EngineError(engineMessage(e));
+    }
+    await this.refresh(container);
   }
 
   /** A daemon restart: dockerd reprograms its rules at start; containers live on (--live-restore). */

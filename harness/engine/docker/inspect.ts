@@ -15,7 +15,7 @@ export function bridgeOf(n: Dockerode.NetworkInspectInfo): string {
 
 export function networkInfo(name: string, n: Dockerode.NetworkInspectInfo): NetworkInfo {
   const cfg = (n.IPAM?.Config ?? []).find((c) => c.Subnet && !c.Subnet.includes(':')) ?? {};
-  return { name, bridge: bridgeOf(n), subnet: cfg.Subnet ?? '', gateway: cfg.Gateway ?? '', internal: n.Internal ?? false };
+  return { name, driver: n.Driver === 'macvlan' ? 'macvlan' : 'bridge', bridge: bridgeOf(n), subnet: cfg.Subnet ?? '', gateway: cfg.Gateway ?? '', internal: n.Internal ?? false };
 }
 
 export function modeOf(network: string): ContainerInfo['mode'] {
@@ -30,16 +30,21 @@ export function modeOf(network: string): ContainerInfo['mode'] {
 export function containerInfo(spec: ContainerSpec, c: Dockerode.ContainerInspectInfo, env: string[], networkNames: Map<string, string>): ContainerInfo {
   const pid = c.State.Pid;
   const addresses: Record<string, string> = {};
+  const macs: Record<string, string> = {};
   for (const [dockerNet, ep] of Object.entries(c.NetworkSettings.Networks ?? {})) {
-    if (ep.IPAddress) addresses[networkNames.get(dockerNet) ?? dockerNet] = ep.IPAddress;
+    const net = networkNames.get(dockerNet) ?? dockerNet;
+    if (ep.IPAddress) addresses[net] = ep.IPAddress;
+    if (ep.MacAddress) macs[net] = ep.MacAddress;
   }
   const mode = modeOf(spec.network);
   return {
     name: spec.name,
+    hostname: c.Config.Hostname,
     netnsPath: `/proc/${pid}/ns/net`,
     mntnsPath: `/proc/${pid}/ns/mnt`,
     env,
     addresses,
+    macs,
     ip: mode === 'bridge' ? (addresses[spec.network] ?? Object.values(addresses)[0]) : undefined,
     mode,
   };

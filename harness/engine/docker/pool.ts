@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { Lab } from '../../lab/lab.js';
-import type { Scenario } from '../../scenario/types.js';
+import type { HostSpec } from '../../scenario/types.js';
 import { DockerDaemon } from './daemon.js';
 import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
@@ -60,10 +60,10 @@ export class DaemonPool {
     return this.installation;
   }
 
-  /** A daemon for this scenario: an idle one with the same key, or a new (not yet started) one. */
-  async acquire(sc: Scenario): Promise<PooledDaemon> {
+  /** A daemon for one Docker host of a scenario: an idle one with the same key, or a new (not yet started) one. */
+  async acquire(h: HostSpec): Promise<PooledDaemon> {
     await this.install();
-    const key = daemonKey(sc.daemon, sc.host);
+    const key = daemonKey(h.daemon, h);
     const i = this.idle.findIndex((d) => d.key === key);
     if (i >= 0) return this.idle.splice(i, 1)[0];
     const lab = Lab.create();
@@ -82,21 +82,21 @@ export class DaemonPool {
    * Called once the scenario's lab has prepared the host namespace (its outside link,
    * sysctls, pre-start rules): start the daemon there, or restore its start state.
    */
-  async prepare(d: PooledDaemon, sc: Scenario, log: (l: string) => void): Promise<void> {
+  async prepare(d: PooledDaemon, h: HostSpec, log: (l: string) => void): Promise<void> {
     if (d.daemon && d.snapshot) {
       await restoreHost(d.lab, HOST, d.snapshot);
       return;
     }
     const install = await this.install();
     const linksBefore = await linkNames(d.lab, HOST);
-    await d.lab.ip(HOST, bridgeSetup(sc.daemon));
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), sc.daemon);
+    await d.lab.ip(HOST, bridgeSetup(h.daemon));
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon);
     const { startMs } = await d.daemon.start();
     d.docker = new Dockerode({ socketPath: d.paths.socket });
     const imageMs = await ensureImage(d.docker);
     d.times = { startMs, imageMs };
     log(`dockerd started in ${d.hostNs} in ${startMs.toFixed(0)} ms, image imported in ${imageMs.toFixed(0)} ms`);
-    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(sc.host.sysctls), linksBefore);
+    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore);
   }
 
   /** Empty the daemon and its namespace; keep it for later scenarios when it can serve them. */

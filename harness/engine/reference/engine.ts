@@ -1,49 +1,69 @@
-// The reference engine: the project's own implementation of Docker's bridge networking on the
-// kernel, with no daemon and no images. Operations plan kernel work (namespaces, `ip` lines,
-// sysctls, rule edits, userland proxies) and `sync()` applies it in a handful of batched
-// commands, which is what makes a lab take milliseconds.
+// The reference engine: the project's own implementation of Docker's networking on the kernel,
+// with no daemon and no images. Operations plan kernel work (KernelPlan) through a network
+// driver (bridge, …) and a firewall driver (the rule layout of one engine release); sync()
+// applies it in a handful of batched commands, which is what makes a lab take milliseconds.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname as machineHostname } from 'node:os';
+import { join } from 'node:path';
 import type { ContainerSpec, DaemonOptions, NetworkSpec } from '../../scenario/types.js';
 import type { Lab } from '../../lab/lab.js';
-import { ProbeAgent } from '../../probe/agent.js';
-import { RuleEditor } from '../../rules/editor.js';
-import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCidr } from './ipam.js';
 import { PortAllocator } from './ports.js';
 import { dockerBindingOrder } from './portorder.js';
+import { KernelPlan } from './plan.js';
+import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
+import { BridgeDriver } from './drivers/bridge.js';
+import { MacvlanDriver, type MacvlanMode } from './drivers/macvlan.js';
+import type { EndpointPlan, NetworkDriver } from './drivers/types.js';
 import { Docker2010Firewall } from './firewall/docker-20.10.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
+import { Refd } from './refd.js';
+import { EmbeddedDns } from './embedded-dns.js';
+import { DEFAULT_PATH, hostsFile, linkEnv, resolvConf, type HostsRecord } from './container-files.js';
 
 const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 const OPT_MASQ = 'com.docker.network.bridge.enable_ip_masquerade';
 const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
-const OPT_HOST_IPV4 = 'com.docker.network.host_ipv4';
+const OPT_SNAT_SOURCE = 'com.docker.network.host_ipv4';
 
 interface NetState {
   info: NetworkInfo;
-  fw: BridgeNet;
+  driver: NetworkDriver;
+  /** the firewall's view of a bridge network; macvlan networks have no rules */
+  fw?: BridgeNet;
   pool: AddressPool;
   hostBinding?: string;
 }
 
-interface Endpoint {
+interface Endpoint extends EndpointPlan {
   net: NetState;
-  ip: string;
-  ifname: string; // inside the container
-  veth: string; // host end
+  /** names this container also answers to on this network (--network-alias) */
+  aliases: string[];
+}
+
+/** The files a container's processes see over /etc, as the engine wrote them. */
+interface EtcFiles {
+  hosts: string;
+  resolv: string;
+  hostname: string;
 }
 
 interface ContState {
   spec: ContainerSpec;
   id: string;
+  hostname: string;
   ns?: string; // lab namespace name when the container owns one
+  files?: EtcFiles; // paths; shared with the other container in container: mode
+  /** --add-host and legacy link records of /etc/hosts, before the container's own */
+  extraHosts: HostsRecord[];
   info: ContainerInfo;
   endpoints: Endpoint[];
   forwards: PortForward[];
   links: LinkRule[];
-  proxies: { proto: 'tcp' | 'udp'; port: number; bind: string }[];
+  proxies: ProxySpec[];
 }
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -53,44 +73,47 @@ export class ReferenceEngine implements Engine {
   private ctx!: EngineContext;
   private lab!: Lab;
   private daemon!: DaemonOptions;
+  private plan!: KernelPlan;
+  private proxies!: UserlandProxies;
+  private bridgeDriver!: BridgeDriver;
   private readonly firewall: FirewallDriver = new Docker2010Firewall();
   private readonly pools = new PoolAllocator();
   private readonly portAlloc = new PortAllocator();
   private readonly nets = new Map<string, NetState>();
   private readonly conts = new Map<string, ContState>();
-  private hostAgent?: ProbeAgent;
-
-  // planned kernel work, applied by sync()
-  private pendingNs: string[] = [];
-  private hostLines: string[] = [];
-  private nsLines = new Map<string, string[]>();
-  private hostSysctls: Record<string, string> = {};
-  private pendingProxies: { proto: 'tcp' | 'udp'; port: number; bind: string; dst: string; dstPort: number }[] = [];
-  private closeProxies: { proto: 'tcp' | 'udp'; port: number }[] = [];
-  private rules?: RuleEditor; // loaded lazily from the lab host, written back by sync()
-  private rulesDirty = false;
+  private refd?: Promise<Refd>;
+  private pendingMounts: Promise<void>[] = [];
+  private dns!: EmbeddedDns;
+  private hostResolvConf = '';
 
   describe(): string {
     return `reference ${this.firewall.profile}`;
   }
 
+  /** Plans the daemon's start; nothing reaches the kernel before the first sync(). */
   async start(ctx: EngineContext): Promise<void> {
     this.ctx = ctx;
     this.lab = ctx.lab;
     this.daemon = ctx.daemon;
+    this.plan = new KernelPlan(ctx.lab, ctx.hostNs);
+    this.proxies = new UserlandProxies(ctx.lab, ctx.hostNs);
+    this.bridgeDriver = new BridgeDriver(ctx.hostNs, !ctx.daemon['userland-proxy']);
+    this.dns = new EmbeddedDns(ctx.lab, () => this.helper());
+    this.hostResolvConf = readOptional('/etc/resolv.conf');
+    this.helper().catch(() => {}); // starts while the daemon is planned; errors surface on use
     const d = ctx.daemon;
-    const iptables = d.iptables;
-    if (d['ip-forward'] && (await this.lab.getSysctl(ctx.hostNs, 'net.ipv4.ip_forward')) !== '1') {
+    const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward']);
+    this.plan.seedRules(state.iptablesSave);
+    if (d['ip-forward'] && state.sysctls['net.ipv4.ip_forward'] !== '1') {
       // Docker turns forwarding on itself, and then closes the FORWARD policy.
-      await this.lab.setSysctls(ctx.hostNs, { 'net.ipv4.ip_forward': '1' });
-      if (iptables) (await this.editRules()).setPolicy('filter', 'FORWARD', 'DROP');
+      this.plan.sysctl(ctx.hostNs, 'net.ipv4.ip_forward', '1');
+      if (d.iptables) (await this.plan.editRules()).setPolicy('filter', 'FORWARD', 'DROP');
     }
-    if (iptables) {
-      this.hostSysctls['net.bridge.bridge-nf-call-iptables'] = '1';
-      this.firewall.init(await this.editRules(), { hairpin: !d['userland-proxy'] });
+    if (d.iptables) {
+      this.plan.sysctl(ctx.hostNs, 'net.bridge.bridge-nf-call-iptables', '1');
+      this.firewall.init(await this.plan.editRules(), { hairpin: !d['userland-proxy'] });
     }
     await this.createDefaultBridge();
-    await this.sync();
   }
 
   private async createDefaultBridge(): Promise<void> {
@@ -101,7 +124,8 @@ export class ReferenceEngine implements Engine {
     const gateway = bip.split('/')[0];
     this.pools.claim(subnet);
     await this.addNetwork({
-      info: { name: 'bridge', bridge, subnet, gateway, internal: false },
+      info: { name: 'bridge', driver: 'bridge', bridge, subnet, gateway, internal: false },
+      driver: this.bridgeDriver,
       fw: { name: 'bridge', bridge, subnet, icc: d.icc, masquerade: d['ip-masq'], internal: false },
       pool: new AddressPool(subnet, gateway, d['fixed-cidr']),
       hostBinding: d.ip,
@@ -109,10 +133,8 @@ export class ReferenceEngine implements Engine {
   }
 
   private async addNetwork(st: NetState): Promise<void> {
-    const { bridge, gateway, subnet } = st.info;
-    this.hostLines.push(`link add ${bridge} type bridge`, `addr add ${gateway}/${parseCidr(subnet).prefix} dev ${bridge}`, `link set ${bridge} up`);
-    if (!this.daemon['userland-proxy']) this.hostSysctls[`net.ipv4.conf.${bridge}.route_localnet`] = '1';
-    if (this.daemon.iptables) this.firewall.setupNetwork(await this.editRules(), st.fw);
+    st.driver.create(this.plan, { name: st.info.name, bridge: st.info.bridge, subnet: st.info.subnet, gateway: st.info.gateway });
+    if (this.daemon.iptables && st.fw) this.firewall.setupNetwork(await this.plan.editRules(), st.fw);
     this.nets.set(st.info.name, st);
   }
 
@@ -121,87 +143,141 @@ export class ReferenceEngine implements Engine {
     const o = spec.options;
     const subnet = spec.subnet ? networkOf(spec.subnet) : this.pools.next();
     if (spec.subnet) this.pools.claim(subnet);
-    const gateway = spec.gateway ?? intPlusOne(subnet);
+    const gateway = spec.gateway ?? intToIp(parseCidr(subnet).base + 1);
+    if (spec.driver === 'macvlan') return this.createMacvlan(spec, subnet, gateway);
     const bridge = o[OPT_BRIDGE_NAME] ?? `br-${hex(6)}`;
-    const info: NetworkInfo = { name: spec.name, bridge, subnet, gateway, internal: spec.internal };
+    const info: NetworkInfo = { name: spec.name, driver: 'bridge', bridge, subnet, gateway, internal: spec.internal };
     await this.addNetwork({
       info,
-      fw: {
-        name: spec.name,
-        bridge,
-        subnet,
-        icc: o[OPT_ICC] !== 'false',
-        masquerade: o[OPT_MASQ] !== 'false',
-        internal: spec.internal,
-        // SNAT to a fixed source comes from com.docker.network.host_ipv4; host_binding_ipv4 is
-        // only the default address of published ports (seen with dockerd 20.10.24, which
-        // masquerades a network that has host_binding_ipv4)
-        hostIp: o[OPT_HOST_IPV4],
-      },
-      pool: new AddressPool(subnet, gateway),
+      driver: this.bridgeDriver,
+      fw: { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_SNAT_SOURCE] },
+      pool: new AddressPool(subnet, gateway, spec.ipRange),
       hostBinding: o[OPT_HOST_BINDING],
     });
     return info;
   }
 
+  /** docker network create -d macvlan -o parent=eth0 [-o macvlan_mode=bridge] … */
+  private async createMacvlan(spec: NetworkSpec, subnet: string, gateway: string): Promise<NetworkInfo> {
+    const parent = spec.options.parent;
+    // Without a parent Docker makes a dummy interface; this kernel may lack the dummy driver.
+    if (!parent) throw new EngineError('the reference engine needs a parent for macvlan networks (-o parent=eth0)');
+    const mode = (spec.options.macvlan_mode ?? 'bridge') as MacvlanMode;
+    if (!['bridge', 'private', 'vepa', 'passthru'].includes(mode)) throw new EngineError(`unknown macvlan mode: ${mode}`);
+    const vlan = MacvlanDriver.vlanOf(parent);
+    const exists = async (dev: string) => (await this.lab.ipJson(this.ctx.hostNs, ['link', 'show'])).some((l) => l.ifname === dev);
+    let makesParent = false;
+    if (!(await exists(parent))) {
+      if (!vlan || !(await exists(vlan.link))) throw new EngineError(`-o parent interface was not found on the host: ${vlan ? vlan.link : parent}`);
+      makesParent = true;
+    }
+    const info: NetworkInfo = { name: spec.name, driver: 'macvlan', bridge: parent, subnet, gateway, internal: spec.internal };
+    await this.addNetwork({ info, driver: new MacvlanDriver(this.ctx.hostNs, parent, mode, makesParent), pool: new AddressPool(subnet, gateway, spec.ipRange) });
+    return info;
+  }
+
+  /** The helper process holding mount namespaces and resolver sockets, started on first use. */
+  private helper(): Promise<Refd> {
+    this.refd ??= Refd.start(this.lab.nsPath(this.ctx.hostNs));
+    return this.refd;
+  }
+
   async runContainer(spec: ContainerSpec): Promise<ContainerInfo> {
     if (this.conts.has(spec.name)) throw new EngineError(`Conflict. The container name "/${spec.name}" is already in use`);
+    const mode = spec.network === 'host' || spec.network === 'none' ? spec.network : spec.network.startsWith('container:') ? 'container' : 'bridge';
+    refuseConflictingOptions(spec, mode);
+    // dockerd checks these at create time, before any network work (daemon/container_operations.go)
+    if (spec.network === 'bridge' && spec.ip) throw new EngineError('user specified IP address is supported on user defined networks only');
+    if (spec.network === 'bridge' && spec.aliases.length) throw new EngineError('network-scoped alias is supported only for containers in user defined networks');
+    const id = hex(32);
     const st: ContState = {
       spec,
-      id: hex(32),
-      info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode: 'bridge' },
+      id,
+      hostname: spec.hostname ?? (mode === 'host' ? machineHostname() : id.slice(0, 12)),
+      extraHosts: spec.addHosts.map((h) => ({ ip: h.ip, names: h.host })),
+      info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode },
       endpoints: [],
       forwards: [],
       links: [],
       proxies: [],
     };
-    const mode = spec.network === 'host' || spec.network === 'none' ? spec.network : spec.network.startsWith('container:') ? 'container' : 'bridge';
-    // dockerd checks these at create time, before any network work (daemon/container_operations.go)
-    if (spec.network === 'bridge' && spec.ip) throw new EngineError('user specified IP address is supported on user defined networks only');
-    if (spec.network === 'bridge' && spec.aliases.length) throw new EngineError('network-scoped alias is supported only for containers in user defined networks');
-    st.info.mode = mode;
+    let joined: ContState | undefined;
     if (mode === 'host') {
       st.info.netnsPath = this.lab.nsPath(this.ctx.hostNs);
     } else if (mode === 'container') {
-      const other = this.conts.get(spec.network.slice('container:'.length));
-      if (!other) throw new EngineError(`No such container: ${spec.network.slice('container:'.length)}`);
-      st.info.netnsPath = other.info.netnsPath;
-      st.info.ip = other.info.ip;
-      st.info.addresses = { ...other.info.addresses };
+      joined = this.conts.get(spec.network.slice('container:'.length));
+      if (!joined) throw new EngineError(`No such container: ${spec.network.slice('container:'.length)}`);
+      st.info.netnsPath = joined.info.netnsPath;
+      st.info.ip = joined.info.ip;
+      st.info.addresses = { ...joined.info.addresses };
+      st.hostname = joined.hostname;
     } else {
-      st.ns = `c-${spec.name}`;
+      st.ns = `${this.ctx.hostNs}-c-${spec.name}`;
       st.info.netnsPath = this.lab.nsPath(st.ns);
-      this.pendingNs.push(st.ns);
-      this.linesFor(st.ns).push('link set lo up');
+      this.plan.addNamespace(st.ns);
+      this.plan.ip(st.ns, 'link set lo up');
     }
     if (mode === 'bridge') {
       try {
         const netNames = [spec.network, ...spec.networks];
-        for (const [i, n] of netNames.entries()) this.attach(st, n, i === 0 ? spec.ip : undefined);
-        await this.publish(st);
+        for (const [i, n] of netNames.entries()) this.attach(st, n, i === 0 ? spec.ip : undefined, i === 0 ? spec.aliases : []);
+        this.publish(st);
         this.linkTo(st);
       } catch (e) {
         this.release(st);
-        if (e instanceof EngineError) throw new EngineError(`driver failed programming external connectivity on endpoint ${spec.name}: ${e.message}`);
+        if (e instanceof EngineError || e instanceof ProxyBindError) throw new EngineError(`driver failed programming external connectivity on endpoint ${spec.name}: ${e.message}`);
         throw e;
       }
-      const rules = await this.editRules();
       if (this.daemon.iptables) {
+        const rules = await this.plan.editRules();
         for (const pf of st.forwards) this.firewall.addPortForward(rules, pf);
         for (const l of st.links) this.firewall.addLink(rules, l);
       }
+      for (const p of st.proxies) this.proxies.open(p);
     }
+    st.info.hostname = st.hostname;
+    st.info.env = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${st.hostname}`, ...st.links.flatMap((l) => l.env)];
+    st.files = joined?.files ?? this.writeEtcFiles(st);
+    // the mount namespace is made in the background; sync() waits for it
+    const files = st.files;
+    this.pendingMounts.push(
+      this.helper()
+        .then((h) => h.mountNamespace(files))
+        .then((path) => {
+          st.info.mntnsPath = path;
+        }),
+    );
     this.conts.set(spec.name, st);
     return st.info;
   }
 
-  private linesFor(ns: string): string[] {
-    let l = this.nsLines.get(ns);
-    if (!l) this.nsLines.set(ns, (l = []));
-    return l;
+  /** /etc/hosts, /etc/resolv.conf and /etc/hostname of a container, in the lab's state folder. */
+  private writeEtcFiles(st: ContState): EtcFiles {
+    const dir = join(this.lab.stateDir(), this.ctx.hostNs, st.spec.name);
+    mkdirSync(dir, { recursive: true });
+    const files = { hosts: join(dir, 'hosts'), resolv: join(dir, 'resolv.conf'), hostname: join(dir, 'hostname') };
+    if (st.info.mode === 'host') {
+      // a host-mode container sees the host's own files
+      writeFileSync(files.hosts, readOptional('/etc/hosts'));
+      writeFileSync(files.resolv, this.hostResolvConf);
+    } else {
+      this.refreshEtc(st, files);
+    }
+    writeFileSync(files.hostname, `${st.hostname}\n`);
+    return files;
   }
 
-  private attach(st: ContState, netName: string, fixedIp?: string): Endpoint {
+  /** Rewrite /etc/hosts and /etc/resolv.conf in place (same inode: the bind mounts see it). */
+  private refreshEtc(st: ContState, files = st.files): void {
+    if (!files || st.info.mode === 'host' || st.info.mode === 'container') return;
+    const own = st.endpoints.map((ep) => ({ ip: ep.ip, names: st.hostname }));
+    writeFileSync(files.hosts, hostsFile(st.extraHosts, own));
+    const embedded = st.endpoints.some((ep) => ep.net.info.name !== 'bridge');
+    writeFileSync(files.resolv, resolvConf(this.hostResolvConf, { dns: st.spec.dns, dnsSearch: st.spec.dnsSearch, embedded }).text);
+    if (embedded && st.ns) this.dns.want(st.ns);
+  }
+
+  private attach(st: ContState, netName: string, fixedIp?: string, aliases: string[] = []): Endpoint {
     const net = this.nets.get(netName);
     if (!net) throw new EngineError(`network ${netName} not found`);
     if (st.endpoints.some((e) => e.net === net)) throw new EngineError(`endpoint with name ${st.spec.name} already exists in network ${netName}`);
@@ -210,33 +286,32 @@ export class ReferenceEngine implements Engine {
     const used = new Set(st.endpoints.map((e) => e.ifname));
     let n = 0;
     while (used.has(`eth${n}`)) n++;
-    const ep: Endpoint = { net, ip, ifname: `eth${n}`, veth: `veth${hex(4).slice(0, 7)}` };
+    if (net.driver instanceof MacvlanDriver && net.driver.mode === 'passthru' && [...this.conts.values()].some((c) => c.endpoints.some((e) => e.net === net))) {
+      throw new EngineError(`network ${netName} is in passthru mode: it takes one container only`);
+    }
+    const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNs: st.ns!, containerNsFull: this.lab.ns(st.ns!), aliases };
+    net.driver.attach(this.plan, { name: net.info.name, bridge: net.info.bridge, subnet: net.info.subnet, gateway: net.info.gateway }, ep);
     const prefix = parseCidr(net.info.subnet).prefix;
-    this.hostLines.push(`link add ${ep.veth} type veth peer name ${ep.ifname} netns ${this.lab.ns(st.ns!)}`, `link set ${ep.veth} master ${net.info.bridge} up`);
-    // Without the userland proxy a container reaches its own published port back through the bridge.
-    if (!this.daemon['userland-proxy']) this.hostLines.push(`link set ${ep.veth} type bridge_slave hairpin on`);
-    const lines = this.linesFor(st.ns!);
-    lines.push(`link set ${ep.ifname} address ${macFor(ip)}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
+    this.plan.ip(st.ns!, `link set ${ep.ifname} address ${ep.mac}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
     st.endpoints.push(ep);
-    if (gatewayEndpoint(st.endpoints) === ep) lines.push(`route replace default via ${net.info.gateway} dev ${ep.ifname}`);
+    if (gatewayEndpoint(st.endpoints) === ep) this.plan.ip(st.ns!, `route replace default via ${net.info.gateway} dev ${ep.ifname}`);
     st.info.addresses[netName] = ip;
+    (st.info.macs ??= {})[netName] = ep.mac;
     st.info.ip ??= ip;
     return ep;
   }
 
-  private async publish(st: ContState): Promise<void> {
-    const ep = st.endpoints.find((e) => !e.net.info.internal);
+  private publish(st: ContState): void {
+    // ports are published through a bridge network's NAT; macvlan endpoints are reached directly
+    const ep = st.endpoints.find((e) => !e.net.info.internal && e.net.fw);
     // in the order dockerd allocates them, which is also the order of their rules
     const wanted = dockerBindingOrder(st.spec);
     if (wanted.length === 0 || !ep) return;
     for (const p of wanted) {
       const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
       const hostPort = this.allocatePort(st, hostIp, p.proto, p.hostPort);
-      st.forwards.push({ net: ep.net.fw, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
-      if (this.daemon['userland-proxy']) {
-        st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp });
-        this.pendingProxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
-      }
+      st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
+      if (this.daemon['userland-proxy']) st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
     }
   }
 
@@ -249,7 +324,11 @@ export class ReferenceEngine implements Engine {
       const port = this.portAlloc.request(hostIp, proto, st.spec.name, wanted);
       if (!this.daemon['userland-proxy']) return port;
       try {
-        this.checkProxyBind(st, hostIp, proto, port);
+        this.proxies.checkFree(proto, hostIp, port);
+        // ports of this container's earlier mappings are not registered with the proxies yet
+        if (st.proxies.some((p) => p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0'))) {
+          throw new ProxyBindError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
+        }
         return port;
       } catch (e) {
         this.portAlloc.release(hostIp, proto, port);
@@ -258,17 +337,7 @@ export class ReferenceEngine implements Engine {
     }
   }
 
-  /** docker-proxy binds the host port, so overlapping addresses collide like sockets do. */
-  private checkProxyBind(st: ContState, hostIp: string, proto: string, port: number): void {
-    for (const c of [...this.conts.values(), st]) {
-      for (const p of c.proxies) {
-        if (p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0')) {
-          throw new EngineError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
-        }
-      }
-    }
-  }
-
+  /** Legacy links: ACCEPT rules for the target's exposed ports, /etc/hosts records, variables. */
   private linkTo(st: ContState): void {
     for (const l of st.spec.links) {
       const target = this.conts.get(l.target);
@@ -277,26 +346,35 @@ export class ReferenceEngine implements Engine {
       const theirs = target.endpoints.find((e) => e.net.info.name === 'bridge');
       if (!mine || !theirs) throw new EngineError('links are only supported on the default bridge network');
       const ports = exposedPorts(target.spec);
-      st.links.push({ net: mine.net.fw, fromIp: mine.ip, toIp: theirs.ip, ports });
+      const names = l.alias === target.spec.name ? `${l.alias} ${target.hostname}` : `${l.alias} ${target.hostname} ${target.spec.name}`;
+      st.extraHosts.push({ ip: theirs.ip, names });
+      st.links.push({ net: mine.net.fw!, fromIp: mine.ip, toIp: theirs.ip, ports, alias: l.alias, target: l.target, env: linkEnv({ parent: st.spec.name, alias: l.alias, childIp: theirs.ip, ports }) });
     }
   }
 
+  /** `docker rm --link /<container>/<alias>`: the link's rules and records go. */
+  async unlink(container: string, alias: string): Promise<void> {
+    const st = this.mustGet(container);
+    const link = st.links.find((l) => l.alias === alias);
+    if (!link) throw new EngineError(`Cannot get parent /${container} for alias ${alias}`);
+    if (this.daemon.iptables) this.firewall.removeLink(await this.plan.editRules(), link);
+    st.links = st.links.filter((l) => l !== link);
+    st.extraHosts = st.extraHosts.filter((r) => !(r.ip === link.toIp && r.names.split(' ')[0] === alias));
+    this.refreshEtc(st);
+  }
+
+  /** Undo the bookkeeping and planned kernel work of a container the engine refused. */
   private release(st: ContState): void {
     for (const ep of st.endpoints) ep.net.pool.release(ep.ip);
     for (const f of st.forwards) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
-    this.pendingProxies = this.pendingProxies.filter((p) => !st.proxies.some((q) => q.port === p.port && q.proto === p.proto && q.bind === p.bind));
-    // planned kernel lines for a refused container are dropped with its namespace
-    if (st.ns) {
-      this.pendingNs = this.pendingNs.filter((n) => n !== st.ns);
-      this.nsLines.delete(st.ns);
-      this.hostLines = this.hostLines.filter((l) => !st.endpoints.some((e) => l.includes(` ${e.veth} `)));
-    }
+    if (st.ns) this.plan.dropNamespace(st.ns, [...st.endpoints.map((e) => e.hostIf), this.lab.ns(st.ns)]);
   }
 
   async connect(container: string, network: string): Promise<void> {
     const st = this.mustGet(container);
     if (!st.ns) throw new EngineError(`container ${container} has no network namespace of its own (mode ${st.info.mode})`);
     this.attach(st, network);
+    this.refreshEtc(st);
   }
 
   async disconnect(container: string, network: string): Promise<void> {
@@ -304,54 +382,62 @@ export class ReferenceEngine implements Engine {
     const i = st.endpoints.findIndex((e) => e.net.info.name === network);
     if (i < 0) throw new EngineError(`container ${container} is not connected to network ${network}`);
     const [ep] = st.endpoints.splice(i, 1);
-    const rules = this.daemon.iptables ? await this.editRules() : undefined;
-    for (const f of st.forwards.filter((f) => f.net === ep.net.fw)) {
-      if (rules) this.firewall.removePortForward(rules, f);
+    const gone = st.forwards.filter((f) => f.net === ep.net.fw);
+    if (this.daemon.iptables) {
+      const rules = await this.plan.editRules();
+      for (const f of gone) this.firewall.removePortForward(rules, f);
     }
+    for (const f of gone) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     st.forwards = st.forwards.filter((f) => f.net !== ep.net.fw);
-    this.hostLines.push(`link del ${ep.veth}`);
+    ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     ep.net.pool.release(ep.ip);
     delete st.info.addresses[network];
+    delete st.info.macs?.[network];
+    if (st.info.ip === ep.ip) st.info.ip = st.endpoints[0]?.ip;
     // the default route went with the interface: the next endpoint in line provides it
     const gw = gatewayEndpoint(st.endpoints);
-    if (gw && gatewayEndpoint([...st.endpoints, ep]) === ep) this.linesFor(st.ns!).push(`route replace default via ${gw.net.info.gateway} dev ${gw.ifname}`);
+    if (gw && gatewayEndpoint([...st.endpoints, ep]) === ep) this.plan.ip(st.ns!, `route replace default via ${gw.net.info.gateway} dev ${gw.ifname}`);
+    this.refreshEtc(st);
   }
 
   async remove(container: string): Promise<void> {
     const st = this.mustGet(container);
-    const rules = this.daemon.iptables ? await this.editRules() : undefined;
-    if (rules) {
+    if (this.daemon.iptables) {
+      const rules = await this.plan.editRules();
       for (const f of st.forwards) this.firewall.removePortForward(rules, f);
       for (const l of st.links) this.firewall.removeLink(rules, l);
-      // links other containers hold to this one go with it
+      // the rules of links other containers hold to this one go with it (their /etc/hosts
+      // records stay, as Docker leaves them)
       for (const other of this.conts.values()) {
-        const dead = other.links.filter((l) => st.endpoints.some((e) => e.ip === l.toIp));
+        const dead = other.links.filter((l) => l.target === container);
         for (const l of dead) this.firewall.removeLink(rules, l);
         other.links = other.links.filter((l) => !dead.includes(l));
       }
     }
-    for (const p of st.proxies) this.closeProxies.push({ proto: p.proto, port: p.port });
+    for (const p of st.proxies) this.proxies.close(p);
     for (const f of st.forwards) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     for (const ep of st.endpoints) {
       ep.net.pool.release(ep.ip);
-      this.hostLines.push(`link del ${ep.veth}`);
+      ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     }
     this.conts.delete(container);
     await this.sync();
+    if (st.ns) await this.dns.drop(st.ns);
+    if (st.info.mntnsPath) await (await this.helper()).releaseMountNamespace(st.info.mntnsPath);
     if (st.ns) await this.lab.removeNamespace(st.ns);
   }
 
   async reloadRules(): Promise<void> {
     if (!this.daemon.iptables) return;
-    const rules = await this.editRules();
+    const rules = await this.plan.editRules();
     this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'], restart: true });
     // dockerd restores its networks; the default bridge is made anew (as a new network) only
     // when no live container is on it
     const live = new Set([...this.conts.values()].flatMap((c) => c.endpoints.map((e) => e.net)));
-    const user = [...this.nets.values()].filter((n) => n.info.name !== 'bridge');
+    const user = [...this.nets.values()].filter((n) => n.info.name !== 'bridge' && n.fw);
     const bridge = this.nets.get('bridge')!;
-    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, rules, n.fw);
-    if (!live.has(bridge)) this.firewall.setupNetwork(rules, bridge.fw);
+    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, rules, n.fw!);
+    if (!live.has(bridge)) this.firewall.setupNetwork(rules, bridge.fw!);
     for (const c of this.conts.values()) {
       for (const f of c.forwards) this.firewall.addPortForward(rules, f);
       for (const l of c.links) this.firewall.addLink(rules, l);
@@ -365,52 +451,36 @@ export class ReferenceEngine implements Engine {
     return st;
   }
 
-  /** The rule editor over the lab host's current rules (read once, written by sync()). */
-  private async editRules(): Promise<RuleEditor> {
-    if (!this.rules) {
-      const saved = await this.lab.exec(this.ctx.hostNs, 'iptables-save', []);
-      this.rules = new RuleEditor(parseIptablesSave(saved.stdout));
-    }
-    this.rulesDirty = true;
-    return this.rules;
-  }
-
   /** Apply all planned kernel work. */
   async sync(): Promise<void> {
-    const lab = this.lab;
-    const host = this.ctx.hostNs;
-    await lab.addNamespaces(this.pendingNs);
-    this.pendingNs = [];
-    const hostLines = this.hostLines;
-    this.hostLines = [];
-    await lab.ip(host, hostLines);
-    const nsLines = [...this.nsLines];
-    this.nsLines.clear();
-    await Promise.all(nsLines.map(([ns, lines]) => lab.ip(ns, lines)));
-    if (Object.keys(this.hostSysctls).length) {
-      await lab.setSysctls(host, this.hostSysctls);
-      this.hostSysctls = {};
-    }
-    if (this.rules && this.rulesDirty) {
-      const text = serializeRuleset(this.rules.toRuleset());
-      await lab.exec(host, 'iptables-restore', [], { input: text });
-    }
-    // Others (a scenario's administrator) may change rules between syncs: read afresh next time.
-    this.rules = undefined;
-    this.rulesDirty = false;
-    await this.applyProxies();
+    const mounts = this.pendingMounts;
+    this.pendingMounts = [];
+    await Promise.all([this.plan.apply(), ...mounts]);
+    await Promise.all([this.proxies.apply(), this.dns.apply((ns) => this.namesSeenFrom(ns))]);
   }
 
-  private async applyProxies(): Promise<void> {
-    if (this.pendingProxies.length === 0 && this.closeProxies.length === 0) return;
-    if (!this.hostAgent) {
-      this.hostAgent = await ProbeAgent.start({ netns: this.lab.nsPath(this.ctx.hostNs), label: 'docker-proxy' });
+  /**
+   * What the embedded DNS answers a container: the names (container name, short id, network
+   * aliases) of every container on each user-defined network it is on, with their addresses
+   * on that network.
+   */
+  private namesSeenFrom(ns: string): Map<string, string[]> {
+    const me = [...this.conts.values()].find((c) => c.ns === ns);
+    const names = new Map<string, string[]>();
+    const add = (name: string, ip: string) => {
+      const ips = names.get(name) ?? [];
+      if (!ips.includes(ip)) ips.push(ip);
+      names.set(name, ips);
+    };
+    for (const mine of me?.endpoints ?? []) {
+      if (mine.net.info.name === 'bridge') continue;
+      for (const other of this.conts.values()) {
+        const ep = other.endpoints.find((e) => e.net === mine.net);
+        if (!ep) continue;
+        for (const n of [other.spec.name, other.id.slice(0, 12), ...ep.aliases]) add(n, ep.ip);
+      }
     }
-    for (const c of this.closeProxies) await this.hostAgent.close(c.proto, c.port);
-    this.closeProxies = [];
-    const todo = this.pendingProxies;
-    this.pendingProxies = [];
-    await Promise.all(todo.map((p) => this.hostAgent!.proxy(p.proto, p.port, p.dst, p.dstPort, p.bind)));
+    return names;
   }
 
   networks(): NetworkInfo[] {
@@ -428,8 +498,10 @@ export class ReferenceEngine implements Engine {
   }
 
   async stop(): Promise<void> {
-    await this.hostAgent?.stop();
-    this.hostAgent = undefined;
+    await this.proxies?.stop();
+    const refd = this.refd;
+    this.refd = undefined;
+    await (await refd?.catch(() => undefined))?.stop();
   }
 }
 
@@ -443,8 +515,24 @@ function gatewayEndpoint(eps: Endpoint[]): Endpoint | undefined {
   return [...eps].sort((a, b) => Number(a.net.info.internal) - Number(b.net.info.internal) || (a.net.info.name < b.net.info.name ? -1 : a.net.info.name > b.net.info.name ? 1 : 0))[0];
 }
 
-function intPlusOne(subnet: string): string {
-  return intToIp(parseCidr(subnet).base + 1);
+function readOptional(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Options Docker refuses in combination with a network mode that does not own its namespace. */
+function refuseConflictingOptions(spec: ContainerSpec, mode: ContainerInfo['mode']): void {
+  if (mode === 'host' || mode === 'container') {
+    if (spec.hostname && mode === 'container') throw new EngineError('Conflicting options: hostname and the network mode');
+    if (spec.links.length) throw new EngineError('Conflicting options: container type network can\'t be used with links. This would result in undefined behavior');
+  }
+  if (mode === 'container') {
+    if (spec.addHosts.length) throw new EngineError('Conflicting options: custom host-to-IP mapping and the network mode');
+    if (spec.dns.length || spec.dnsSearch.length) throw new EngineError('Conflicting options: dns and the network mode');
+  }
 }
 
 /** Ports a link opens: what the target exposes, including the container side of its -p. */

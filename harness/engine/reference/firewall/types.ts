@@ -28,6 +28,10 @@ export interface LinkRule {
   fromIp: string; // the linking container
   toIp: string; // the linked (target) container
   ports: { port: number; proto: 'tcp' | 'udp' }[];
+  alias: string;
+  target: string; // the linked container's name
+  /** the variables the link gives the linking container's processes */
+  env: string[];
 }
 
 export interface FirewallOptions {

@@ -1,0 +1,82 @@
+// The embedded DNS of user-defined networks, as Docker 20.10 sets it up: a resolver socket
+// on 127.0.0.11:<random port> in the container's network namespace (held by refd), and NAT
+// rules in the container's own nat table that send 127.0.0.11:53 there and make the answers
+// come from port 53 (libnetwork resolver_unix.go). Only UDP is served: no probe needs DNS
+// over TCP, so no TCP rules are written either.
+import type { Lab } from '../../lab/lab.js';
+import type { Refd } from './refd.js';
+
+interface Resolver {
+  sock: number;
+  port: number;
+  table: string; // last table sent, to skip unchanged ones
+}
+
+export function resolverRules(udpPort: number): string {
+  return [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    ':DOCKER_OUTPUT - [0:0]',
+    ':DOCKER_POSTROUTING - [0:0]',
+    '-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT',
+    '-A POSTROUTING -d 127.0.0.11/32 -j DOCKER_POSTROUTING',
+    `-A DOCKER_OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:${udpPort}`,
+    `-A DOCKER_POSTROUTING -s 127.0.0.11/32 -p udp -m udp --sport ${udpPort} -j SNAT --to-source :53`,
+    'COMMIT',
+    '',
+  ].join('\n');
+}
+
+export class EmbeddedDns {
+  private readonly resolvers = new Map<string, Resolver>(); // by lab namespace of the container
+  private wanted = new Set<string>();
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly refd: () => Promise<Refd>,
+  ) {}
+
+  /** A container namespace that needs a resolver (set up by the next apply). */
+  want(ns: string): void {
+    if (!this.resolvers.has(ns)) this.wanted.add(ns);
+  }
+
+  has(ns: string): boolean {
+    return this.resolvers.has(ns) || this.wanted.has(ns);
+  }
+
+  async drop(ns: string): Promise<void> {
+    this.wanted.delete(ns);
+    const r = this.resolvers.get(ns);
+    if (!r) return;
+    this.resolvers.delete(ns);
+    await (await this.refd()).closeResolver(r.sock);
+  }
+
+  /** Open the wanted resolvers (their namespaces exist now), then send every changed table. */
+  async apply(tables: (ns: string) => Map<string, string[]>): Promise<void> {
+    const opening = [...this.wanted];
+    this.wanted = new Set();
+    if (opening.length === 0 && this.resolvers.size === 0) return;
+    const refd = await this.refd();
+    await Promise.all(
+      opening.map(async (ns) => {
+        const { sock, port } = await refd.openResolver(this.lab.nsPath(ns));
+        this.resolvers.set(ns, { sock, port, table: '' });
+        await this.lab.configure(ns, { iptablesRestore: resolverRules(port) });
+      }),
+    );
+    await Promise.all(
+      [...this.resolvers].map(async ([ns, r]) => {
+        const names = tables(ns);
+        const text = JSON.stringify([...names]);
+        if (text === r.table) return;
+        r.table = text;
+        await refd.setNames(r.sock, names);
+      }),
+    );
+  }
+}

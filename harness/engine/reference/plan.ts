@@ -1,0 +1,90 @@
+// Kernel work the reference engine has decided on but not yet done. Operations only plan
+// (namespaces to create, `ip` lines per namespace, sysctls, rule edits); apply() then does it
+// all in a handful of processes: one `ip -batch` per namespace (in parallel where they are
+// independent) and one iptables-restore. Spawning processes, not the kernel, is what costs
+// time, so this is what keeps a lab in the tens of milliseconds.
+import type { Lab } from '../../lab/lab.js';
+import { RuleEditor } from '../../rules/editor.js';
+import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
+
+export class KernelPlan {
+  private namespaces: string[] = [];
+  private lines = new Map<string, string[]>();
+  private sysctls = new Map<string, Record<string, string>>();
+  private rules?: RuleEditor;
+  private rulesDirty = false;
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly hostNs: string,
+  ) {}
+
+  addNamespace(ns: string): void {
+    this.namespaces.push(ns);
+  }
+
+  /** `ip` commands (without the leading "ip") to run inside a lab namespace, in order. */
+  ip(ns: string, ...lines: string[]): void {
+    let l = this.lines.get(ns);
+    if (!l) this.lines.set(ns, (l = []));
+    l.push(...lines);
+  }
+
+  sysctl(ns: string, key: string, value: string): void {
+    let s = this.sysctls.get(ns);
+    if (!s) this.sysctls.set(ns, (s = {}));
+    s[key] = value;
+  }
+
+  /** Forget planned work for a namespace that will not be made after all (a refused container). */
+  dropNamespace(ns: string, hostLinesMentioning: string[] = []): void {
+    this.namespaces = this.namespaces.filter((n) => n !== ns);
+    this.lines.delete(ns);
+    this.sysctls.delete(ns);
+    const host = this.lines.get(this.hostNs);
+    if (host) this.lines.set(this.hostNs, host.filter((l) => !hostLinesMentioning.some((w) => l.includes(` ${w} `) || l.endsWith(` ${w}`))));
+  }
+
+  /** Start from rules already read (saves a process when the caller read them anyway). */
+  seedRules(iptablesSave: string): void {
+    this.rules = new RuleEditor(parseIptablesSave(iptablesSave));
+  }
+
+  /** The rule editor over the lab host's rules (read once; written back by apply()). */
+  async editRules(): Promise<RuleEditor> {
+    if (!this.rules) {
+      const saved = await this.lab.exec(this.hostNs, 'iptables-save', []);
+      this.rules = new RuleEditor(parseIptablesSave(saved.stdout));
+    }
+    this.rulesDirty = true;
+    return this.rules;
+  }
+
+  async apply(): Promise<void> {
+    const lab = this.lab;
+    const host = this.hostNs;
+    const namespaces = this.namespaces;
+    const lines = this.lines;
+    const sysctls = this.sysctls;
+    const rules = this.rulesDirty ? this.rules : undefined;
+    this.namespaces = [];
+    this.lines = new Map();
+    this.sysctls = new Map();
+    // Others (a scenario's administrator) may change rules between applies: read afresh next time.
+    this.rules = undefined;
+    this.rulesDirty = false;
+
+    await lab.addNamespaces(namespaces);
+    // The host's lines come first: they create the links the other namespaces then configure,
+    // and the bridges whose sysctls are set. iptables-nft pays a kernel grace period (≈10 ms)
+    // when it closes its netlink sockets, so the rules load while the containers' links are
+    // configured (rules name interfaces; they need not exist yet). Loading them during the
+    // host's batch instead slows both: they contend for the same kernel locks.
+    await lab.ip(host, lines.get(host) ?? []);
+    await Promise.all([
+      rules ? lab.configure(host, { iptablesRestore: serializeRuleset(rules.toRuleset()) }) : undefined,
+      ...[...lines].filter(([ns]) => ns !== host).map(([ns, l]) => lab.ip(ns, l)),
+      ...[...sysctls].map(([ns, s]) => lab.configure(ns, { sysctls: s })),
+    ]);
+  }
+}

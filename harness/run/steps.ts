@@ -1,0 +1,63 @@
+// Steps between phases: what an operator does to a running lab (connect, disconnect, remove a
+// container; administrator iptables or ip commands on a host; a daemon restart of the rules).
+import type { Engine } from '../engine/types.js';
+import type { Lab } from '../lab/lab.js';
+import { WAN, hostNs, ipCommand, iptables } from '../lab/topology.js';
+import type { Step } from '../scenario/types.js';
+import type { containerIndex } from './endpoints.js';
+
+export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>): Promise<void> {
+  const owner = (ref: string) => {
+    const at = index.get(ref);
+    if (!at) throw new Error(`no container ${ref}`);
+    return { engine: engines.get(at.host.name)!, name: at.name };
+  };
+  switch (step.kind) {
+    case 'connect': {
+      const { engine, name } = owner(step.container);
+      return engine.connect(name, step.network);
+    }
+    case 'disconnect': {
+      const { engine, name } = owner(step.container);
+      return engine.disconnect(name, step.network);
+    }
+    case 'remove': {
+      const { engine, name } = owner(step.container);
+      return engine.remove(name);
+    }
+    case 'unlink': {
+      const { engine, name } = owner(step.container);
+      return engine.unlink(name, step.alias);
+    }
+    case 'iptables':
+      await engines.get(step.host)?.sync();
+      return iptables(lab, nsOf(step.host), step.args);
+    case 'ip':
+      await engines.get(step.host)?.sync();
+      return ipCommand(lab, nsOf(step.host), step.args);
+    case 'restart-rules':
+      return engines.get(step.host)!.reloadRules();
+  }
+}
+
+/** A host's namespace, or the switch's ("lan": the wan namespace holds the lan's bridges). */
+const nsOf = (host: string) => (host === 'lan' ? WAN : hostNs(host));
+
+export function describeStep(step: Step, multiHost: boolean): string {
+  const on = (h: string) => (multiHost || h === 'lan' ? ` (on ${h})` : '');
+  switch (step.kind) {
+    case 'connect':
+    case 'disconnect':
+      return `${step.kind} ${step.container} ${step.network}`;
+    case 'remove':
+      return `remove ${step.container}`;
+    case 'unlink':
+      return `unlink ${step.container}/${step.alias}`;
+    case 'iptables':
+      return `iptables ${step.args}${on(step.host)}`;
+    case 'ip':
+      return `ip ${step.args}${on(step.host)}`;
+    case 'restart-rules':
+      return `restart-rules${on(step.host)}`;
+  }
+}

@@ -1,0 +1,94 @@
+// A child process spoken to in lines: "CMD id args…" in, "id words…" out, many requests in
+// flight at once. The probe agent and the reference engine's helper both speak it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+interface Pending {
+  resolve: (words: string[]) => void;
+  reject: (e: Error) => void;
+}
+
+export class LineProcess {
+  private readonly pending = new Map<string, Pending>();
+  private next = 0;
+  private stderr = '';
+  private exited = false;
+  private stopped?: Promise<void>;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly label: string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Spawn and wait for its "ready" line. */
+  static async start(file: string, args: string[], label: string, env?: Record<string, string>): Promise<LineProcess> {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const p = new LineProcess(child, label);
+    await p.attach();
+    return p;
+  }
+
+  private attach(): Promise<void> {
+    return new Promise((resolveReady, rejectReady) => {
+      let ready = false;
+      this.child.stderr!.on('data', (d) => (this.stderr += String(d)));
+      this.child.on('error', (e) => this.fail(new Error(`${this.label}: ${e.message}`), rejectReady));
+      this.child.on('exit', (code, sig) => {
+        this.exited = true;
+        this.fail(new Error(`${this.label} exited (${sig ?? code}): ${this.stderr.trim()}`), ready ? undefined : rejectReady);
+      });
+      createInterface({ input: this.child.stdout! }).on('line', (line) => {
+        if (!ready && line === 'ready') {
+          ready = true;
+          return resolveReady();
+        }
+        const words = line.split(' ');
+        const p = this.pending.get(words[0]);
+        if (!p) return;
+        this.pending.delete(words[0]);
+        p.resolve(words.slice(1));
+      });
+    });
+  }
+
+  private fail(e: Error, also?: (e: Error) => void): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    also?.(e);
+  }
+
+  /** Send one command; resolves with the words of its reply (after the id). */
+  request(cmd: string, args: (string | number | undefined)[]): Promise<string[]> {
+    if (this.exited) return Promise.reject(new Error(`${this.label} is not running: ${this.stderr.trim()}`));
+    const id = `r${++this.next}`;
+    const line = [cmd, id, ...args.map((a) => (a === undefined ? '-' : String(a)))].join(' ');
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.child.stdin!.write(line + '\n');
+    });
+  }
+
+  /** Quit, then SIGKILL by pid if it is still there; idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= new Promise<void>((resolve) => {
+      if (this.exited) return resolve();
+      const timer = setTimeout(() => {
+        try {
+          process.kill(this.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }, 200);
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.child.stdin!.end('Q\n');
+    });
+    return this.stopped;
+  }
+}

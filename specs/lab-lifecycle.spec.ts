@@ -1,0 +1,53 @@
+// A run that is interrupted leaves nothing behind: Ctrl-C and SIGTERM tear the labs down, and
+// `gc` clears what a SIGKILLed run left. Runs the built CLI as a user would.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { gc } from '../harness/lab/lab.js';
+import { packageRoot } from '../harness/paths.js';
+import { labNamespaces } from './support/fingerprint.js';
+
+const isRoot = process.getuid?.() === 0;
+const cli = join(packageRoot(), 'dist', 'harness', 'cli.js');
+
+/** Start a full run and resolve once its first lab namespace exists. */
+async function runUntilLabExists() {
+  const child = spawn(process.execPath, [cli, 'run', join(packageRoot(), 'scenarios'), '--junit', '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? -1 : null))));
+  for (let i = 0; i < 500; i++) {
+    if ((await labNamespaces(child.pid)).length > 0) return { child, exited, output: () => output };
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the run never created a lab:\n${output}`);
+}
+
+describe.skipIf(!isRoot)('lab lifecycle', () => {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    it(`${signal} tears down the labs of the run and exits ${code}`, async () => {
+      const run = await runUntilLabExists();
+      run.child.kill(signal);
+      expect(await run.exited, run.output()).toBe(code);
+      expect(run.output()).toContain(`${signal}: tearing down the labs of this run`);
+      expect(await labNamespaces(run.child.pid)).toEqual([]);
+    });
+  }
+
+  it('gc removes what a SIGKILLed run left, and nothing of live runs', async () => {
+    const run = await runUntilLabExists();
+    run.child.kill('SIGKILL');
+    await run.exited;
+    const left = await labNamespaces(run.child.pid);
+    expect(left.length).toBeGreaterThan(0);
+    const report = await gc();
+    expect(report.removed).toEqual(expect.arrayContaining(left));
+    expect(report.removed.every((n) => !n.startsWith(`ncf-${process.pid}-`))).toBe(true);
+    expect(await labNamespaces(run.child.pid)).toEqual([]);
+  });
+});
