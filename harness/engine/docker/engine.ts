@@ -44,6 +44,12 @@ async function interfaceAddress(ctx: EngineContext, ifname: string): Promise<str
   return link?.addr_info?.[0]?.local ?? '';
 }
 
+function firstHost(cidr: string): string {
+  const [base] = cidr.split('/');
+  const n = base.split('.').reduce((a, o) => a * 256 + Number(o), 0) + 1;
+  return [24, 16, 8, 0].map((sh) => Math.floor(n / 2 ** sh) % 256).join('.');
+}
+
 /** The daemon's message ("Bind for 0.0.0.0:8080 failed: port is already allocated"), not the HTTP wrapping. */
 function engineMessage(e: unknown): string {
   const j = (e as { json?: { message?: string } }).json;
@@ -75,7 +81,11 @@ export class DockerEngine implements Engine {
   private ctx?: EngineContext;
   private readonly nets = new Map<string, NetworkInfo>();
   private readonly conts = new Map<string, Running>();
-  /** a scenario that made the daemon hand out ephemeral ports leaves its allocator moved on */
+  /**
+   * a scenario that made the daemon hand out ephemeral ports or default address pools leaves
+   * its allocators moved on (libnetwork's IPAM rolls over to the pool after the last one it
+   * gave, even once that is free again): such a daemon is not reused
+   */
   private dirty = false;
   readonly timings: DockerTimings = { containerMs: {} };
 
@@ -111,6 +121,8 @@ export class DockerEngine implements Engine {
     // dockerd leaves the gateway out of the IPAM config when it chose it itself (the default
     // bridge, a network given only a subnet): the bridge interface carries it
     if (!info.gateway && info.bridge && inspect.Driver === 'bridge') info.gateway = await interfaceAddress(this.ctx!, info.bridge);
+    // a macvlan network has no interface that carries it: IPAM reserved the subnet's first address
+    if (!info.gateway && inspect.Driver === 'macvlan' && info.subnet) info.gateway = firstHost(info.subnet);
     return info;
   }
 
@@ -120,6 +132,7 @@ export class DockerEngine implements Engine {
   }
 
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
+    if (!spec.subnet) this.dirty = true;
     try {
       const net = await this.client!.network.create(networkRequest(spec, this.sc!.id));
       const info = await this.readNetwork(spec.name, await net.inspect());

@@ -61,7 +61,7 @@ export function containerRequest(spec: ContainerSpec, scenarioId: string, networ
   return { create, hostConfig };
 }
 
-/** `docker network create [--internal] [--subnet …] [--gateway …] [-o k=v …] NAME` */
+/** `docker network create [-d DRIVER] [--internal] [--subnet …] [--ip-range …] [--gateway …] [-o k=v …] NAME` */
 export function networkRequest(spec: NetworkSpec, scenarioId: string, name = spec.name): Dockerode.NetworkCreateOptions {
   return {
     Name: name,
@@ -69,7 +69,7 @@ export function networkRequest(spec: NetworkSpec, scenarioId: string, name = spe
     Driver: spec.driver,
     Internal: spec.internal,
     Options: { ...spec.options },
-    IPAM: { Driver: 'default', Config: spec.subnet ? [{ Subnet: spec.subnet, ...(spec.gateway ? { Gateway: spec.gateway } : {}) }] : [] },
+    IPAM: { Driver: 'default', Config: spec.subnet ? [{ Subnet: spec.subnet, ...(spec.ipRange ? { IPRange: spec.ipRange } : {}), ...(spec.gateway ? { Gateway: spec.gateway } : {}) }] : [] },
     Labels: { [LABEL]: scenarioId },
   };
 }
