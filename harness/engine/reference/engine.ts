@@ -287,7 +287,8 @@ export class ReferenceEngine implements Engine {
     let n = 0;
     while (used.has(`eth${n}`)) n++;
     if (net.driver instanceof MacvlanDriver && net.driver.mode === 'passthru' && [...this.conts.values()].some((c) => c.endpoints.some((e) => e.net === net))) {
-      throw new EngineError(`network ${netName} is in passthru mode: it takes one container only`);
+      // the kernel refuses a second passthru macvlan on one parent; dockerd passes its error on
+      throw new EngineError('failed to create the macvlan port: invalid argument');
     }
     const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNs: st.ns!, containerNsFull: this.lab.ns(st.ns!), aliases };
     net.driver.attach(this.plan, { name: net.info.name, bridge: net.info.bridge, subnet: net.info.subnet, gateway: net.info.gateway }, ep);
@@ -311,7 +312,7 @@ export class ReferenceEngine implements Engine {
       const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
       const hostPort = this.allocatePort(st, hostIp, p.proto, p.hostPort);
       st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
-      if (this.daemon['userland-proxy']) st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
+      st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'] });
     }
   }
 
