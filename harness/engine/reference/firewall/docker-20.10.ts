@@ -172,11 +172,16 @@ export class Docker2010Firewall implements FirewallDriver {
     return out;
   }
 
+  // Links get rules only where icc is off (libnetwork's bridge driver programs them only then):
+  // with icc on the bridge accepts the traffic anyway. Seen with dockerd 20.10.24: --link under
+  // the default --icc=true adds nothing to filter/DOCKER.
   addLink(ed: RuleEditor, link: LinkRule): void {
+    if (link.net.icc) return;
     for (const rule of this.linkRules(link)) appendOnce(ed, 'filter', 'DOCKER', rule);
   }
 
   removeLink(ed: RuleEditor, link: LinkRule): void {
+    if (link.net.icc) return;
     for (const rule of this.linkRules(link)) ed.delete('filter', 'DOCKER', rule);
   }
 }
