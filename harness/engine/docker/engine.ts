@@ -5,10 +5,10 @@
 // the lab (addresses, bridges, published ports) is read back from the engine, never assumed.
 import { readFileSync } from 'node:fs';
 import type Dockerode from 'dockerode';
-import { GenericContainer, type ContainerRuntimeClient } from 'testcontainers';
+import { GenericContainer } from 'testcontainers';
 import type { ContainerSpec, HostSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
-import { runtimeClient } from './client.js';
+import { withClient } from './client.js';
 import { IMAGE } from './image.js';
 import { containerInfo, networkInfo, parseEnviron, portBindings } from './inspect.js';
 import { dockerPool, type DaemonPool, type PooledDaemon } from './pool.js';
@@ -74,7 +74,6 @@ interface Running {
 export class DockerEngine implements Engine {
   readonly name = 'docker';
   private d?: PooledDaemon;
-  private client?: ContainerRuntimeClient;
   private docker?: Dockerode;
   private sc?: Scenario;
   private host?: HostSpec;
@@ -111,7 +110,6 @@ export class DockerEngine implements Engine {
     this.timings.daemonStartMs = fresh ? this.d.times?.startMs : 0;
     this.timings.imageMs = fresh ? this.d.times?.imageMs : 0;
     this.docker = this.d.docker!;
-    this.client = await runtimeClient(this.d.paths.socket);
     this.ctx = ctx;
     this.nets.set('bridge', await this.readNetwork('bridge', await this.docker.getNetwork('bridge').inspect()));
   }
@@ -134,7 +132,7 @@ export class DockerEngine implements Engine {
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
     if (!spec.subnet) this.dirty = true;
     try {
-      const net = await this.client!.network.create(networkRequest(spec, this.sc!.id));
+      const net = await withClient(this.d!.paths.socket, (c) => c.network.create(networkRequest(spec, this.sc!.id)));
       const info = await this.readNetwork(spec.name, await net.inspect());
       this.nets.set(spec.name, info);
       return info;
@@ -171,7 +169,8 @@ export class DockerEngine implements Engine {
     const t0 = performance.now();
     if (spec.publishAll || spec.publish.some((p) => p.hostPort === undefined)) this.dirty = true;
     try {
-      await new ScenarioContainer(containerRequest(spec, this.sc!.id)).start();
+      // testcontainers finds its client itself: hold it, pointed at this daemon
+      await withClient(this.d!.paths.socket, () => new ScenarioContainer(containerRequest(spec, this.sc!.id)).start());
     } catch (e) {
       // `docker run` leaves a refused container created but not running (nothing of it is in
       // the kernel); a name conflict (409) is another container's, which stays

@@ -39,7 +39,7 @@ export function containerInfo(spec: ContainerSpec, c: Dockerode.ContainerInspect
   const mode = modeOf(spec.network);
   return {
     name: spec.name,
-    hostname: c.Config.Hostname,
+    hostname: c.Config?.Hostname || undefined,
     netnsPath: `/proc/${pid}/ns/net`,
     mntnsPath: `/proc/${pid}/ns/mnt`,
     env,
