@@ -5,8 +5,8 @@ import { loadScenarioText } from '../../dist/harness/scenario/load.js';
 
 const sc = loadScenarioText('id: killed\ntitle: killed\ncovers: [EG-01]\ncontainers: {}\nexpect: [{ id: EG-01, rules: { table: nat, chain: POSTROUTING, policy: ACCEPT } }]\n', 'killed.yaml');
 const pool = new DaemonPool();
-const d = await pool.acquire(sc);
-await pool.prepare(d, sc, () => {});
+const d = await pool.acquire(sc.hosts[0]);
+await pool.prepare(d, sc.hosts[0], () => {});
 const c = await d.docker.createContainer({ Image: 'netconform/busybox:probe', Cmd: ['/bin/sleep', '1000'], HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } } });
 await c.start();
 const info = await c.inspect();
