@@ -1,5 +1,7 @@
 // npm run bench: the speed figures the project holds itself to, measured on real labs.
 // Prints numbers; never asserts them (timings belong in a report, not in a test).
+// Sections: `reference` (the reference engine's own targets) and `docker-vs-reference` (the
+// same scenarios on a real dockerd); `npm run bench -- NAME…` runs only the named ones.
 import { join } from 'node:path';
 import { loadScenarioText, loadScenarios } from './scenario/load.js';
 import { runScenario } from './run/runner.js';
@@ -8,6 +10,8 @@ import { detectCapabilities, missingFeatures } from './lab/capabilities.js';
 import { packageRoot } from './paths.js';
 import type { ScenarioResult } from './report/results.js';
 import { scenarioStatus } from './report/results.js';
+import { destroyAllLabs } from './lab/lab.js';
+import { dockerVsReference } from './bench/docker-vs-reference.js';
 
 const environment = { kernel: 'bench' };
 
@@ -71,8 +75,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 const verdict = (value: number, target: number) => (value <= target ? 'within target' : 'OVER TARGET');
 
-async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('the benchmark builds real labs: run it as root');
+async function referenceFigures(): Promise<void> {
   const missing = missingFeatures(await detectCapabilities());
   console.log('netconform benchmark (reference engine, real namespaces, real packets)\n');
 
@@ -120,7 +123,26 @@ async function main(): Promise<void> {
   console.log(`per-container cost at 200 is ${growth.toFixed(2)}× the cost at 25 (linear: ≈ 1×)`);
 }
 
-main().catch((e) => {
-  console.error(`bench: ${(e as Error).message}`);
-  process.exit(1);
-});
+const SECTIONS: Record<string, () => Promise<unknown>> = {
+  reference: referenceFigures,
+  'docker-vs-reference': () => dockerVsReference(),
+};
+
+async function main(names: string[]): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark builds real labs: run it as root');
+  for (const n of names.length ? names : Object.keys(SECTIONS)) {
+    const run = SECTIONS[n];
+    if (!run) throw new Error(`unknown section ${n} (known: ${Object.keys(SECTIONS).join(', ')})`);
+    await run();
+    console.log('');
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void destroyAllLabs().finally(() => process.exit(130)));
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`bench: ${(e as Error).message}`);
+    void destroyAllLabs().finally(() => process.exit(1));
+  },
+);

@@ -20,6 +20,10 @@ import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report
 import { chooseKernel, type KernelChoice } from './vm/kernel.js';
 import { gcGuests } from './vm/guest.js';
 import { featureTable, placementLines, probeGuest, type KernelColumn } from './vm/doctor.js';
+import { configureDockerPool } from './engine/docker/pool.js';
+import { locateDocker } from './engine/docker/locate.js';
+import { gcDockerDaemons } from './engine/docker/gc.js';
+import { haveConntrack } from './engine/docker/hoststate.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -28,8 +32,11 @@ const USAGE = `usage: netconform <command> [options]
 commands:
   run [paths…]        build every scenario in a hermetic lab, send the probes, assert, report
       --engine NAME   engine(s) to run, comma-separated (default: reference, i.e. reference:docker-20.10;
-                      reference:docker-28, reference:docker-29 pick the reference engine's profile)
+                      reference:docker-28, reference:docker-29 pick the reference engine's profile;
+                      docker: a real dockerd the harness starts; with reference and docker, each
+                      scenario also gets a comparison of the two)
       --profile LIST  run the reference engine under these profiles (comma-separated, or all)
+      --dockerd PATH  the dockerd to certify (default: $NETCONFORM_DOCKERD, then PATH)
       --junit PATH    JUnit XML output (default: reports/junit.xml)
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
@@ -81,6 +88,7 @@ async function cmdRun(args: string[]): Promise<number> {
     options: {
       engine: { type: 'string', default: 'reference' },
       profile: { type: 'string' },
+      dockerd: { type: 'string' },
       junit: { type: 'string', default: 'reports/junit.xml' },
       only: { type: 'string' },
       'update-golden': { type: 'boolean', default: false },
@@ -108,6 +116,7 @@ async function cmdRun(args: string[]): Promise<number> {
   }
   requireRoot();
   const engines = targetsOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean));
+  if (values.dockerd) configureDockerPool({ dockerd: values.dockerd });
   const abort = new AbortController();
   installSignalHandlers(abort);
   const t0 = performance.now();
@@ -132,6 +141,9 @@ async function cmdRun(args: string[]): Promise<number> {
   console.log(`\n${summaryLine(results, wall)}\n${dim(`JUnit: ${values.junit}`)}`);
   return results.some((r) => ['failed', 'error'].includes(scenarioStatus(r))) ? 1 : 0;
 }
+
+/** The teardown a signal started; the process exits when it is done, not before. */
+let teardown: Promise<void> | undefined;
 
 function targetsOrExit(engines: string[], profiles?: string[]): string[] {
   try {
@@ -195,7 +207,8 @@ function installSignalHandlers(abort: AbortController): void {
       stopping = true;
       abort.abort();
       console.error(yellow(`\n${sig}: tearing down the labs of this run…`));
-      destroyAllLabs().finally(() => process.exit(code));
+      teardown = destroyAllLabs();
+      teardown.finally(() => process.exit(code));
     });
   }
 }
@@ -224,6 +237,10 @@ function cmdList(args: string[]): number {
 async function cmdGc(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { all: { type: 'boolean', default: false } } });
   requireRoot();
+  // daemons first (their containers live outside the lab namespaces), then the namespaces
+  const d = await gcDockerDaemons({ all: values.all });
+  if (d.removed.length) console.log(`stopped and removed ${d.removed.length} docker daemons: ${d.removed.join(' ')}`);
+  if (d.keptLive.length) console.log(dim(`kept ${d.keptLive.length} docker daemons of runs still alive`));
   const r = await gc({ all: values.all });
   const vms = gcGuests({ all: values.all });
   console.log(r.removed.length ? `removed ${r.removed.length} namespaces: ${r.removed.join(' ')}` : 'no namespaces to clean up');
@@ -251,6 +268,15 @@ async function cmdDoctor(args: string[]): Promise<number> {
   line(br.exitCode === 0, 'bridge (iproute2)', br.exitCode === 0 ? br.stdout.trim() : 'apt-get install -y iproute2');
   const ns = await run('nsenter', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
   line(ns.exitCode === 0, 'nsenter', ns.exitCode === 0 ? ns.stdout.trim() : 'apt-get install -y util-linux');
+  // the docker engine is optional: without it only --engine docker is unavailable
+  const optional = (good: boolean, what: string, detail: string) => console.log(`${good ? green('✓') : yellow('-')} ${what.padEnd(24)} ${dim(detail)}`);
+  try {
+    const d = await locateDocker();
+    optional(true, 'dockerd (--engine docker)', `${d.dockerd}: ${d.version}; containerd ${d.containerd}`);
+  } catch (e) {
+    optional(false, 'dockerd (--engine docker)', (e as Error).message);
+  }
+  optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
   if (!root) return 2;
   const caps = await detectCapabilities();
   const choice = chooseKernel(undefined);
@@ -306,7 +332,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // after a signal the run ends early; its teardown (labs, daemons) exits the process when done
+  (code) => (teardown ? undefined : process.exit(code)),
   (e) => {
     console.error(red(`netconform: ${(e as Error).message}`));
     destroyAllLabs().finally(() => process.exit(2));

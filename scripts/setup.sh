@@ -4,17 +4,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# installed, not merely known to dpkg (a removed package keeps its status entry)
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+
 need=()
-# qemu-system-x86 and kmod: the microVM kernel runner (scenarios the host kernel cannot run)
-for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+# qemu-system-x86 and kmod: the microVM kernel runner (scenarios the host kernel cannot run);
+# conntrack: flushing connection tracking between scenarios on a reused dockerd
+for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack; do
+  installed "$pkg" || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
+# The real engine for `--engine docker`: Debian's docker.io (dockerd 20.10), unless a dockerd
+# is installed already (certify another build with `run --dockerd /path/to/dockerd`).
+installing_docker=no
+if ! command -v dockerd >/dev/null 2>&1 && ! installed docker.io; then
+  need+=(docker.io)
+  installing_docker=yes
+fi
+
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The suite starts its own dockerd inside lab namespaces; installing docker.io must not
+  # start one in this machine's namespace. policy-rc.d answering 101 ("action forbidden")
+  # holds back invoke-rc.d and deb-systemd-invoke during the install.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$guard"
+    chmod 755 "$guard"
+    trap 'rm -f "$guard"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ "$installing_docker" = yes ] && [ -d /run/systemd/system ]; then
+    # nor at the next boot: the units stay installed but disabled
+    systemctl disable --quiet docker.service docker.socket containerd.service 2>/dev/null || true
+  fi
 fi
 
 major=$(node -p 'process.versions.node.split(".")[0]')

@@ -1,7 +1,7 @@
 // What every engine (the built-in reference engine, a real dockerd) offers the harness.
 // An engine turns networks and containers into kernel state inside a lab; it knows nothing
 // about probes or assertions.
-import type { ContainerSpec, DaemonOptions, NetworkSpec } from '../scenario/types.js';
+import type { ContainerSpec, DaemonOptions, HostSpec, NetworkSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from '../lab/lab.js';
 
 export interface NetworkInfo {
@@ -56,6 +56,13 @@ export interface Engine {
   readonly name: string;
   /** e.g. "reference docker-20.10" or "dockerd 20.10.24" */
   describe(): string;
+  /**
+   * An engine that keeps its daemon across scenarios (the real Docker engine) runs it in a
+   * host namespace of its own and returns that namespace's name here, before the lab is
+   * built; the lab adopts it as that Docker host's namespace (and never deletes it). Engines
+   * without this method get a fresh host namespace per scenario.
+   */
+  provideHost?(sc: Scenario, host: HostSpec): Promise<string>;
   start(ctx: EngineContext): Promise<void>;
   createNetwork(spec: NetworkSpec): Promise<NetworkInfo>;
   runContainer(spec: ContainerSpec): Promise<ContainerInfo>;

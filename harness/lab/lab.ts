@@ -18,6 +18,8 @@ const liveLabs = new Set<Lab>();
 export class Lab {
   readonly prefix: string;
   private readonly names = new Set<string>();
+  /** lab names standing for namespaces owned by someone else (an engine's daemon host) */
+  private readonly adopted = new Map<string, string>();
   private readonly cleanups: (() => Promise<void> | void)[] = [];
   private destroyed = false;
   private dir?: string;
@@ -34,7 +36,7 @@ export class Lab {
 
   /** Full namespace name of a lab-local name (e.g. "host" → "ncf-123-ab12cd-host"). */
   ns(name: string): string {
-    return `${this.prefix}-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+    return this.adopted.get(name) ?? `${this.prefix}-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
   }
 
   nsPath(name: string): string {
@@ -42,18 +44,29 @@ export class Lab {
   }
 
   has(name: string): boolean {
-    return this.names.has(name);
+    return this.names.has(name) || this.adopted.has(name);
+  }
+
+  /**
+   * Use an existing namespace under a lab name (e.g. the host namespace a Docker daemon lives
+   * in, kept across scenarios). The lab builds in it like in its own, but never deletes it
+   * nor ends the processes in it: its owner cleans it up.
+   */
+  adopt(name: string, fullName: string): void {
+    if (this.names.has(name)) throw new Error(`lab namespace ${name} already exists; adopt before building`);
+    this.adopted.set(name, fullName);
   }
 
   /** Create namespaces in one `ip -batch` call. */
   async addNamespaces(names: string[]): Promise<void> {
-    const fresh = names.filter((n) => !this.names.has(n));
+    const fresh = names.filter((n) => !this.names.has(n) && !this.adopted.has(n));
     if (fresh.length === 0) return;
     for (const n of fresh) this.names.add(n); // registered first so teardown covers a half-made batch
     await run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
   }
 
   async removeNamespace(name: string): Promise<void> {
+    if (this.adopted.delete(name)) return;
     if (!this.names.delete(name)) return;
     await run('ip', ['netns', 'del', this.ns(name)], { allowFail: true });
   }
@@ -198,7 +211,8 @@ export async function destroyAllLabs(): Promise<void> {
   await Promise.all([...liveLabs].map((l) => l.destroy()));
 }
 
-function alive(pid: number): boolean {
+/** Whether a process (a run's owner) still exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -11,7 +11,9 @@
  *   P id dst timeout_ms [src|-]          ICMP echo
  *   S id token                           which source did a listener see with this token
  *   X id tcp|udp port dst dport [bind]   userland proxy (like docker-proxy)
- *   K id port tcp|udp                    close listener/proxy on that port
+ *   H id tcp|udp port [bind]             hold a port: bound (and listening) but never served, like
+ *                                        dockerd's dummy proxy without the userland proxy
+ *   K id port tcp|udp                    close listener/proxy/held port on that port
  *   R id path                            read a file (base64)
  *   E id name                            environment variable (base64)
  *   N id name timeout_ms                 resolve a name as a process here would: /etc/hosts, then
@@ -213,6 +215,10 @@ static int bind_source(int fd, const char *src) {
   return bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 }
 
+/* This namespace's /proc/<pid>/net, opened before entering a mount namespace: a container's
+   own procfs (Docker mounts one) belongs to its pid namespace, where /proc/self is absent. */
+static int proc_net_fd = -1;
+
 static int make_listener(int type, const char *bind_ip, int port) {
   int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -344,8 +350,28 @@ static void cmd_proxy(const char *id, const char *proto, int port, const char *d
   reply(id, "ok");
 }
 
+/* Held ports are not polled: nobody accepts, the kernel's backlog completes handshakes. */
+static struct { int fd, port, tcp; } held[256];
+static int nheld;
+
+static void cmd_hold(const char *id, const char *proto, int port, const char *bind_ip) {
+  int tcp = strcmp(proto, "tcp") == 0;
+  if (nheld == (int)(sizeof(held) / sizeof(held[0]))) return reply(id, "error too-many-held");
+  int fd = make_listener(tcp ? SOCK_STREAM : SOCK_DGRAM, bind_ip, port);
+  if (fd < 0) return reply(id, "error %s", errname(errno));
+  held[nheld].fd = fd;
+  held[nheld].port = port;
+  held[nheld++].tcp = tcp;
+  reply(id, "ok");
+}
+
 static void cmd_close(const char *id, int port, const char *proto) {
   int tcp = strcmp(proto, "tcp") == 0;
+  for (int i = 0; i < nheld; i++) {
+    if (held[i].port != port || held[i].tcp != tcp) continue;
+    close(held[i].fd);
+    held[i--] = held[--nheld];
+  }
   for (int i = 0; i < nslots; i++) {
     enum kind k = slots[i].kind;
     int match = tcp ? (k == K_TCP_LISTEN || k == K_PX_LISTEN) : (k == K_UDP_LISTEN || k == K_PXU_LISTEN);
@@ -369,7 +395,9 @@ static void base64_reply(const char *id, const char *word, const unsigned char *
 }
 
 static void cmd_read(const char *id, const char *path) {
-  FILE *f = fopen(path, "rb");
+  /* /proc/net/… of this network namespace, also inside a container's own procfs */
+  int fd = proc_net_fd >= 0 && strncmp(path, "/proc/net/", 10) == 0 ? openat(proc_net_fd, path + 10, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY | O_CLOEXEC);
+  FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
   if (!f) return reply(id, "error %s", errname(errno));
   size_t cap = 4096, len = 0;
   unsigned char *buf = malloc(cap);
@@ -510,7 +538,8 @@ static void on_dns(int s) {
 
 /* Delete every ARP entry of this namespace (listed in /proc/net/arp) with SIOCDARP. */
 static void cmd_forget_arp(const char *id) {
-  FILE *f = fopen("/proc/net/arp", "r");
+  int afd = proc_net_fd >= 0 ? openat(proc_net_fd, "arp", O_RDONLY | O_CLOEXEC) : open("/proc/net/arp", O_RDONLY | O_CLOEXEC);
+  FILE *f = afd >= 0 ? fdopen(afd, "r") : NULL;
   if (!f) return reply(id, "error %s", errname(errno));
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   char line[256], ip[64], hw[64], mask[64], dev[IFNAMSIZ];
@@ -636,6 +665,7 @@ static void handle_line(char *line) {
   else if (strcmp(c, "P") == 0 && argc >= 4) cmd_icmp(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
   else if (strcmp(c, "S") == 0 && argc >= 3) cmd_seen(id, argv[2]);
   else if (strcmp(c, "X") == 0 && argc >= 6) cmd_proxy(id, argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), opt6);
+  else if (strcmp(c, "H") == 0 && argc >= 4) cmd_hold(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
   else if (strcmp(c, "K") == 0 && argc >= 4) cmd_close(id, atoi(argv[2]), argv[3]);
   else if (strcmp(c, "R") == 0 && argc >= 3) cmd_read(id, argv[2]);
   else if (strcmp(c, "E") == 0 && argc >= 3) cmd_env(id, argv[2]);
@@ -939,6 +969,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "probe-agent: setns net %s: %s\n", netns, strerror(errno));
     return 2;
   }
+  proc_net_fd = open("/proc/self/net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (mfd >= 0 && setns(mfd, CLONE_NEWNS) < 0) {
     fprintf(stderr, "probe-agent: setns mnt %s: %s\n", mntns, strerror(errno));
     return 2;

@@ -86,6 +86,11 @@ export class ProbeAgent {
     ProbeAgent.check(await this.request('X', [proto, listenPort, dst, dstPort, bind]), `${this.label}: proxy ${bind}:${listenPort}/${proto}`);
   }
 
+  /** Bind (and listen on) a port without ever serving it, as dockerd's dummy proxy does. */
+  async hold(proto: 'tcp' | 'udp', port: number, bind = '0.0.0.0'): Promise<void> {
+    ProbeAgent.check(await this.request('H', [proto, port, bind]), `${this.label}: hold ${bind}:${port}/${proto}`);
+  }
+
   async close(proto: 'tcp' | 'udp', port: number): Promise<void> {
     await this.request('K', [port, proto]);
   }

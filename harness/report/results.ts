@@ -49,7 +49,7 @@ export interface ScenarioResult {
   /** where the time went: lab + engine + agents, probes and assertions, teardown */
   phaseMs: { build: number; probe: number; teardown: number };
   properties: Record<string, string>;
-  /** the lab host's rules and the names behind them at the end of each phase (upgrade diff) */
+  /** per phase and Docker host: its rules and the engine's names (upgrade diff, engine comparison) */
   snapshots?: { phase: number; host: string; rules: Ruleset; facts: Facts }[];
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;

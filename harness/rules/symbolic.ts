@@ -44,7 +44,11 @@ function known(f: Facts): string[] {
   ];
 }
 
-/** Concrete addresses, subnets and interface names back to placeholders; veth names to veth*. */
+/**
+ * Concrete addresses, subnets and interface names back to placeholders, published host ports
+ * (`--dport N`) to ${port:…}, veth names to veth*: what differs between two engines, or two
+ * runs, that built the same lab.
+ */
 export function symbolize(rule: string, facts: Facts): string {
   const pairs: [string, string][] = [
     ...Object.entries(facts.subnets).map(([k, v]) => [v, `\${subnet:${k}}`] as [string, string]),
@@ -56,9 +60,14 @@ export function symbolize(rule: string, facts: Facts): string {
   // 172.17.0.1; one pass, so a symbol put in (${subnet:bridge1}) is not rewritten again when a
   // bridge is named like its network (bridge1)
   const symbolOf = new Map<string, string>();
-  for (const [concrete, symbol] of pairs) if (!symbolOf.has(concrete)) symbolOf.set(concrete, symbol);
-  if (symbolOf.size === 0) return rule.replace(/\bveth[0-9a-f]+\b/g, 'veth*');
+  for (const [concrete, symbol] of pairs) if (concrete && !symbolOf.has(concrete)) symbolOf.set(concrete, symbol);
   const alternatives = [...symbolOf.keys()].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
   const re = new RegExp(`(?<![\\w.-])(?:${alternatives.join('|')})(?![\\w-]|\\.\\d)`, 'g');
-  return rule.replace(re, (m) => symbolOf.get(m)!).replace(/\bveth[0-9a-f]+\b/g, 'veth*');
+  const out = alternatives.length ? rule.replace(re, (m) => symbolOf.get(m)!) : rule;
+  // published host ports by name, so that ephemeral ports compare across engines
+  const portKey = new Map<number, string>();
+  for (const [k, p] of Object.entries(facts.ports)) if (!portKey.has(p)) portKey.set(p, k);
+  return out
+    .replace(/(--dport )(\d+)\b/g, (m, flag: string, n: string) => (portKey.has(Number(n)) ? `${flag}\${port:${portKey.get(Number(n))}}` : m))
+    .replace(/\bveth[0-9a-f]+\b/g, 'veth*');
 }

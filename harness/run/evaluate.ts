@@ -67,7 +67,7 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
 }
 
 export async function evaluate(e: Expectation, index: number, cx: EvalContext): Promise<CaseResult> {
-  if (e.skipReason) return caseOf(e, index, 'skipped', 0, { message: e.skipReason });
+  if (e.skipReason || e.notFor) return caseOf(e, index, 'skipped', 0, { message: e.skipReason ?? e.notFor });
   const t = performance.now();
   const took = () => performance.now() - t;
   try {

@@ -56,8 +56,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     result.timeMs = performance.now() - t0;
     return result;
   }
-  if (sc.expect.every((e) => e.skipReason)) {
-    result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: e.skipReason }));
+  if (sc.expect.every((e) => e.skipReason || e.notFor)) {
+    result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: e.skipReason ?? e.notFor }));
+    leaveOutOtherProfiles(sc, result);
     result.timeMs = performance.now() - t0;
     return result;
   }
@@ -78,6 +79,11 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     return a;
   };
   try {
+    // an engine that keeps its daemon across scenarios lends the lab its host namespace
+    for (const h of sc.hosts) {
+      const e = engines.get(h.name)!;
+      if (e.provideHost) lab.adopt(hostNs(h), await e.provideHost(sc, h));
+    }
     await traced('topology', buildTopology(lab, sc));
     // The agents outside the engines start while the engines build: they do not depend on them.
     const outside = startOutsideAgents(lab, sc, startAgent);
@@ -150,9 +156,18 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   const tEnd = performance.now();
   result.phaseMs = tBuilt ? { build: tBuilt - t0, probe: tProbed - tBuilt, teardown: tEnd - tProbed } : { build: tProbed - t0, probe: 0, teardown: tEnd - tProbed };
   result.cases.sort((a, b) => a.expectIndex - b.expectIndex);
+  leaveOutOtherProfiles(sc, result);
   result.probes = result.cases.filter((c) => c.kind === 'reach' && c.status !== 'skipped').length;
   result.timeMs = performance.now() - t0;
   return result;
+}
+
+/** Expectations stated for other profiles are no cases of this run (they are not skips either). */
+function leaveOutOtherProfiles(sc: Scenario, result: ScenarioResult): void {
+  const left = result.cases.filter((c) => sc.expect[c.expectIndex]?.notFor);
+  if (left.length === 0) return;
+  result.cases = result.cases.filter((c) => !sc.expect[c.expectIndex]?.notFor);
+  result.transcript.push(`left out ${left.length} expectation${left.length === 1 ? '' : 's'} stated for other profiles (lines ${left.map((c) => c.loc.line).join(', ')})`);
 }
 
 /** One Docker host: its engine starts, creates the networks and runs the containers. */
@@ -216,7 +231,7 @@ async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, r
   sc.hosts.forEach((h, i) => {
     const snap = { rs: parseIptablesSave(saved[i].stdout), facts: factsOf(sc, h, engines) };
     out.set(h.name, snap);
-    result.snapshots!.push({ phase, host: h.name, rules: snap.rs, facts: snap.facts });
+    (result.snapshots ??= []).push({ phase, host: h.name, rules: snap.rs, facts: snap.facts });
     const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';
     result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${saved[i].stdout.replace(/^#.*\n/gm, '')}\n`;
   });

@@ -5,6 +5,8 @@
 import { release } from 'node:os';
 import type { Engine } from '../engine/types.js';
 import { ReferenceEngine } from '../engine/reference/engine.js';
+import { DockerEngine } from '../engine/docker/engine.js';
+import { dockerPool, shutdownDockerPool } from '../engine/docker/pool.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
@@ -13,6 +15,7 @@ import { parseTarget } from '../targets.js';
 import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
+import { compareRuns } from '../compare/differential.js';
 
 export interface SuiteOptions {
   engines: string[];
@@ -40,8 +43,10 @@ export function engineFactory(name: string): () => Engine {
   switch (t.engine) {
     case 'reference':
       return () => new ReferenceEngine(t.profile);
+    case 'docker':
+      return () => new DockerEngine();
     default:
-      throw new Error(`unknown engine "${name}" (known: reference, reference:PROFILE)`);
+      throw new Error(`unknown engine "${name}" (known: reference, reference:PROFILE, docker)`);
   }
 }
 
@@ -60,35 +65,62 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const skipMissing = skipReasons(missing, noVm);
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
+  // fail before the first lab when the engine to certify is not there (exit 2, what to install)
+  const docker = factories.some(([name]) => name === 'docker');
+  if (docker) await dockerPool().install();
   const onHost = plan.filter((x) => x.where !== 'vm').map((x) => x.scenario);
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
-  const runs = onHost.flatMap((sc) => factories.map(([engineName, makeEngine]) => ({ sc, engineName, makeEngine })));
-  const total = runs.length + (kernel ? inVm.length * factories.length : 0);
-  const results: (ScenarioResult | undefined)[] = new Array(runs.length);
+  const runs = onHost.flatMap((sc, s) => factories.map(([engineName, makeEngine], e) => ({ s, e, sc, engineName, makeEngine })));
+  // A real dockerd is compared with the reference engine's profile of the same release
+  // (Debian's docker.io is 20.10); profiles of one engine differ on purpose and are not.
+  const reference2010 = factories.findIndex(([name]) => name === 'reference:docker-20.10');
+  const pairs = reference2010 < 0 ? [] : factories.flatMap(([name], e) => (name === 'docker' ? [[reference2010, e] as const] : []));
+  // the guest has no dockerd: there the scenarios run on the reference engine's targets only
+  const guestEngines = opts.engines.filter((e) => parseTarget(e).engine !== 'docker');
+  const total = runs.length + onHost.length * pairs.length + (kernel ? inVm.length * guestEngines.length : 0);
+  const byScenario: (ScenarioResult | undefined)[][] = onHost.map(() => new Array(factories.length));
+  const comparisons: ScenarioResult[][] = onHost.map(() => []);
   const vmResults: ScenarioResult[] = [];
-  let next = 0;
   let done = 0;
-  const worker = async () => {
-    while (next < runs.length && !opts.signal?.aborted) {
-      const i = next++;
-      const { sc, engineName, makeEngine } = runs[i];
-      const r = await runScenario(sc, { engineName, makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress });
-      results[i] = r;
+  const compareWhenComplete = (s: number) => {
+    const rs = byScenario[s];
+    if (pairs.length === 0 || !rs.every(Boolean)) return;
+    for (const [a, b] of pairs) {
+      const c = compareRuns(onHost[s], rs[a]!, rs[b]!);
+      comparisons[s].push(c);
+      opts.onResult?.(c, ++done, total);
+    }
+  };
+  const lane = async (queue: typeof runs) => {
+    while (queue.length && !opts.signal?.aborted) {
+      const run = queue.shift()!;
+      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress });
+      byScenario[run.s][run.e] = r;
       opts.onResult?.(r, ++done, total);
+      compareWhenComplete(run.s);
     }
   };
   const guest = async () => {
-    if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
+    if (!kernel || inVm.length === 0 || guestEngines.length === 0 || opts.signal?.aborted) return;
     if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
+    const { results: rs } = await runInVm(inVm, { kernel, engines: guestEngines, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
     for (const r of rs) {
       vmResults.push(r);
       opts.onResult?.(r, ++done, total);
     }
   };
-  const jobs = Math.max(1, Math.min(opts.jobs ?? 4, runs.length || 1));
-  await Promise.all([guest(), ...Array.from({ length: jobs }, worker)]);
+  // Reference labs run several at once; a real dockerd's scenarios one after the other, in a
+  // lane of their own beside them (its daemons are pooled and reused between scenarios).
+  const shared = runs.filter((r) => r.engineName !== 'docker');
+  const dockerLane = runs.filter((r) => r.engineName === 'docker');
+  const jobs = Math.max(1, Math.min(opts.jobs ?? 4, shared.length || 1));
+  try {
+    await Promise.all([guest(), lane(dockerLane), ...Array.from({ length: jobs }, () => lane(shared))]);
+  } finally {
+    if (docker) await shutdownDockerPool();
+  }
   // reports list scenarios in their order, whatever order they finished in
-  return [...results.filter((r): r is ScenarioResult => r !== undefined), ...vmResults];
+  const ordered = onHost.flatMap((_, s) => [...byScenario[s].filter((r): r is ScenarioResult => r !== undefined), ...comparisons[s]]);
+  return [...ordered, ...vmResults];
 }

@@ -32,11 +32,14 @@ function appliesTo(profiles: string[] | undefined, t: Target): boolean {
   return !profiles || !t.profile || profiles.includes(t.profile);
 }
 
-/** The scenario as one target sees it: results picked, expectations that do not apply marked. */
+/**
+ * The scenario as one target sees it: results picked; expectations stated for other profiles
+ * marked `notFor` (left out of the run), and those that cannot be checked marked `skipReason`.
+ */
 export function resolveForTarget(sc: Scenario, t: Target): Scenario {
   const expect = sc.expect.map((e): Expectation => {
     if (!appliesTo(sc.profiles, t)) return { ...e, skipReason: `the scenario runs under ${sc.profiles!.join(', ')} only (this run: ${t.label})` };
-    if (!appliesTo(e.profiles, t)) return { ...e, skipReason: `applies to ${e.profiles!.join(', ')} only (this run: ${t.label})` };
+    if (!appliesTo(e.profiles, t)) return { ...e, notFor: `stated for ${e.profiles!.join(', ')} only` };
     if (e.kind !== 'reach') return e;
     const out = { ...e };
     if (e.resultBy) {

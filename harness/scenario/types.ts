@@ -152,8 +152,11 @@ interface ExpectBase {
   loc: Loc;
   /** reference-engine profiles this expectation applies to (all when absent) */
   profiles?: string[];
-  /** set when resolved for one run's target: why the expectation does not apply there */
+  /** set when resolved for one run's target: why it cannot be checked there (a skip) */
   skipReason?: string;
+  /** set when resolved for one run's target: it is stated for other profiles, so the run leaves
+   * it out (not a skip: nothing this target should do went unchecked) */
+  notFor?: string;
 }
 
 export interface ReachExpect extends ExpectBase {

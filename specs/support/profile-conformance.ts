@@ -48,6 +48,7 @@ export function defineProfileConformance(profile: string): void {
     for (const sc of scenarios) {
       describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
         for (const [i, e] of sc.expect.entries()) {
+          if (e.profiles && !e.profiles.includes(profile)) continue; // stated for other profiles
           it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
             const result = results.get(sc)!;
             const c = result.cases.find((x) => x.expectIndex === i)!;

@@ -11,6 +11,7 @@ import type { Lab } from '../../lab/lab.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCidr } from './ipam.js';
 import { PortAllocator } from './ports.js';
+import { dockerBindingOrder } from './portorder.js';
 import { KernelPlan } from './plan.js';
 import type { RuleEditor } from '../../rules/editor.js';
 import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
@@ -193,6 +194,9 @@ export class ReferenceEngine implements Engine {
     if (this.conts.has(spec.name)) throw new EngineError(`Conflict. The container name "/${spec.name}" is already in use`);
     const mode = spec.network === 'host' || spec.network === 'none' ? spec.network : spec.network.startsWith('container:') ? 'container' : 'bridge';
     refuseConflictingOptions(spec, mode);
+    // dockerd checks these at create time, before any network work (daemon/container_operations.go)
+    if (spec.network === 'bridge' && spec.ip) throw new EngineError('user specified IP address is supported on user defined networks only');
+    if (spec.network === 'bridge' && spec.aliases.length) throw new EngineError('network-scoped alias is supported only for containers in user defined networks');
     const id = hex(32);
     const st: ContState = {
       spec,
@@ -292,15 +296,15 @@ export class ReferenceEngine implements Engine {
     let n = 0;
     while (used.has(`eth${n}`)) n++;
     if (net.driver instanceof MacvlanDriver && net.driver.mode === 'passthru' && [...this.conts.values()].some((c) => c.endpoints.some((e) => e.net === net))) {
-      throw new EngineError(`network ${netName} is in passthru mode: it takes one container only`);
+      // the kernel refuses a second passthru macvlan on one parent; dockerd passes its error on
+      throw new EngineError('failed to create the macvlan port: invalid argument');
     }
     const ep: Endpoint = { net, ip, mac: macFor(ip), ifname: `eth${n}`, hostIf: `veth${hex(4).slice(0, 7)}`, containerNs: st.ns!, containerNsFull: this.lab.ns(st.ns!), aliases };
     net.driver.attach(this.plan, { name: net.info.name, bridge: net.info.bridge, subnet: net.info.subnet, gateway: net.info.gateway }, ep);
     const prefix = parseCidr(net.info.subnet).prefix;
     this.plan.ip(st.ns!, `link set ${ep.ifname} address ${ep.mac}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
-    // The first endpoint on a network with a gateway provides the default route.
-    if (!net.info.internal && !st.endpoints.some((e) => !e.net.info.internal)) this.plan.ip(st.ns!, `route add default via ${net.info.gateway} dev ${ep.ifname}`);
     st.endpoints.push(ep);
+    if (gatewayEndpoint(st.endpoints) === ep) this.plan.ip(st.ns!, `route replace default via ${net.info.gateway} dev ${ep.ifname}`);
     st.info.addresses[netName] = ip;
     (st.info.macs ??= {})[netName] = ep.mac;
     st.info.ip ??= ip;
@@ -310,16 +314,14 @@ export class ReferenceEngine implements Engine {
   private publish(st: ContState): void {
     // ports are published through a bridge network's NAT; macvlan endpoints are reached directly
     const ep = st.endpoints.find((e) => !e.net.info.internal && e.net.fw);
-    const wanted = [...st.spec.publish.map((p) => ({ ...p }))];
-    if (st.spec.publishAll) {
-      for (const x of st.spec.expose) wanted.push({ raw: `${x.port}/${x.proto}`, containerPort: x.port, proto: x.proto });
-    }
+    // in the order dockerd allocates them, which is also the order of their rules
+    const wanted = dockerBindingOrder(st.spec);
     if (wanted.length === 0 || !ep) return;
     for (const p of wanted) {
       const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
       const hostPort = this.allocatePort(st, hostIp, p.proto, p.hostPort);
       st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
-      if (this.daemon['userland-proxy']) st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort });
+      st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'] });
     }
   }
 
@@ -413,6 +415,9 @@ export class ReferenceEngine implements Engine {
     delete st.info.addresses[network];
     delete st.info.macs?.[network];
     if (st.info.ip === ep.ip) st.info.ip = st.endpoints[0]?.ip;
+    // the default route went with the interface: the next endpoint in line provides it
+    const gw = gatewayEndpoint(st.endpoints);
+    if (gw && gatewayEndpoint([...st.endpoints, ep]) === ep) this.plan.ip(st.ns!, `route replace default via ${gw.net.info.gateway} dev ${gw.ifname}`);
     this.refreshEtc(st);
   }
 
@@ -447,8 +452,14 @@ export class ReferenceEngine implements Engine {
   async reloadRules(): Promise<void> {
     if (!this.daemon.iptables) return;
     const rules = await this.plan.editRules();
-    this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'] });
-    for (const n of this.nets.values()) if (n.fw) this.firewall.setupNetwork(rules, n.fw);
+    this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'], restart: true });
+    // dockerd restores its networks; the default bridge is made anew (as a new network) only
+    // when no live container is on it
+    const live = new Set([...this.conts.values()].flatMap((c) => c.endpoints.map((e) => e.net)));
+    const user = [...this.nets.values()].filter((n) => n.info.name !== 'bridge' && n.fw);
+    const bridge = this.nets.get('bridge')!;
+    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, rules, n.fw!);
+    if (!live.has(bridge)) this.firewall.setupNetwork(rules, bridge.fw!);
     for (const c of this.conts.values()) {
       for (const ep of c.endpoints) this.addEndpointRules(rules, ep);
       for (const f of c.forwards) this.firewall.addPortForward(rules, f);
@@ -515,6 +526,16 @@ export class ReferenceEngine implements Engine {
     this.refd = undefined;
     await (await refd?.catch(() => undefined))?.stop();
   }
+}
+
+/**
+ * The endpoint whose gateway is the container's default route, in libnetwork's endpoint order
+ * (sandbox.go epHeap.Less): non-internal networks first, then by network name. Internal bridge
+ * networks have a gateway too: seen with dockerd 20.10.24, a container on an --internal
+ * network has `default via <gateway>` (its packets then meet the internal DROP rules).
+ */
+function gatewayEndpoint(eps: Endpoint[]): Endpoint | undefined {
+  return [...eps].sort((a, b) => Number(a.net.info.internal) - Number(b.net.info.internal) || (a.net.info.name < b.net.info.name ? -1 : a.net.info.name > b.net.info.name ? 1 : 0))[0];
 }
 
 function readOptional(path: string): string {

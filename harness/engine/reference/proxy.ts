@@ -10,6 +10,13 @@ export interface ProxySpec {
   bind: string; // host address, 0.0.0.0 for all
   dst: string;
   dstPort: number;
+  /**
+   * Without the userland proxy dockerd still binds each published port with a dummy proxy
+   * that never serves it (libnetwork portmapper newDummyProxy), so the port is taken on the
+   * host, and a TCP client still completes its handshake when no DNAT rule catches it first
+   * (seen with dockerd 20.10.24 and --iptables=false --userland-proxy=false).
+   */
+  dummy?: boolean;
 }
 
 export class UserlandProxies {
@@ -52,7 +59,7 @@ export class UserlandProxies {
     this.toClose = [];
     this.toOpen = [];
     for (const c of closing) await agent.close(c.proto, c.port);
-    await Promise.all(opening.map((p) => agent.proxy(p.proto, p.port, p.dst, p.dstPort, p.bind)));
+    await Promise.all(opening.map((p) => (p.dummy ? agent.hold(p.proto, p.port, p.bind) : agent.proxy(p.proto, p.port, p.dst, p.dstPort, p.bind))));
   }
 
   async stop(): Promise<void> {

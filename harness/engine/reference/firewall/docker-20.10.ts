@@ -38,6 +38,9 @@ export class Docker2010Firewall implements FirewallDriver {
 
   init(ed: RuleEditor, opts: FirewallOptions): void {
     this.hairpin = opts.hairpin;
+    // At start dockerd first removes its chains (removeIPChains): a chain still jumped to
+    // survives, emptied. Seen with dockerd 20.10.24: a restart rebuilds them from scratch.
+    if (opts.restart) for (const [t, c] of [['nat', 'DOCKER'], ['filter', 'DOCKER'], ['filter', ISO1], ['filter', ISO2]]) if (ed.hasChain(t, c)) ed.flush(t, c);
     ed.ensureChain('nat', 'DOCKER');
     ed.ensureChain('filter', 'DOCKER');
     ed.ensureChain('filter', ISO1);
@@ -84,6 +87,17 @@ export class Docker2010Firewall implements FirewallDriver {
   }
 
   setupNetwork(ed: RuleEditor, net: BridgeNet): void {
+    this.restoreNetwork(ed, net);
+    // a new network moves DOCKER-USER back to the top of FORWARD (arrangeUserFilterRule)
+    this.arrangeUserChain(ed);
+  }
+
+  /**
+   * A network's rules without the DOCKER-USER arrangement: what dockerd does for networks it
+   * restores at a restart. Seen with dockerd 20.10.24 (--live-restore, a container on
+   * docker0): after the restart FORWARD starts with DOCKER-ISOLATION-STAGE-1, then DOCKER-USER.
+   */
+  restoreNetwork(ed: RuleEditor, net: BridgeNet): void {
     const r = this.masqRules(net);
     if (net.internal) {
       insertOnce(ed, 'filter', ISO1, r.internalIn);
@@ -103,9 +117,12 @@ export class Docker2010Firewall implements FirewallDriver {
       insertOnce(ed, 'filter', 'FORWARD', r.established);
     }
     ensureJumpFirst(ed, 'FORWARD', ISO1);
-    insertOnce(ed, 'filter', ISO1, r.iso1);
-    insertOnce(ed, 'filter', ISO2, r.iso2);
-    this.arrangeUserChain(ed);
+    // Internal networks get no isolation pair: their two DROP rules isolate them already.
+    // Seen with dockerd 20.10.24: an --internal network adds nothing to DOCKER-ISOLATION-STAGE-2.
+    if (!net.internal) {
+      insertOnce(ed, 'filter', ISO1, r.iso1);
+      insertOnce(ed, 'filter', ISO2, r.iso2);
+    }
   }
 
   teardownNetwork(ed: RuleEditor, net: BridgeNet): void {
@@ -155,11 +172,16 @@ export class Docker2010Firewall implements FirewallDriver {
     return out;
   }
 
+  // Links get rules only where icc is off (libnetwork's bridge driver programs them only then):
+  // with icc on the bridge accepts the traffic anyway. Seen with dockerd 20.10.24: --link under
+  // the default --icc=true adds nothing to filter/DOCKER.
   addLink(ed: RuleEditor, link: LinkRule): void {
+    if (link.net.icc) return;
     for (const rule of this.linkRules(link)) appendOnce(ed, 'filter', 'DOCKER', rule);
   }
 
   removeLink(ed: RuleEditor, link: LinkRule): void {
+    if (link.net.icc) return;
     for (const rule of this.linkRules(link)) ed.delete('filter', 'DOCKER', rule);
   }
 }

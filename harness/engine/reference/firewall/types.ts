@@ -43,6 +43,8 @@ export interface EndpointRule {
 export interface FirewallOptions {
   /** userland-proxy off: the engine routes local traffic to published ports through NAT */
   hairpin: boolean;
+  /** a daemon restart: the engine's own chains are emptied first and rebuilt */
+  restart?: boolean;
 }
 
 export interface FirewallDriver {
@@ -50,6 +52,8 @@ export interface FirewallDriver {
   /** daemon start: create the engine's chains and jumps */
   init(ed: RuleEditor, opts: FirewallOptions): void;
   setupNetwork(ed: RuleEditor, net: BridgeNet): void;
+  /** a network restored at a daemon restart (set up again, without a new network's extras) */
+  restoreNetwork?(ed: RuleEditor, net: BridgeNet): void;
   teardownNetwork(ed: RuleEditor, net: BridgeNet): void;
   addPortForward(ed: RuleEditor, pf: PortForward): void;
   removePortForward(ed: RuleEditor, pf: PortForward): void;

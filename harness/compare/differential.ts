@@ -1,0 +1,168 @@
+// Differential conformance: one scenario run on two engines must come out the same. Three
+// things are compared, each a case of its own so a report says which one disagrees:
+// - packet verdicts: every probe's outcome and the source its listener saw (by name), and
+//   every expected refusal;
+// - the lab host's rule set after each phase, with engine-specific names made symbolic
+//   (br-<id> → ${bridge:net}, addresses → ${container}, veth names, published host ports),
+//   chain by chain and in order, with a unified diff per differing chain;
+// - the engines' facts: container addresses, network subnets and gateways, host ports.
+// A comparison is itself a ScenarioResult (engine "a-vs-b"), so the terminal and JUnit
+// reports show it like any scenario run, and a disagreement fails the run.
+import { createTwoFilesPatch } from 'diff';
+import type { CaseResult, ScenarioResult, Status } from '../report/results.js';
+import type { Ruleset } from '../rules/ruleset.js';
+import { symbolize, type Facts } from '../rules/symbolic.js';
+import type { Scenario } from '../scenario/types.js';
+
+export const DIFF_ID = 'DIFF';
+
+/** What differs between two engines in one aspect; empty when they agree. */
+interface Finding {
+  message: string;
+  diff?: string;
+}
+
+function caseOf(sc: Scenario, name: string, status: Status, f?: Finding, index = 0): CaseResult {
+  return { id: DIFF_ID, name, kind: 'scenario', status, loc: sc.loc, timeMs: 0, expectIndex: index, message: f?.message, diff: f?.diff };
+}
+
+/** How a case came out, in words that do not depend on the engine's concrete names. */
+function verdictOf(c: CaseResult | undefined, facts: Facts | undefined): string {
+  if (!c) return 'no result';
+  if (c.status === 'skipped') return 'skipped';
+  if (c.kind === 'reach' && c.reach) {
+    const seen = c.reach.seen && facts ? symbolize(c.reach.seen, facts) : (c.reach.seen ?? 'none');
+    return `${c.reach.actual}${c.reach.actual === 'connected' ? `, seen ${seen}` : ''}`;
+  }
+  if (c.kind === 'start') return c.status === 'passed' ? 'refused as expected' : `not as expected (${c.message?.split('\n')[0]})`;
+  if (c.status === 'error') return `error: ${c.message?.split('\n')[0]}`;
+  return '';
+}
+
+function lastFacts(r: ScenarioResult): Facts | undefined {
+  return r.snapshots?.at(-1)?.facts;
+}
+
+export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResult): Finding | undefined {
+  const lines: string[] = [];
+  for (const [i, e] of sc.expect.entries()) {
+    if (e.kind !== 'reach' && e.kind !== 'start') continue;
+    const ca = a.cases.find((c) => c.expectIndex === i);
+    const cb = b.cases.find((c) => c.expectIndex === i);
+    const factsA = a.snapshots?.find((s) => s.phase === e.phase)?.facts ?? lastFacts(a);
+    const factsB = b.snapshots?.find((s) => s.phase === e.phase)?.facts ?? lastFacts(b);
+    const va = verdictOf(ca, factsA);
+    const vb = verdictOf(cb, factsB);
+    if (va !== vb) lines.push(`${sc.file}:${e.loc.line} ${ca?.name ?? cb?.name ?? e.id}: ${a.engine} ${va}; ${b.engine} ${vb}`);
+  }
+  return lines.length ? { message: `${a.engine} and ${b.engine} disagree on ${lines.length} verdict${lines.length === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
+}
+
+type Chains = Map<string, { policy?: string; rules: string[] }>; // "table/chain" →
+
+/** A rule set with engine-specific names made symbolic; empty built-in-only tables dropped. */
+export function normalizeRuleset(rs: Ruleset, facts: Facts): Chains {
+  const out: Chains = new Map();
+  for (const t of rs) {
+    const empty = t.chains.every((c) => c.rules.length === 0 && (c.policy === 'ACCEPT' || c.policy === undefined)) && t.chains.every((c) => c.policy !== undefined);
+    if (empty) continue;
+    for (const c of t.chains) out.set(`${t.name}/${c.name}`, { policy: c.policy, rules: c.rules.map((r) => symbolize(r, facts)) });
+  }
+  return out;
+}
+
+function chainLines(name: string, c?: { policy?: string; rules: string[] }): string[] {
+  if (!c) return [];
+  const chain = name.split('/')[1];
+  return [`:${chain} ${c.policy ?? '-'}`, ...c.rules.map((r) => `-A ${chain} ${r}`)];
+}
+
+export function compareRulesets(a: { engine: string; rs: Ruleset; facts: Facts }, b: { engine: string; rs: Ruleset; facts: Facts }): Finding | undefined {
+  const na = normalizeRuleset(a.rs, a.facts);
+  const nb = normalizeRuleset(b.rs, b.facts);
+  const names = [...new Set([...na.keys(), ...nb.keys()])].sort();
+  const differing: string[] = [];
+  const diffs: string[] = [];
+  for (const n of names) {
+    const la = chainLines(n, na.get(n));
+    const lb = chainLines(n, nb.get(n));
+    if (la.join('\n') === lb.join('\n')) continue;
+    differing.push(n);
+    const patch = createTwoFilesPatch(`${a.engine} ${n}`, `${b.engine} ${n}`, la.join('\n') + '\n', lb.join('\n') + '\n', '', '', { context: 50 });
+    diffs.push(patch.split('\n').slice(1).join('\n').trimEnd()); // drop the "====" line
+  }
+  if (!differing.length) return undefined;
+  return { message: `${a.engine} and ${b.engine} disagree in ${differing.join(', ')}`, diff: diffs.join('\n') };
+}
+
+/** Addresses, subnets, gateways and host ports by name (bridge names are random by design). */
+function factLines(f: Facts): string[] {
+  return [
+    ...Object.entries(f.addresses).map(([k, v]) => `address ${k} = ${v}`),
+    ...Object.entries(f.subnets).map(([k, v]) => `subnet ${k} = ${v}`),
+    ...Object.entries(f.ports).map(([k, v]) => `port ${k} = ${v}`),
+  ].sort();
+}
+
+export function compareFacts(a: { engine: string; facts: Facts }, b: { engine: string; facts: Facts }): Finding | undefined {
+  const la = factLines(a.facts);
+  const lb = factLines(b.facts);
+  if (la.join('\n') === lb.join('\n')) return undefined;
+  const patch = createTwoFilesPatch(a.engine, b.engine, la.join('\n') + '\n', lb.join('\n') + '\n', '', '', { context: 50 });
+  return { message: `${a.engine} and ${b.engine} assign different addresses or ports`, diff: patch.split('\n').slice(1).join('\n').trimEnd() };
+}
+
+function notRun(r: ScenarioResult): string | undefined {
+  if (r.cases.length && r.cases.every((c) => c.status === 'skipped')) return `skipped on ${r.engine}: ${r.cases[0].message ?? ''}`;
+  const err = r.cases.find((c) => c.status === 'error' && c.message?.startsWith('scenario did not complete'));
+  return err ? `${r.engine}: ${err.message}` : undefined;
+}
+
+/** Compare the runs of one scenario on two engines. */
+export function compareRuns(sc: Scenario, a: ScenarioResult, b: ScenarioResult): ScenarioResult {
+  const engine = `${a.engine}-vs-${b.engine}`;
+  const cases: CaseResult[] = [];
+  const skipped = [a, b].map(notRun).filter(Boolean);
+  const bothSkipped = [a, b].every((r) => r.cases.length && r.cases.every((c) => c.status === 'skipped'));
+  if (bothSkipped) {
+    cases.push(caseOf(sc, `${engine}: not compared`, 'skipped', { message: skipped.join('; ') }));
+  } else if (skipped.length) {
+    cases.push(caseOf(sc, `${engine}: both engines ran the scenario`, 'failed', { message: skipped.join('\n') }));
+  } else {
+    const v = compareVerdicts(sc, a, b);
+    cases.push(caseOf(sc, `${engine}: packet verdicts agree`, v ? 'failed' : 'passed', v, 0));
+    // one snapshot per phase and Docker host, in the same order on both engines
+    const n = Math.max(a.snapshots?.length ?? 0, b.snapshots?.length ?? 0);
+    const multiPhase = sc.phases.length > 1;
+    const multiHost = sc.hosts.length > 1;
+    for (let i = 0; i < n; i++) {
+      const sa = a.snapshots?.[i];
+      const sb = b.snapshots?.[i];
+      const at = sa ?? sb!;
+      const where = [multiPhase ? `phase ${at.phase}` : '', multiHost ? `host ${at.host}` : ''].filter(Boolean).join(', ');
+      const suffix = where ? ` (${where})` : '';
+      if (!sa || !sb) {
+        cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, 'failed', { message: `no rule set of ${where || 'the scenario'} from ${!sa ? a.engine : b.engine}` }, 1 + i));
+        continue;
+      }
+      const r = compareRulesets({ engine: a.engine, rs: sa.rules, facts: sa.facts }, { engine: b.engine, rs: sb.rules, facts: sb.facts });
+      cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, r ? 'failed' : 'passed', r, 1 + i));
+      const f = compareFacts({ engine: a.engine, facts: sa.facts }, { engine: b.engine, facts: sb.facts });
+      cases.push(caseOf(sc, `${engine}: addresses and ports agree${suffix}`, f ? 'failed' : 'passed', f, 1 + i));
+    }
+  }
+  return {
+    scenarioId: sc.id,
+    title: sc.title,
+    file: sc.file,
+    engine,
+    engineDescription: `${a.engineDescription} vs ${b.engineDescription}`,
+    cases,
+    ruleDump: '',
+    transcript: [],
+    timeMs: 0,
+    probes: 0,
+    phaseMs: { build: 0, probe: 0, teardown: 0 },
+    properties: { ...a.properties, engine: `${a.properties.engine ?? a.engine} vs ${b.properties.engine ?? b.engine}` },
+  };
+}

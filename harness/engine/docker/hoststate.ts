@@ -1,0 +1,83 @@
+// The state of a daemon's host namespace that scenarios change, so one daemon can serve
+// scenario after scenario as if freshly started:
+// - right after the daemon started, a snapshot: its rule set, the sysctls that the lab and
+//   the daemon set, and the interfaces that belong to the daemon (docker0, a -b bridge);
+// - after a scenario, a reset to a fresh namespace's state: every interface the lab added is
+//   deleted (synchronously, so the next lab can reuse the names), every table flushed,
+//   connection tracking emptied;
+// - before the next scenario (after the lab re-prepared the namespace exactly as before the
+//   daemon's first start), the snapshot is restored.
+import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
+import type { Lab } from '../../lab/lab.js';
+import { run } from '../../lab/exec.js';
+
+export interface HostSnapshot {
+  iptables: string;
+  sysctls: Record<string, string>;
+  /** interfaces that stay: lo and what the daemon created at start */
+  keepLinks: string[];
+}
+
+/** Sysctls the daemon sets at start (besides any the scenario's host sets). */
+const DAEMON_SYSCTLS = ['net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'];
+
+export async function linkNames(lab: Lab, ns: string): Promise<string[]> {
+  return (await lab.ipJson(ns, ['link', 'show'])).map((l: { ifname: string }) => l.ifname);
+}
+
+async function readSysctls(lab: Lab, ns: string, keys: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const script = keys.map((k) => `printf '%s=%s\\n' ${k} "$(cat /proc/sys/${k.replace(/\./g, '/')} 2>/dev/null)"`).join('; ');
+  const r = await lab.exec(ns, 'sh', ['-c', script]);
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const i = line.indexOf('=');
+    const v = line.slice(i + 1);
+    if (v !== '') out[line.slice(0, i)] = v;
+  }
+  return out;
+}
+
+export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string[], linksBeforeDaemon: string[]): Promise<HostSnapshot> {
+  const saved = await lab.exec(ns, 'iptables-save', []);
+  const now = await linkNames(lab, ns);
+  return {
+    iptables: serializeRuleset(parseIptablesSave(saved.stdout)),
+    sysctls: await readSysctls(lab, ns, [...new Set([...DAEMON_SYSCTLS, ...scenarioSysctls])]),
+    keepLinks: ['lo', ...now.filter((l) => !linksBeforeDaemon.includes(l))],
+  };
+}
+
+/** Put the daemon's start state back (the lab just re-applied its pre-start state). */
+export async function restoreHost(lab: Lab, ns: string, snap: HostSnapshot): Promise<void> {
+  await lab.setSysctls(ns, snap.sysctls);
+  await lab.exec(ns, 'iptables-restore', [], { input: snap.iptables });
+}
+
+/** Empty every table that exists: flush, delete user chains, ACCEPT policies. */
+function emptyTables(saveText: string): string {
+  return serializeRuleset(
+    parseIptablesSave(saveText).map((t) => ({
+      name: t.name,
+      chains: t.chains.filter((c) => c.policy !== undefined).map((c) => ({ name: c.name, policy: 'ACCEPT', rules: [] })),
+    })),
+  );
+}
+
+/** Back to a fresh namespace's state, except for the daemon's own interfaces. */
+export async function resetHost(lab: Lab, ns: string, snap: HostSnapshot): Promise<void> {
+  const extra = (await linkNames(lab, ns)).filter((l) => !snap.keepLinks.includes(l));
+  // -force: deleting one end of a veth pair may already have taken the other one along
+  if (extra.length) await lab.exec(ns, 'ip', ['-force', '-batch', '-'], { input: extra.map((l) => `link del ${l}`).join('\n') + '\n', allowFail: true });
+  const left = (await linkNames(lab, ns)).filter((l) => !snap.keepLinks.includes(l));
+  if (left.length) throw new Error(`could not delete lab interfaces ${left.join(', ')} from the daemon's host namespace`);
+  const saved = await lab.exec(ns, 'iptables-save', []);
+  await lab.exec(ns, 'iptables-restore', [], { input: emptyTables(saved.stdout) });
+  // stale NAT bindings of the last scenario's flows must not steer the next one's packets
+  await lab.exec(ns, 'conntrack', ['-F'], { allowFail: true });
+}
+
+/** Whether `conntrack` (Debian's conntrack package) is there to flush connection tracking. */
+export async function haveConntrack(): Promise<boolean> {
+  const r = await run('sh', ['-c', 'command -v conntrack'], { allowFail: true });
+  return r.exitCode === 0;
+}

@@ -1,0 +1,170 @@
+// Daemons of one run, shared by scenarios with the same daemon options (and the same host
+// sysctls and pre-start rules, which the daemon's start reacts to). Each daemon lives in a
+// host namespace of its own, a lab of its own (so Ctrl-C and `gc` treat it like any lab);
+// a scenario's lab adopts that namespace as its `host`. Between scenarios the daemon is
+// emptied (containers, networks) and its namespace reset; a daemon whose memory a scenario
+// changed in ways a reset cannot undo (its ephemeral port allocator) is not reused.
+import { rmSync } from 'node:fs';
+import Dockerode from 'dockerode';
+import { Lab } from '../../lab/lab.js';
+import type { HostSpec } from '../../scenario/types.js';
+import { DockerDaemon } from './daemon.js';
+import { bridgeSetup, daemonKey } from './flags.js';
+import { ensureImage } from './image.js';
+import { linkNames, resetHost, restoreHost, snapshotHost, type HostSnapshot } from './hoststate.js';
+import { locateDocker, type DockerInstall } from './locate.js';
+import { newDaemonPaths, removeIfEmpty, stateBase, type DaemonPaths } from './paths.js';
+
+const HOST = 'host';
+const PREDEFINED_NETWORKS = new Set(['bridge', 'host', 'none']);
+
+export interface DaemonTimes {
+  /** spawning containerd and dockerd until the API answered */
+  startMs: number;
+  /** `docker import` of the busybox image */
+  imageMs: number;
+}
+
+export interface PooledDaemon {
+  key: string;
+  lab: Lab;
+  /** full name of the host namespace (what a scenario's lab adopts) */
+  hostNs: string;
+  paths: DaemonPaths;
+  daemon?: DockerDaemon;
+  docker?: Dockerode;
+  snapshot?: HostSnapshot;
+  times?: DaemonTimes;
+  /** scenarios served so far */
+  served: number;
+}
+
+export interface PoolOptions {
+  /** dockerd binary to certify (default: NETCONFORM_DOCKERD, then PATH) */
+  dockerd?: string;
+  /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
+  maxIdle?: number;
+}
+
+export class DaemonPool {
+  private installation?: Promise<DockerInstall>;
+  private readonly idle: PooledDaemon[] = []; // least recently used first
+  private readonly all = new Set<PooledDaemon>();
+  private readonly stopping = new Set<Promise<unknown>>();
+
+  constructor(private readonly opts: PoolOptions = {}) {}
+
+  /** The dockerd build in use; rejects with DockerNotFoundError when there is none. */
+  install(): Promise<DockerInstall> {
+    this.installation ??= locateDocker(this.opts.dockerd);
+    return this.installation;
+  }
+
+  /** A daemon for one Docker host of a scenario: an idle one with the same key, or a new (not yet started) one. */
+  async acquire(h: HostSpec): Promise<PooledDaemon> {
+    await this.install();
+    const key = daemonKey(h.daemon, h);
+    const i = this.idle.findIndex((d) => d.key === key);
+    if (i >= 0) return this.idle.splice(i, 1)[0];
+    const lab = Lab.create();
+    const d: PooledDaemon = { key, lab, hostNs: lab.ns(HOST), paths: newDaemonPaths(), served: 0 };
+    this.all.add(d);
+    lab.onDestroy(async () => {
+      this.all.delete(d);
+      await d.daemon?.stop();
+      rmSync(d.paths.stateDir, { recursive: true, force: true });
+    });
+    await lab.addNamespaces([HOST]);
+    return d;
+  }
+
+  /**
+   * Called once the scenario's lab has prepared the host namespace (its outside link,
+   * sysctls, pre-start rules): start the daemon there, or restore its start state.
+   */
+  async prepare(d: PooledDaemon, h: HostSpec, log: (l: string) => void): Promise<void> {
+    if (d.daemon && d.snapshot) {
+      await restoreHost(d.lab, HOST, d.snapshot);
+      return;
+    }
+    const install = await this.install();
+    const linksBefore = await linkNames(d.lab, HOST);
+    await d.lab.ip(HOST, bridgeSetup(h.daemon));
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon);
+    const { startMs } = await d.daemon.start();
+    d.docker = new Dockerode({ socketPath: d.paths.socket });
+    const imageMs = await ensureImage(d.docker);
+    d.times = { startMs, imageMs };
+    log(`dockerd started in ${d.hostNs} in ${startMs.toFixed(0)} ms, image imported in ${imageMs.toFixed(0)} ms`);
+    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore);
+  }
+
+  /** Empty the daemon and its namespace; keep it for later scenarios when it can serve them. */
+  async release(d: PooledDaemon, reusable: boolean): Promise<void> {
+    d.served++;
+    if (!this.all.has(d)) return; // already torn down (Ctrl-C)
+    if (d.daemon && d.docker && d.snapshot) {
+      try {
+        await emptyDaemon(d.docker);
+        await resetHost(d.lab, HOST, d.snapshot);
+      } catch (e) {
+        process.stderr.write(`warning: could not reset dockerd ${d.paths.id} for reuse: ${(e as Error).message}\n`);
+        reusable = false;
+      }
+    } else {
+      reusable = false;
+    }
+    if (reusable) this.idle.push(d);
+    else this.retire(d);
+    while (this.idle.length > (this.opts.maxIdle ?? 6)) this.retire(this.idle.shift()!);
+  }
+
+  /** Stop a daemon in the background (dockerd takes a second or two to shut down); shutdown() waits. */
+  private retire(d: PooledDaemon): void {
+    const p = d.lab.destroy().catch((e: Error) => process.stderr.write(`warning: stopping dockerd ${d.paths.id}: ${e.message}\n`));
+    this.stopping.add(p);
+    void p.finally(() => this.stopping.delete(p));
+  }
+
+  /** Stop every daemon of this pool. */
+  async shutdown(): Promise<void> {
+    this.idle.length = 0;
+    await Promise.all([...[...this.all].map((d) => d.lab.destroy()), ...this.stopping]);
+    removeIfEmpty(stateBase());
+  }
+
+  /** Daemons alive now (for reports and tests). */
+  daemons(): PooledDaemon[] {
+    return [...this.all];
+  }
+}
+
+/** Remove every container (killed, not stopped: the idle process ignores SIGTERM) and network. */
+async function emptyDaemon(docker: Dockerode): Promise<void> {
+  const containers = await docker.listContainers({ all: true });
+  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+  const networks = await docker.listNetworks();
+  await Promise.all(networks.filter((n) => !PREDEFINED_NETWORKS.has(n.Name)).map((n) => docker.getNetwork(n.Id).remove()));
+}
+
+let shared: DaemonPool | undefined;
+
+/** The process-wide pool (a run's scenarios share daemons). */
+export function dockerPool(): DaemonPool {
+  shared ??= new DaemonPool();
+  return shared;
+}
+
+/** Choose the dockerd to certify (`run --dockerd PATH`) before the first scenario. */
+export function configureDockerPool(opts: PoolOptions): DaemonPool {
+  if (shared?.daemons().length) throw new Error('the docker daemon pool is in use; configure it before the first scenario');
+  shared = new DaemonPool(opts);
+  return shared;
+}
+
+/** Stop the daemons of this process (end of a run, or of a test file). */
+export async function shutdownDockerPool(): Promise<void> {
+  const p = shared;
+  shared = undefined;
+  await p?.shutdown();
+}

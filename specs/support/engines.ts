@@ -1,0 +1,80 @@
+// Running one scenario on the reference engine and on a real dockerd, and comparing them.
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { expect } from 'vitest';
+import { compareRuns } from '../../harness/compare/differential.js';
+import { runScenario } from '../../harness/run/runner.js';
+import { engineFactory } from '../../harness/run/suite.js';
+import type { ScenarioResult } from '../../harness/report/results.js';
+import { loadScenarioText } from '../../harness/scenario/load.js';
+import type { Scenario } from '../../harness/scenario/types.js';
+import { stateBase } from '../../harness/engine/docker/paths.js';
+import { shutdownDockerPool } from '../../harness/engine/docker/pool.js';
+import { fingerprintStartingNamespace, labNamespaces } from './fingerprint.js';
+
+const environment = { kernel: 'test' };
+
+export async function runOn(engine: 'reference' | 'docker', sc: Scenario, missing = new Map<string, string>()): Promise<ScenarioResult> {
+  return runScenario(sc, { engineName: engine, makeEngine: engineFactory(engine), missing, environment });
+}
+
+export interface Differential {
+  reference: ScenarioResult;
+  docker: ScenarioResult;
+  comparison: ScenarioResult;
+}
+
+export async function runBoth(sc: Scenario, missing = new Map<string, string>()): Promise<Differential> {
+  const reference = await runOn('reference', sc, missing);
+  const docker = await runOn('docker', sc, missing);
+  return { reference, docker, comparison: compareRuns(sc, reference, docker) };
+}
+
+/** A scenario written inline in a spec. */
+export function scenario(yaml: string, name = 'inline.yaml'): Scenario {
+  return loadScenarioText(yaml, `specs/${name}`);
+}
+
+/** Everything that did not pass, with its message, diff and the run's transcript. */
+export function explain(r: ScenarioResult): string {
+  const bad = r.cases.filter((c) => c.status !== 'passed' && c.status !== 'skipped');
+  return [`${r.scenarioId} [${r.engine}]`, ...bad.map((c) => `${c.name}: ${c.message ?? ''}\n${c.diff ?? ''}`), r.transcript.join('\n')].join('\n');
+}
+
+/** Processes of ours that belong to a Docker daemon: dockerd, containerd, shims, proxies. */
+export function daemonProcesses(pid = process.pid): string[] {
+  const marker = `docker-${pid}-`;
+  const out: string[] = [];
+  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      // dockerd and containerd name their state folder; containers sit in the daemon's cgroup
+      if (cmd.includes(marker) || readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`netconform-${marker}`)) out.push(`${p} ${cmd}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** State folders this process's daemons left. */
+export function daemonStateDirs(pid = process.pid): string[] {
+  const base = stateBase();
+  return existsSync(base) ? readdirSync(base).filter((n) => n.startsWith(`docker-${pid}-`)) : [];
+}
+
+/** Mounts in the starting mount namespace that a daemon could have left. */
+export function daemonMounts(): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(stateBase()) || l.includes('/run/netconform'));
+}
+
+/** After a file's docker runs: daemons stopped, nothing of them left, the starting namespace as it was. */
+export async function expectMachineClean(before: string): Promise<void> {
+  await shutdownDockerPool();
+  expect(daemonProcesses()).toEqual([]);
+  expect(daemonStateDirs()).toEqual([]);
+  expect(daemonMounts()).toEqual([]);
+  expect(await labNamespaces()).toEqual([]);
+  expect(await fingerprintStartingNamespace()).toBe(before);
+}
