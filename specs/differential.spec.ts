@@ -37,7 +37,10 @@ describe.skipIf(!isRoot)('differential conformance: reference vs dockerd', () =>
         expect(d.docker.cases.filter((c) => c.status === 'failed' || c.status === 'error'), explain(d.docker)).toEqual([]);
       });
 
-      it('reference and docker agree (verdicts, rule sets, addresses)', () => {
+      it('reference and docker agree (verdicts, rule sets, addresses)', (ctx) => {
+        // both skipped (a kernel feature this host lacks; the guest has no dockerd): nothing to compare
+        const notCompared = d.comparison.cases.find((c) => c.status === 'skipped');
+        if (notCompared) ctx.skip(notCompared.message);
         const bad = d.comparison.cases.filter((c) => c.status !== 'passed' && c.status !== 'skipped');
         expect(bad, explain(d.comparison)).toEqual([]);
         expect(d.comparison.cases.length).toBeGreaterThanOrEqual(3);
@@ -58,17 +61,17 @@ describe.skipIf(!isRoot)('differential conformance: reference vs dockerd', () =>
     const c = compareRuns(base, reference, docker);
     const rules = c.cases.find((x) => x.name.includes('rule sets'))!;
     expect(rules.status).toBe('failed');
-    expect(rules.message).toBe('reference and docker disagree in nat/POSTROUTING');
-    expect(rules.diff).toMatch(/^--- reference nat\/POSTROUTING/m);
+    expect(rules.message).toBe('reference:docker-20.10 and docker disagree in nat/POSTROUTING');
+    expect(rules.diff).toMatch(/^--- reference:docker-20.10 nat\/POSTROUTING/m);
     expect(rules.diff).toMatch(/^\+\+\+ docker nat\/POSTROUTING/m);
     expect(rules.diff).toMatch(/^--A POSTROUTING -s \$\{subnet:bridge\} ! -o \$\{bridge:bridge\} -j MASQUERADE$/m);
     const verdicts = c.cases.find((x) => x.name.includes('verdicts'))!;
     expect(verdicts.status).toBe('failed');
-    expect(verdicts.message).toMatch(/masquerade\.yaml:\d+ EG-01 .*\[web → wan tcp\/9000\]: reference connected, seen 203\.0\.113\.1; docker timeout/);
+    expect(verdicts.message).toMatch(/masquerade\.yaml:\d+ EG-01 .*\[web → wan tcp\/9000\]: reference:docker-20.10 connected, seen 203\.0\.113\.1; docker timeout/);
     // and the JUnit report carries it as a failure of the comparison suite
     const xml = buildJunit([reference, docker, c]);
-    expect(xml).toMatch(/<testsuite name="egress-masquerade \[reference-vs-docker\]"[^>]*failures="[1-9]/);
-    expect(xml).toContain('reference and docker disagree in nat/POSTROUTING');
+    expect(xml).toMatch(/<testsuite name="egress-masquerade \[reference:docker-20.10-vs-docker\]"[^>]*failures="[1-9]/);
+    expect(xml).toContain('reference:docker-20.10 and docker disagree in nat/POSTROUTING');
   }, 60_000);
 
   afterAll(() => expectMachineClean(before), 60_000);

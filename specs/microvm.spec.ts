@@ -111,7 +111,7 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     const text = lines.join('\n');
     expect(text).toMatch(/netconform-guest: init .* 6\.|netconform-guest: init/);
     expect(text).toMatch(/netconform-guest: modules-loaded/);
-    expect(text).toMatch(/vlan-macvlan-8021q \[reference\] 9 passed/);
+    expect(text).toMatch(/vlan-macvlan-8021q \[reference:docker-20.10\] 9 passed/);
   });
 
   it('costs: boot, per scenario in the guest and on the host (printed, never asserted)', async () => {

@@ -1,7 +1,8 @@
 // Benchmark section: what a scenario costs on a real dockerd compared with the reference
 // engine, in one run. Per scenario: wall time on each engine and their ratio (the project's
 // target: the reference engine at least 20× faster), and the same for the engine's own part
-// (lab build + teardown; the probe phase waits out the same timeouts on both engines). For
+// (lab build + teardown; the probe phase waits out the same timeouts on both engines), and the
+// time inside the engines' own calls (EngineClock). For
 // docker also the daemon start, the image import and each container's `docker run`. Daemons
 // are pooled as in a real run, so a scenario that reuses one shows no start cost.
 import { join } from 'node:path';
@@ -23,6 +24,9 @@ export interface Row {
   /** build + teardown */
   referenceEngineMs: number;
   dockerEngineMs: number;
+  /** inside the engine's own calls only (no lab, agents or probes) */
+  referenceOwnMs: number;
+  dockerOwnMs: number;
   /** one per Docker host of the scenario */
   docker: DockerTimings[];
   ok: boolean;
@@ -56,6 +60,8 @@ export async function dockerVsReference(paths = [join(packageRoot(), 'scenarios'
         dockerMs: dock.timeMs,
         referenceEngineMs: engineMs(ref),
         dockerEngineMs: engineMs(dock),
+        referenceOwnMs: ref.phaseMs.engine ?? 0,
+        dockerOwnMs: dock.phaseMs.engine ?? 0,
         docker: engines.map((e) => e.timings),
         ok: [ref, dock].every((r) => scenarioStatus(r) === 'passed'),
         skipped: [ref, dock].every((r) => scenarioStatus(r) === 'skipped'),
@@ -72,13 +78,13 @@ export function formatRows(rows: Row[], version: string): string {
   const lines = [
     `## docker vs reference (${version}; per scenario, one run, daemons pooled; target: reference ≥ ${TARGET_RATIO}× faster)`,
     '',
-    '| scenario | reference ms | docker ms | ratio | engine part: reference ms | docker ms | ratio | daemon starts (ms) | image import ms | containers | ms per container |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | reference ms | docker ms | ratio | build+teardown: reference ms | docker ms | ratio | engine calls: reference ms | docker ms | ratio | daemon starts (ms) | image import ms | containers | ms per container |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const measured = rows.filter((r) => !r.skipped);
   for (const r of rows) {
     if (r.skipped) {
-      lines.push(`| ${r.scenario} (skipped: kernel feature missing) | - | - | - | - | - | - | - | - | - | - |`);
+      lines.push(`| ${r.scenario} (skipped: kernel feature missing) | - | - | - | - | - | - | - | - | - | - | - | - | - |`);
       continue;
     }
     const cs = r.docker.flatMap((t) => Object.values(t.containerMs));
@@ -87,7 +93,7 @@ export function formatRows(rows: Row[], version: string): string {
     const start = fresh.length ? fresh.map((t) => ms(t.daemonStartMs)).join(' + ') : 'reused';
     const image = fresh.length ? fresh.map((t) => ms(t.imageMs)).join(' + ') : 'reused';
     lines.push(
-      `| ${r.scenario}${r.ok ? '' : ' (not passing)'} | ${ms(r.referenceMs)} | ${ms(r.dockerMs)} | ${ratio(r.dockerMs, r.referenceMs).toFixed(1)}× | ${ms(r.referenceEngineMs)} | ${ms(r.dockerEngineMs)} | ${ratio(r.dockerEngineMs, r.referenceEngineMs).toFixed(1)}× | ${start} | ${image} | ${cs.length} | ${ms(per)} |`,
+      `| ${r.scenario}${r.ok ? '' : ' (not passing)'} | ${ms(r.referenceMs)} | ${ms(r.dockerMs)} | ${ratio(r.dockerMs, r.referenceMs).toFixed(1)}× | ${ms(r.referenceEngineMs)} | ${ms(r.dockerEngineMs)} | ${ratio(r.dockerEngineMs, r.referenceEngineMs).toFixed(1)}× | ${ms(r.referenceOwnMs)} | ${ms(r.dockerOwnMs)} | ${ratio(r.dockerOwnMs, r.referenceOwnMs).toFixed(1)}× | ${start} | ${image} | ${cs.length} | ${ms(per)} |`,
     );
   }
   const sum = (f: (r: Row) => number) => measured.reduce((a, r) => a + f(r), 0);
@@ -95,13 +101,15 @@ export function formatRows(rows: Row[], version: string): string {
   const starts = measured.flatMap((r) => r.docker.filter((t) => t.freshDaemon));
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / (xs.length || 1);
   lines.push(
-    `| **total** | ${ms(sum((r) => r.referenceMs))} | ${ms(sum((r) => r.dockerMs))} | ${ratio(sum((r) => r.dockerMs), sum((r) => r.referenceMs)).toFixed(1)}× | ${ms(sum((r) => r.referenceEngineMs))} | ${ms(sum((r) => r.dockerEngineMs))} | ${ratio(sum((r) => r.dockerEngineMs), sum((r) => r.referenceEngineMs)).toFixed(1)}× | ${starts.length} starts, avg ${ms(avg(starts.map((t) => t.daemonStartMs ?? 0)))} | avg ${ms(avg(starts.map((t) => t.imageMs ?? 0)))} | ${all.length} | ${ms(avg(all))} |`,
+    `| **total** | ${ms(sum((r) => r.referenceMs))} | ${ms(sum((r) => r.dockerMs))} | ${ratio(sum((r) => r.dockerMs), sum((r) => r.referenceMs)).toFixed(1)}× | ${ms(sum((r) => r.referenceEngineMs))} | ${ms(sum((r) => r.dockerEngineMs))} | ${ratio(sum((r) => r.dockerEngineMs), sum((r) => r.referenceEngineMs)).toFixed(1)}× | ${ms(sum((r) => r.referenceOwnMs))} | ${ms(sum((r) => r.dockerOwnMs))} | ${ratio(sum((r) => r.dockerOwnMs), sum((r) => r.referenceOwnMs)).toFixed(1)}× | ${starts.length} starts, avg ${ms(avg(starts.map((t) => t.daemonStartMs ?? 0)))} | avg ${ms(avg(starts.map((t) => t.imageMs ?? 0)))} | ${all.length} | ${ms(avg(all))} |`,
   );
   const meets = measured.filter((r) => ratio(r.dockerMs, r.referenceMs) >= TARGET_RATIO).length;
   const meetsEngine = measured.filter((r) => ratio(r.dockerEngineMs, r.referenceEngineMs) >= TARGET_RATIO).length;
+  const meetsOwn = measured.filter((r) => ratio(r.dockerOwnMs, r.referenceOwnMs) >= TARGET_RATIO).length;
   lines.push(
     '',
-    `target reference ≥ ${TARGET_RATIO}× faster per scenario: ${meets}/${measured.length} scenarios on wall time, ${meetsEngine}/${measured.length} on the engine part${meets === measured.length ? '' : ' — OVER TARGET'}`,
+    `target reference ≥ ${TARGET_RATIO}× faster per scenario: ${meets}/${measured.length} scenarios on wall time, ${meetsEngine}/${measured.length} on build+teardown, ${meetsOwn}/${measured.length} on the engines' own calls${meets === measured.length ? '' : ' — OVER TARGET on wall time'}`,
+    'wall time and build+teardown include what the harness adds for both engines alike (the lab, probe agents, probes waiting out their timeouts); the engines\' own calls are start, networks, containers, sync, steps and stop.',
   );
   return lines.join('\n');
 }

@@ -47,7 +47,7 @@ export interface ScenarioResult {
   timeMs: number;
   probes: number;
   /** where the time went: lab + engine + agents, probes and assertions, teardown */
-  phaseMs: { build: number; probe: number; teardown: number };
+  phaseMs: { build: number; probe: number; teardown: number; /** inside the engines' own calls */ engine?: number };
   properties: Record<string, string>;
   /** per phase and Docker host: its rules and the engine's names (upgrade diff, engine comparison) */
   snapshots?: { phase: number; host: string; rules: Ruleset; facts: Facts }[];

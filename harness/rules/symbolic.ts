@@ -49,7 +49,7 @@ function known(f: Facts): string[] {
  * (`--dport N`) to ${port:…}, veth names to veth*: what differs between two engines, or two
  * runs, that built the same lab.
  */
-export function symbolize(rule: string, facts: Facts): string {
+export function symbolize(rule: string, facts: Facts, opts: { ports?: boolean } = {}): string {
   const pairs: [string, string][] = [
     ...Object.entries(facts.subnets).map(([k, v]) => [v, `\${subnet:${k}}`] as [string, string]),
     ...Object.entries(facts.bridges).map(([k, v]) => [v, `\${bridge:${k}}`] as [string, string]),
@@ -64,9 +64,10 @@ export function symbolize(rule: string, facts: Facts): string {
   const alternatives = [...symbolOf.keys()].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
   const re = new RegExp(`(?<![\\w.-])(?:${alternatives.join('|')})(?![\\w-]|\\.\\d)`, 'g');
   const out = alternatives.length ? rule.replace(re, (m) => symbolOf.get(m)!) : rule;
-  // published host ports by name, so that ephemeral ports compare across engines
+  // published host ports by name, so that ephemeral ports compare across engines (unless the
+  // ports are part of what is compared, as in a document that publishes 8080)
   const portKey = new Map<number, string>();
-  for (const [k, p] of Object.entries(facts.ports)) if (!portKey.has(p)) portKey.set(p, k);
+  if (opts.ports !== false) for (const [k, p] of Object.entries(facts.ports)) if (!portKey.has(p)) portKey.set(p, k);
   return out
     .replace(/(--dport )(\d+)\b/g, (m, flag: string, n: string) => (portKey.has(Number(n)) ? `${flag}\${port:${portKey.get(Number(n))}}` : m))
     .replace(/\bveth[0-9a-f]+\b/g, 'veth*');

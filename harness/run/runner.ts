@@ -16,6 +16,7 @@ import { inNeighbourWaves } from './waves.js';
 import { parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
 import { traced } from '../util/trace.js';
+import { EngineClock } from './engine-clock.js';
 
 export { caseName } from './evaluate.js';
 
@@ -66,7 +67,8 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   let tBuilt = 0;
   let tProbed = 0;
   const lab = Lab.create();
-  const engines = new Map<string, Engine>(sc.hosts.map((h) => [h.name, opts.makeEngine()]));
+  const clock = new EngineClock();
+  const engines = new Map<string, Engine>(sc.hosts.map((h) => [h.name, clock.watch(opts.makeEngine())]));
   const agents: ProbeAgent[] = [];
   const evaluated = new Set<Expectation>();
   lab.onDestroy(async () => {
@@ -155,6 +157,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   }
   const tEnd = performance.now();
   result.phaseMs = tBuilt ? { build: tBuilt - t0, probe: tProbed - tBuilt, teardown: tEnd - tProbed } : { build: tProbed - t0, probe: 0, teardown: tEnd - tProbed };
+  result.phaseMs.engine = clock.ms;
   result.cases.sort((a, b) => a.expectIndex - b.expectIndex);
   leaveOutOtherProfiles(sc, result);
   result.probes = result.cases.filter((c) => c.kind === 'reach' && c.status !== 'skipped').length;

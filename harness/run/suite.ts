@@ -66,15 +66,19 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
   // fail before the first lab when the engine to certify is not there (exit 2, what to install)
-  const docker = factories.some(([name]) => name === 'docker');
+  const isDocker = (name: string) => parseTarget(name).engine === 'docker';
+  const docker = factories.some(([name]) => isDocker(name));
   if (docker) await dockerPool().install();
   const onHost = plan.filter((x) => x.where !== 'vm').map((x) => x.scenario);
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
   const runs = onHost.flatMap((sc, s) => factories.map(([engineName, makeEngine], e) => ({ s, e, sc, engineName, makeEngine })));
   // A real dockerd is compared with the reference engine's profile of the same release
   // (Debian's docker.io is 20.10); profiles of one engine differ on purpose and are not.
-  const reference2010 = factories.findIndex(([name]) => name === 'reference:docker-20.10');
-  const pairs = reference2010 < 0 ? [] : factories.flatMap(([name], e) => (name === 'docker' ? [[reference2010, e] as const] : []));
+  const pairs = factories.flatMap(([name], e) => {
+    if (!isDocker(name)) return [];
+    const ref = factories.findIndex(([other]) => other === `reference:${parseTarget(name).profile}`);
+    return ref < 0 ? [] : [[ref, e] as const];
+  });
   // the guest has no dockerd: there the scenarios run on the reference engine's targets only
   const guestEngines = opts.engines.filter((e) => parseTarget(e).engine !== 'docker');
   const total = runs.length + onHost.length * pairs.length + (kernel ? inVm.length * guestEngines.length : 0);
@@ -112,8 +116,8 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   };
   // Reference labs run several at once; a real dockerd's scenarios one after the other, in a
   // lane of their own beside them (its daemons are pooled and reused between scenarios).
-  const shared = runs.filter((r) => r.engineName !== 'docker');
-  const dockerLane = runs.filter((r) => r.engineName === 'docker');
+  const shared = runs.filter((r) => !isDocker(r.engineName));
+  const dockerLane = runs.filter((r) => isDocker(r.engineName));
   const jobs = Math.max(1, Math.min(opts.jobs ?? 4, shared.length || 1));
   try {
     await Promise.all([guest(), lane(dockerLane), ...Array.from({ length: jobs }, () => lane(shared))]);

@@ -2,6 +2,7 @@
 // as they are, marked as microVM results (properties name the guest kernel); when the guest
 // fails (boot, module, timeout, crash), every scenario it did not finish gets an error case
 // carrying the guest console, never a pass.
+import { parseTarget } from '../targets.js';
 import { GUEST_MODULES } from '../lab/capabilities.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
 import { caseName } from '../run/runner.js';
@@ -42,7 +43,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
   const done = new Map((guest.results ?? []).map((r) => [`${r.scenarioId}\0${r.engine}`, r]));
   const results: ScenarioResult[] = [];
   for (const sc of scenarios) {
-    for (const engine of opts.engines) {
+    for (const engine of opts.engines.map((e) => parseTarget(e).label)) {
       const r = done.get(`${sc.id}\0${engine}`) ?? failedResult(sc, engine, guest);
       results.push(markAsGuest(r, guest));
     }

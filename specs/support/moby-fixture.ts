@@ -37,5 +37,6 @@ export function readMobyFixture(profile: string, doc: string): MobyFixture {
 }
 
 export function normalizedListing(rules: Ruleset, facts: Facts): string {
-  return canonicalListing(rules, TABLES, (r) => symbolize(r, facts));
+  // the documents' host ports are concrete (8080) and so are the lab's: compared as they are
+  return canonicalListing(rules, TABLES, (r) => symbolize(r, facts, { ports: false }));
 }
