@@ -2,6 +2,7 @@
 // sync, steps, stop), apart from the lab, the probe agents and the probes the harness adds
 // around them: the figure to hold two engines against each other.
 import type { Engine } from '../engine/types.js';
+import { traceLine } from '../util/trace.js';
 
 export class EngineClock {
   ms = 0;
@@ -15,9 +16,12 @@ export class EngineClock {
         return (...args: unknown[]) => {
           const started = performance.now();
           const out = value.apply(target, args);
-          if (out instanceof Promise) return out.finally(() => (this.ms += performance.now() - started));
-          this.ms += performance.now() - started;
-          return out;
+          const stop = () => (this.ms += performance.now() - started);
+          if (!(out instanceof Promise)) return stop(), out;
+          return out.finally(() => {
+            stop();
+            traceLine(started, `engine ${target.name}: ${String(prop)}`);
+          });
         };
       },
     });

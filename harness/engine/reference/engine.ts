@@ -121,7 +121,6 @@ export class ReferenceEngine implements Engine {
       this.firewall.init(await this.plan.editRules(), { hairpin: !d['userland-proxy'] });
     }
     await this.createDefaultBridge();
-    this.plan.preloadRules();
   }
 
   private async createDefaultBridge(): Promise<void> {
@@ -478,8 +477,8 @@ export class ReferenceEngine implements Engine {
   async sync(): Promise<void> {
     const mounts = this.pendingMounts;
     this.pendingMounts = [];
-    await Promise.all([this.plan.apply(), ...mounts]);
-    await Promise.all([this.proxies.apply(), this.dns.apply((ns) => this.namesSeenFrom(ns))]);
+    // the proxies and the embedded DNS need the links, not the host's rules
+    await Promise.all([this.plan.apply(() => Promise.all([this.proxies.apply(), this.dns.apply((ns) => this.namesSeenFrom(ns))])), ...mounts]);
   }
 
   /**

@@ -13,9 +13,6 @@ export class KernelPlan {
   private sysctls = new Map<string, Record<string, string>>();
   private rules?: RuleEditor;
   private rulesDirty = false;
-  /** rules already on their way to the kernel (preloadRules), and their text */
-  private preloading?: Promise<void>;
-  private preloaded?: string;
 
   constructor(
     private readonly lab: Lab,
@@ -64,35 +61,17 @@ export class KernelPlan {
   }
 
   /**
-   * Start loading the rules planned so far while the rest is still being planned. A daemon's
-   * base chains are known at start; with iptables-nft every restore costs a kernel grace
-   * period (≈20 ms) on exit, so it should not wait for the containers. apply() loads again
-   * only if the rules changed since.
+   * Do the planned work. `whenLinksReady` runs as soon as every namespace's links are
+   * configured, while the host's rules may still be loading (what needs only the links, such
+   * as a container's DNS resolver socket, need not wait for iptables-nft's grace periods).
    */
-  preloadRules(): void {
-    if (!this.rules || !this.rulesDirty) return;
-    const text = serializeRuleset(this.rules.toRuleset());
-    const before = this.preloading ?? Promise.resolve();
-    this.preloaded = text;
-    this.preloading = before.then(() => this.lab.configure(this.hostNs, { iptablesRestore: text }));
-    this.preloading.catch(() => {}); // apply() awaits it and reports the failure
-  }
-
-  async apply(): Promise<void> {
+  async apply(whenLinksReady?: () => Promise<unknown>): Promise<void> {
     const lab = this.lab;
     const host = this.hostNs;
     const namespaces = this.namespaces;
     const lines = this.lines;
     const sysctls = this.sysctls;
     const rulesText = this.rulesDirty && this.rules ? serializeRuleset(this.rules.toRuleset()) : undefined;
-    const preloading = this.preloading;
-    const preloaded = this.preloaded;
-    this.preloading = undefined;
-    this.preloaded = undefined;
-    const loadRules = async () => {
-      await preloading;
-      if (rulesText !== undefined && rulesText !== preloaded) await lab.configure(host, { iptablesRestore: rulesText });
-    };
     this.namespaces = [];
     this.lines = new Map();
     this.sysctls = new Map();
@@ -107,10 +86,13 @@ export class KernelPlan {
     // configured (rules name interfaces; they need not exist yet). Loading them during the
     // host's batch instead slows both: they contend for the same kernel locks.
     await lab.ip(host, lines.get(host) ?? []);
-    await Promise.all([
-      loadRules(),
-      ...[...lines].filter(([ns]) => ns !== host).map(([ns, l]) => lab.ip(ns, l)),
-      ...[...sysctls].map(([ns, s]) => lab.configure(ns, { sysctls: s })),
-    ]);
+    const links = async () => {
+      await Promise.all([
+        ...[...lines].filter(([ns]) => ns !== host).map(([ns, l]) => lab.ip(ns, l)),
+        ...[...sysctls].map(([ns, s]) => lab.configure(ns, { sysctls: s })),
+      ]);
+      await whenLinksReady?.();
+    };
+    await Promise.all([rulesText !== undefined ? lab.configure(host, { iptablesRestore: rulesText }) : undefined, links()]);
   }
 }
