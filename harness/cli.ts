@@ -10,7 +10,7 @@ import { CATALOGUE } from './catalogue.js';
 import { destroyAllLabs, gc } from './lab/lab.js';
 import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
 import { run } from './lab/exec.js';
-import { runSuite } from './run/suite.js';
+import { loadDockerEngine, runSuite } from './run/suite.js';
 import { writeJunit } from './report/junit.js';
 import { bold, dim, failureReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus } from './report/results.js';
@@ -20,7 +20,6 @@ import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report
 import { chooseKernel, type KernelChoice } from './vm/kernel.js';
 import { gcGuests } from './vm/guest.js';
 import { featureTable, placementLines, probeGuest, type KernelColumn } from './vm/doctor.js';
-import { configureDockerPool } from './engine/docker/pool.js';
 import { locateDocker } from './engine/docker/locate.js';
 import { gcDockerDaemons } from './engine/docker/gc.js';
 import { haveConntrack } from './engine/docker/hoststate.js';
@@ -116,7 +115,7 @@ async function cmdRun(args: string[]): Promise<number> {
   }
   requireRoot();
   const engines = targetsOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean));
-  if (values.dockerd) configureDockerPool({ dockerd: values.dockerd });
+  if (values.dockerd) (await loadDockerEngine()).configureDockerPool({ dockerd: values.dockerd });
   const abort = new AbortController();
   installSignalHandlers(abort);
   const t0 = performance.now();

@@ -5,8 +5,6 @@
 import { release } from 'node:os';
 import type { Engine } from '../engine/types.js';
 import { ReferenceEngine } from '../engine/reference/engine.js';
-import { DockerEngine } from '../engine/docker/engine.js';
-import { dockerPool, shutdownDockerPool } from '../engine/docker/pool.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
@@ -37,14 +35,28 @@ export interface SuiteOptions {
   vm?: Partial<VmRunOptions>;
 }
 
-/** An engine by name: "reference" (docker-20.10), "reference:docker-28", … */
+/**
+ * The docker engine's modules (testcontainers, dockerode: a third of a second to import here,
+ * many seconds in an emulated microVM) load only for a run that asks for that engine.
+ */
+let dockerModules: (typeof import('../engine/docker/engine.js') & typeof import('../engine/docker/pool.js')) | undefined;
+
+export async function loadDockerEngine(): Promise<NonNullable<typeof dockerModules>> {
+  dockerModules ??= { ...(await import('../engine/docker/engine.js')), ...(await import('../engine/docker/pool.js')) };
+  return dockerModules;
+}
+
+/** An engine by name: "reference" (docker-20.10), "reference:docker-28", "docker" (after loadDockerEngine) */
 export function engineFactory(name: string): () => Engine {
   const t = parseTarget(name);
   switch (t.engine) {
     case 'reference':
       return () => new ReferenceEngine(t.profile);
-    case 'docker':
-      return () => new DockerEngine();
+    case 'docker': {
+      const m = dockerModules;
+      if (!m) throw new Error('the docker engine is not loaded: await loadDockerEngine() first');
+      return () => new m.DockerEngine();
+    }
     default:
       throw new Error(`unknown engine "${name}" (known: reference, reference:PROFILE, docker)`);
   }
@@ -63,12 +75,12 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const noVm = opts.noKernelReason ?? `no guest kernel to run it in: ${GET_KERNEL_HINT}`;
   const plan = placeScenarios(scenarios, missing, { vmAvailable: Boolean(kernel), allInVm: opts.allInVm, noVmReason: noVm });
   const skipMissing = skipReasons(missing, noVm);
+  const isDocker = (name: string) => parseTarget(name).engine === 'docker';
+  const docker = opts.engines.some(isDocker) ? await loadDockerEngine() : undefined;
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
   // fail before the first lab when the engine to certify is not there (exit 2, what to install)
-  const isDocker = (name: string) => parseTarget(name).engine === 'docker';
-  const docker = factories.some(([name]) => isDocker(name));
-  if (docker) await dockerPool().install();
+  if (docker) await docker.dockerPool().install();
   const onHost = plan.filter((x) => x.where !== 'vm').map((x) => x.scenario);
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
   const runs = onHost.flatMap((sc, s) => factories.map(([engineName, makeEngine], e) => ({ s, e, sc, engineName, makeEngine })));
@@ -82,13 +94,14 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   // the guest has no dockerd: there the scenarios run on the reference engine's targets only
   const guestEngines = opts.engines.filter((e) => parseTarget(e).engine !== 'docker');
   const total = runs.length + onHost.length * pairs.length + (kernel ? inVm.length * guestEngines.length : 0);
-  const byScenario: (ScenarioResult | undefined)[][] = onHost.map(() => new Array(factories.length));
+  // filled, not sparse: every() skips the holes of a sparse array
+  const byScenario: (ScenarioResult | undefined)[][] = onHost.map(() => Array.from({ length: factories.length }, () => undefined));
   const comparisons: ScenarioResult[][] = onHost.map(() => []);
   const vmResults: ScenarioResult[] = [];
   let done = 0;
   const compareWhenComplete = (s: number) => {
     const rs = byScenario[s];
-    if (pairs.length === 0 || !rs.every(Boolean)) return;
+    if (pairs.length === 0 || rs.some((r) => r === undefined)) return;
     for (const [a, b] of pairs) {
       const c = compareRuns(onHost[s], rs[a]!, rs[b]!);
       comparisons[s].push(c);
@@ -122,7 +135,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   try {
     await Promise.all([guest(), lane(dockerLane), ...Array.from({ length: jobs }, () => lane(shared))]);
   } finally {
-    if (docker) await shutdownDockerPool();
+    if (docker) await docker.shutdownDockerPool();
   }
   // reports list scenarios in their order, whatever order they finished in
   const ordered = onHost.flatMap((_, s) => [...byScenario[s].filter((r): r is ScenarioResult => r !== undefined), ...comparisons[s]]);

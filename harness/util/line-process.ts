@@ -37,6 +37,9 @@ export class LineProcess {
     return new Promise((resolveReady, rejectReady) => {
       let ready = false;
       this.child.stderr!.on('data', (d) => (this.stderr += String(d)));
+      // EPIPE: the process died (its namespace's last process went with a container); the
+      // exit handler reports it, a write to it must not crash the run
+      this.child.stdin!.on('error', () => {});
       this.child.on('error', (e) => this.fail(new Error(`${this.label}: ${e.message}`), rejectReady));
       this.child.on('exit', (code, sig) => {
         this.exited = true;

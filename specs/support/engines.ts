@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { expect } from 'vitest';
 import { compareRuns } from '../../harness/compare/differential.js';
 import { runScenario } from '../../harness/run/runner.js';
-import { engineFactory } from '../../harness/run/suite.js';
+import { engineFactory, loadDockerEngine } from '../../harness/run/suite.js';
 import type { ScenarioResult } from '../../harness/report/results.js';
 import { loadScenarioText } from '../../harness/scenario/load.js';
 import type { Scenario } from '../../harness/scenario/types.js';
@@ -14,6 +14,7 @@ import { fingerprintStartingNamespace, labNamespaces } from './fingerprint.js';
 const environment = { kernel: 'test' };
 
 export async function runOn(engine: 'reference' | 'docker', sc: Scenario, missing = new Map<string, string>()): Promise<ScenarioResult> {
+  if (engine === 'docker') await loadDockerEngine();
   return runScenario(sc, { engineName: engine, makeEngine: engineFactory(engine), missing, environment });
 }
 
