@@ -330,6 +330,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A bug must not leave labs behind: tear them down, then exit with the error.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (e) => {
+    console.error(red(`netconform: internal error (${event}): ${(e as Error)?.stack ?? String(e)}`));
+    destroyAllLabs().finally(() => process.exit(2));
+  });
+}
+
 main(process.argv.slice(2)).then(
   // after a signal the run ends early; its teardown (labs, daemons) exits the process when done
   (code) => (teardown ? undefined : process.exit(code)),

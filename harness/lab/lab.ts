@@ -22,6 +22,8 @@ export class Lab {
   private readonly adopted = new Map<string, string>();
   private readonly cleanups: (() => Promise<void> | void)[] = [];
   private destroyed = false;
+  /** namespace creations under way: teardown waits for them, or it would miss what they make */
+  private readonly creating = new Set<Promise<unknown>>();
   private dir?: string;
 
   private constructor(prefix: string) {
@@ -61,8 +63,16 @@ export class Lab {
   async addNamespaces(names: string[]): Promise<void> {
     const fresh = names.filter((n) => !this.names.has(n) && !this.adopted.has(n));
     if (fresh.length === 0) return;
+    // a build still running when Ctrl-C tore the lab down must not make namespaces after it
+    if (this.destroyed) throw new Error('the lab is torn down');
     for (const n of fresh) this.names.add(n); // registered first so teardown covers a half-made batch
-    await run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+    const made = run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+    this.creating.add(made);
+    try {
+      await made;
+    } finally {
+      this.creating.delete(made);
+    }
   }
 
   async removeNamespace(name: string): Promise<void> {
@@ -154,6 +164,7 @@ export class Lab {
           process.stderr.write(`warning: lab cleanup step failed: ${(e as Error).message}\n`);
         }
       }
+      await Promise.allSettled([...this.creating]);
       await killProcessesIn([...this.names].map((n) => this.ns(n)));
       if (this.names.size > 0) {
         const lines = [...this.names].map((n) => `netns del ${this.ns(n)}`);
