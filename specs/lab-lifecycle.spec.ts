@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { gc } from '../harness/lab/lab.js';
+import { Lab, gc } from '../harness/lab/lab.js';
 import { packageRoot } from '../harness/paths.js';
 import { labNamespaces } from './support/fingerprint.js';
 
@@ -26,6 +26,15 @@ async function runUntilLabExists() {
 }
 
 describe.skipIf(!isRoot)('lab lifecycle', () => {
+  it('a teardown while namespaces are being made waits for them, and the lab makes no more', async () => {
+    const lab = Lab.create();
+    const making = lab.addNamespaces(['a', 'b', 'c', 'd']);
+    await lab.destroy(); // no await on making first: the race a Ctrl-C during a build has
+    await making;
+    expect(await labNamespaces(process.pid)).not.toEqual(expect.arrayContaining([expect.stringContaining(lab.prefix)]));
+    await expect(lab.addNamespaces(['e'])).rejects.toThrow(/torn down/);
+  });
+
   for (const [signal, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
