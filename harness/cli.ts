@@ -23,6 +23,7 @@ import { featureTable, placementLines, probeGuest, type KernelColumn } from './v
 import { locateDocker } from './engine/docker/locate.js';
 import { gcDockerDaemons } from './engine/docker/gc.js';
 import { haveConntrack } from './engine/docker/hoststate.js';
+import { ovsUserspace } from './lab/ovs.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -275,6 +276,8 @@ async function cmdDoctor(args: string[]): Promise<number> {
   } catch (e) {
     optional(false, 'dockerd (--engine docker)', (e as Error).message);
   }
+  const ovs = await ovsUserspace();
+  optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
   if (!root) return 2;
   const caps = await detectCapabilities();

@@ -22,12 +22,22 @@ if ! command -v dockerd >/dev/null 2>&1 && ! installed docker.io; then
   installing_docker=yes
 fi
 
+# Open vSwitch userspace for VL-02's OVS variant: each lab runs its own ovsdb-server and
+# ovs-vswitchd inside its namespaces (in the microVM, whose kernel has the datapath). The
+# package's own service must never start on this machine: it is installed only under a
+# policy-rc.d that forbids starting services (below); without OVS those scenarios skip, saying why.
+installing_ovs=no
+if ! command -v ovs-vswitchd >/dev/null 2>&1 && ! installed openvswitch-switch; then
+  need+=(openvswitch-switch)
+  installing_ovs=yes
+fi
+
 if [ ${#need[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # The suite starts its own dockerd inside lab namespaces; installing docker.io must not
-  # start one in this machine's namespace. policy-rc.d answering 101 ("action forbidden")
-  # holds back invoke-rc.d and deb-systemd-invoke during the install.
+  # The suite starts its own dockerd (and OVS daemons) inside lab namespaces; installing
+  # docker.io or openvswitch-switch must not start one in this machine's namespace.
+  # policy-rc.d answering 101 ("action forbidden") holds back invoke-rc.d and
+  # deb-systemd-invoke during the install.
   guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     guard=/usr/sbin/policy-rc.d
@@ -35,11 +45,22 @@ if [ ${#need[@]} -gt 0 ]; then
     chmod 755 "$guard"
     trap 'rm -f "$guard"' EXIT
   fi
+  # a policy-rc.d that was there already must forbid starts too, or Open vSwitch stays out
+  if [ "$installing_ovs" = yes ] && { /usr/sbin/policy-rc.d openvswitch-switch start >/dev/null 2>&1; [ $? -ne 101 ]; }; then
+    echo "setup: /usr/sbin/policy-rc.d allows starting services: not installing openvswitch-switch (its daemon would start here)" >&2
+    need=("${need[@]/openvswitch-switch}")
+    installing_ovs=no
+  fi
+  echo "setup: installing Debian packages: ${need[*]}"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # unquoted: a package dropped above leaves an empty word behind
+  apt-get install -y -qq --no-install-recommends ${need[@]} >/dev/null
   if [ "$installing_docker" = yes ] && [ -d /run/systemd/system ]; then
     # nor at the next boot: the units stay installed but disabled
     systemctl disable --quiet docker.service docker.socket containerd.service 2>/dev/null || true
+  fi
+  if [ "$installing_ovs" = yes ] && [ -d /run/systemd/system ]; then
+    systemctl disable --quiet openvswitch-switch.service ovs-vswitchd.service ovsdb-server.service ovs-record-hostname.service 2>/dev/null || true
   fi
 fi
 

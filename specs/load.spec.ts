@@ -258,3 +258,65 @@ then:
     expect(errs).toMatch(/vlan goes with frames/);
   });
 });
+
+describe('Open vSwitch segments and ovs-vsctl steps', () => {
+  const ovs = `id: o
+title: an OVS switch
+covers: [VL-02]
+requires: [openvswitch]
+segments: [{ name: sw, switch: ovs }, plain, { name: br2, switch: bridge }]
+hosts:
+  hostA: { nics: { eth1: sw }, containers: { aa: { listen: [tcp/80] } } }
+  hostB: { nics: { eth1: sw }, containers: { bb: { listen: [tcp/80] } } }
+expect:
+  - id: VL-02
+    reach: { from: hostA/aa, to: hostB/bb, proto: tcp, port: 80 }
+    result: connected
+then:
+  - steps:
+      - { on: lan, ovs-vsctl: set port h0n0 tag=100 }
+      - { on: lan, ovs-vsctl: "add-port seg-sw tr1 trunks=100,200" }
+    expect:
+      - id: VL-02
+        reach: { from: hostA/aa, to: hostB/bb, proto: tcp, port: 80 }
+        result: timeout
+`;
+
+  it('reads which segments are OVS bridges, and ovs-vsctl steps on the switch', () => {
+    const sc = loadScenarioText(ovs, 'x.yaml');
+    expect(sc.segments).toEqual(['sw', 'plain', 'br2']);
+    expect(sc.ovsSegments).toEqual(['sw']);
+    expect(sc.phases[1].steps.map((s) => [s.kind, 'host' in s ? s.host : '', 'args' in s ? s.args : ''])).toEqual([
+      ['ovs-vsctl', 'lan', 'set port h0n0 tag=100'],
+      ['ovs-vsctl', 'lan', 'add-port seg-sw tr1 trunks=100,200'],
+    ]);
+    expect(JSON.parse(JSON.stringify(sc))).toEqual(sc);
+  });
+
+  it('locates a bad switch kind, a bad segment entry and a missing openvswitch requirement', () => {
+    expect(errorsOf(ovs.replace('switch: ovs }', 'switch: openflow }'))).toEqual(
+      expect.arrayContaining([
+        'x.yaml:5:32: segments[0].switch: expected one of: bridge, ovs; got "openflow"',
+        'x.yaml:5:12: segments[0]: {"name":"sw","switch":"openflow"}: expected a segment name, or { name: NAME, switch: bridge | ovs }',
+      ]),
+    );
+    expect(errorsOf(ovs.replace('{ name: br2, switch: bridge }', '{ nom: br2 }')).join('\n')).toMatch(/^x\.yaml:5:46: segments\[2\]: .*expected a segment name, or \{ name: NAME, switch: bridge \| ovs \}/m);
+    expect(errorsOf(ovs.replace('requires: [openvswitch]', 'requires: [macvlan]'))).toEqual([
+      'x.yaml:5:32: segments[0].switch: an Open vSwitch segment needs the kernel datapath: add openvswitch to requires:',
+    ]);
+  });
+
+  it('runs ovs-vsctl on the lan only, and only where a segment is an OVS bridge', () => {
+    expect(errorsOf(ovs.replace('{ on: lan, ovs-vsctl: set port', '{ on: hostA, ovs-vsctl: set port'))).toEqual([
+      "x.yaml:15:15: then[0].steps[0].on: ovs-vsctl runs on the lan's switch: write on: lan",
+    ]);
+    const noOvs = ovs.replace('{ name: sw, switch: ovs }', 'sw');
+    expect(errorsOf(noOvs)).toEqual([
+      'x.yaml:15:31: then[0].steps[0].ovs-vsctl: no segment of this scenario is an Open vSwitch bridge (segments: [{ name: NAME, switch: ovs }])',
+      'x.yaml:16:31: then[0].steps[1].ovs-vsctl: no segment of this scenario is an Open vSwitch bridge (segments: [{ name: NAME, switch: ovs }])',
+    ]);
+    expect(errorsOf(ovs.replace('{ on: lan, ovs-vsctl: set port h0n0 tag=100 }', '{ on: lan, ovs-vsctl: set port h0n0 tag=100, ip: link show }')).join('\n')).toMatch(
+      /then\[0\]\.steps\[0\]: a step has exactly one of: .*ovs-vsctl/,
+    );
+  });
+});

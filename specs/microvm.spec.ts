@@ -1,5 +1,7 @@
-// The microVM kernel runner end to end: one guest boot runs VL-01 and VL-02 (which need 802.1Q
-// and bridge VLAN filtering), VL-01 with its trunk's VLAN membership broken (which must fail),
+// The microVM kernel runner end to end: one guest boot runs VL-01 and VL-02 (which need 802.1Q,
+// bridge VLAN filtering and, for VL-02's Open vSwitch variant, the openvswitch datapath with the
+// lab's own OVS daemons), VL-01 with its trunk's VLAN membership broken and VL-02 on OVS with a
+// port on the wrong tag (which must fail),
 // and an existing scenario also run on the host for comparison. Then the failures that must be errors with the guest console, never
 // passes: a module that does not load, a kernel that never boots, a guest that times out.
 // Skipped, with the reason, when no guest kernel or qemu is available (scripts/setup.sh
@@ -35,6 +37,12 @@ function brokenTrunk(sc: Scenario): Scenario {
   return { ...sc, id: `${sc.id}-broken-trunk`, phases };
 }
 
+/** VL-02 on Open vSwitch with hostC's port moved from tag 100 to tag 200: tag 100 no longer reaches it. */
+function wrongTag(sc: Scenario): Scenario {
+  const phases = sc.phases.map((p, i) => (i === 2 ? { ...p, steps: [...p.steps, { kind: 'ovs-vsctl', host: 'lan', args: 'set port h2n0 tag=200', loc: p.loc } as Step] } : p));
+  return { ...sc, id: `${sc.id}-wrong-tag`, phases };
+}
+
 /** qemu processes of this test process still running (their command line names our job folders). */
 function ourQemus(): number[] {
   return readdirSync('/proc')
@@ -67,7 +75,8 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     // Where the host kernel lacks VLANs the suite picks the microVM by itself; elsewhere (a
     // host with them) the spec asks for it, so the guest is exercised on every machine.
     const vl01 = byId('vlan-macvlan-8021q');
-    results = await runSuite([vl01, byId('vlan-access-ports'), brokenTrunk(vl01), vmCopy], {
+    const ovs = byId('vlan-access-ports-ovs');
+    results = await runSuite([vl01, byId('vlan-access-ports'), ovs, brokenTrunk(vl01), wrongTag(ovs), vmCopy], {
       engines: ['reference'],
       kernel,
       allInVm: !hostLacksVlans,
@@ -76,10 +85,10 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
       vm: { guest: { autoload: false } },
     });
     wallMs = performance.now() - t;
-  }, 300_000);
+  }, 600_000);
 
-  it('runs VL-01 and VL-02 in the guest: every case passes with real packets and tags', () => {
-    for (const id of ['vlan-macvlan-8021q', 'vlan-access-ports']) {
+  it('runs VL-01 and VL-02 (Linux bridge and Open vSwitch) in the guest: every case passes with real packets and tags', () => {
+    for (const id of ['vlan-macvlan-8021q', 'vlan-access-ports', 'vlan-access-ports-ovs']) {
       const r = results.find((x) => x.scenarioId === id)!;
       expect(r.cases.every((c) => c.status === 'passed'), r.cases.map((c) => `${c.status} ${c.name} ${c.message ?? ''}`).join('\n')).toBe(true);
       expect(r.cases.filter((c) => c.kind === 'frames').length).toBeGreaterThan(1);
@@ -107,6 +116,22 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     expect(r.cases.find((c) => c.kind === 'frames' && c.name.includes('tag 20'))!.status).toBe('passed');
   });
 
+  it('VL-02 on Open vSwitch fails when a port is moved to the wrong tag (the assertions can fail)', () => {
+    const r = results.find((x) => x.scenarioId === 'vlan-access-ports-ovs-wrong-tag')!;
+    const status = (pred: (c: (typeof r.cases)[number]) => boolean) => r.cases.find(pred)!;
+    // tag 100 no longer reaches test2, and no frame of that pair crosses the trunk
+    const same = status((c) => c.kind === 'reach' && c.reach?.from === 'hostA/test1' && c.reach.to === 'hostC/test2');
+    expect(same.status).toBe('failed');
+    expect(same.message).toMatch(/expected connected, got timeout/);
+    const frames = status((c) => c.kind === 'frames' && c.name.includes('tagged 100'));
+    expect(frames.status).toBe('failed');
+    expect(frames.message).toMatch(/no frame of the pair crossed tr1/);
+    // test2 now shares tag 200 with test4: the isolation between them is gone
+    expect(status((c) => c.kind === 'reach' && c.reach?.from === 'hostC/test2' && c.reach.to === 'hostD/test4').status).toBe('failed');
+    // tag 200 across the trunk is untouched
+    expect(status((c) => c.kind === 'reach' && c.reach?.from === 'hostD/test4').status).toBe('passed');
+  });
+
   it('streams the guest console: init, modules, harness progress', () => {
     const text = lines.join('\n');
     expect(text).toMatch(/netconform-guest: init .* 6\.|netconform-guest: init/);
@@ -116,7 +141,7 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
 
   it('costs: boot, per scenario in the guest and on the host (printed, never asserted)', async () => {
     const guest = results.find((x) => x.scenarioId === 'egress-masquerade-in-vm')!;
-    const vl = ['vlan-macvlan-8021q', 'vlan-access-ports'].map((id) => results.find((x) => x.scenarioId === id)!);
+    const vl = ['vlan-macvlan-8021q', 'vlan-access-ports', 'vlan-access-ports-ovs'].map((id) => results.find((x) => x.scenarioId === id)!);
     expect(guest.cases.every((c) => c.status === 'passed')).toBe(true);
     const host = await runScenario(byId('egress-masquerade'), { engineName: 'reference', makeEngine: engineFactory('reference'), environment: {} });
     expect(host.cases.every((c) => c.status === 'passed')).toBe(true);

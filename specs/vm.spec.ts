@@ -259,6 +259,16 @@ describe('placement', () => {
     expect(p[1].reason).toMatch(/lacks 8021q.*get-kernel\.sh/);
   });
 
+  it('sends an Open vSwitch scenario to the microVM when the host kernel has no openvswitch datapath', () => {
+    const noOvs = new Map([['openvswitch', 'no ovs_datapath netlink family: Unknown generic netlink family']]);
+    const ovs = [sc('ovs', ['openvswitch']), sc('plain', [])];
+    expect(placeScenarios(ovs, noOvs, { vmAvailable: true }).map((p) => [p.where, p.reason])).toEqual([
+      ['vm', 'host kernel lacks openvswitch'],
+      ['host', 'runs on any kernel'],
+    ]);
+    expect(placeScenarios(ovs, noOvs, { vmAvailable: false })[0].reason).toMatch(/lacks openvswitch.*get-kernel\.sh/);
+  });
+
   it('sends everything to the microVM for run --kernel', () => {
     expect(placeScenarios(list, missing, { vmAvailable: true, allInVm: true }).map((p) => p.where)).toEqual(['vm', 'vm', 'vm']);
   });

@@ -3,6 +3,7 @@
 // with its reason.
 import { run } from './exec.js';
 import { Lab } from './lab.js';
+import { missingOvsTools, OVS_MISSING } from './ovs.js';
 
 export interface Capability {
   feature: string;
@@ -38,11 +39,12 @@ export async function detectCapabilities(only?: string[]): Promise<Capability[]>
     await lab.destroy();
   }
   if (wanted('openvswitch')) out.push(await openvswitchDatapath());
-  // The kernel datapath alone is not enough: scenarios drive it with ovs-vsctl.
+  // The kernel datapath alone is not enough: each lab runs its own ovsdb-server and ovs-vswitchd.
   const ovs = out.find((c) => c.feature === 'openvswitch');
-  if (ovs?.ok && (await run('sh', ['-c', 'command -v ovs-vsctl'], { allowFail: true })).exitCode !== 0) {
+  const tools = ovs?.ok ? await missingOvsTools() : [];
+  if (ovs && tools.length) {
     ovs.ok = false;
-    ovs.detail = 'kernel has openvswitch but ovs-vsctl is not installed';
+    ovs.detail = `${OVS_MISSING} (no ${tools.join(', ')})`;
   }
   if (wanted('iptables-nft') || wanted('iptables-legacy')) out.push(...(await iptablesBackends()).filter((c) => wanted(c.feature)));
   return out.sort((a, b) => a.feature.localeCompare(b.feature));

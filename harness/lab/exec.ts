@@ -18,6 +18,8 @@ export interface RunOptions {
   /** do not throw on a non-zero exit */
   allowFail?: boolean;
   timeoutMs?: number;
+  /** extra environment variables for the command */
+  env?: Record<string, string>;
 }
 
 export interface RunResult {
@@ -35,7 +37,7 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
   const started = performance.now();
   const shown = [file, ...args].join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => stdout.push(d));

@@ -9,9 +9,12 @@
 //   one namespace per Docker host: eth0 is a veth into lan0, default route via the router;
 //   further NICs (eth1 …) are veths into their segment.
 //   one namespace per lan peer (peer-<name>): eth0 into lan0, default route via the router.
+//   A segment with `switch: ovs` is an Open vSwitch bridge seg-<name> instead, run by the
+//   lab's own OVS daemons in the wan namespace (lab/ovs.ts); its ports are the same veths.
 import type { HostSpec, PeerSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from './lab.js';
 import { run } from './exec.js';
+import { OvsSwitch } from './ovs.js';
 
 export const WAN = 'wan';
 /** The Docker host of a single-host scenario. */
@@ -34,23 +37,30 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
     `link add ${LAN_BRIDGE} type bridge`,
     `addr add ${sc.lan.router}/${prefix} dev ${LAN_BRIDGE}`,
     `link set ${LAN_BRIDGE} up`,
-    ...sc.segments.flatMap((s) => [`link add ${segmentBridge(s)} type bridge`, `link set ${segmentBridge(s)} up`]),
+    ...sc.segments.filter((s) => !sc.ovsSegments.includes(s)).flatMap((s) => [`link add ${segmentBridge(s)} type bridge`, `link set ${segmentBridge(s)} up`]),
     ...sc.wan.servers.map((s) => `addr add ${s}/32 dev lo`),
   ];
+  // OVS segment → its ports; they are plugged in by ovs-vsctl once the veths exist
+  const ovsPorts = new Map(sc.ovsSegments.map((s) => [s, [] as string[]]));
+  const plug = (port: string, segment: string) => {
+    const ports = ovsPorts.get(segment);
+    if (ports) ports.push(port);
+    return ports ? `link set ${port} up` : `link set ${port} master ${segment === 'lan' ? LAN_BRIDGE : segmentBridge(segment)} up`;
+  };
   // wan-side port names are short and positional: interface names have 15 characters at most
   sc.hosts.forEach((h, i) => {
     wan.push(`link add h${i} type veth peer name eth0 netns ${lab.ns(hostNs(h))}`, `link set h${i} master ${LAN_BRIDGE} up`);
     Object.entries(h.nics).forEach(([nic, segment], k) => {
-      wan.push(`link add h${i}n${k} type veth peer name ${nic} netns ${lab.ns(hostNs(h))}`, `link set h${i}n${k} master ${segmentBridge(segment)} up`);
+      wan.push(`link add h${i}n${k} type veth peer name ${nic} netns ${lab.ns(hostNs(h))}`, plug(`h${i}n${k}`, segment));
     });
   });
   sc.lan.peers.forEach((p, j) => {
-    const bridge = p.segment === 'lan' ? LAN_BRIDGE : segmentBridge(p.segment);
-    wan.push(`link add p${j} type veth peer name eth0 netns ${lab.ns(peerNs(p))}`, `link set p${j} master ${bridge} up`);
+    wan.push(`link add p${j} type veth peer name eth0 netns ${lab.ns(peerNs(p))}`, plug(`p${j}`, p.segment));
   });
   await lab.ip(WAN, wan);
 
   await Promise.all([
+    ...(ovsPorts.size ? [buildOvs(lab, ovsPorts)] : []),
     ...sc.hosts.map(async (h) => {
       await Promise.all([
         lab.ip(hostNs(h), [
@@ -80,6 +90,19 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
       await lab.setSysctls(peerNs(p), p.sysctls);
     }),
   ]);
+}
+
+/** The lab's OVS, and its bridges with their ports in one transaction (an untagged port is a trunk of every VLAN). */
+async function buildOvs(lab: Lab, ports: Map<string, string[]>): Promise<void> {
+  const sw = await OvsSwitch.start(lab, WAN);
+  await sw.vsctl([...ports].flatMap(([segment, ps]) => ['--', 'add-br', segmentBridge(segment), ...ps.flatMap((p) => ['--', 'add-port', segmentBridge(segment), p])]));
+}
+
+/** An administrator's `ovs-vsctl` command on the lab's Open vSwitch ("set port h0n0 tag=100"). */
+export async function ovsVsctl(lab: Lab, args: string): Promise<void> {
+  const sw = OvsSwitch.of(lab);
+  if (!sw) throw new Error('this lab has no Open vSwitch (no segment with switch: ovs)');
+  await sw.vsctl(splitArgs(args));
 }
 
 const inLoopback = (dest: string) => dest.startsWith('127.');

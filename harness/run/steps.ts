@@ -1,8 +1,8 @@
 // Steps between phases: what an operator does to a running lab (connect, disconnect, remove a
-// container; administrator iptables, ip or bridge commands on a host or the switch; a daemon restart of the rules).
+// container; administrator iptables, ip or bridge commands on a host or the switch, ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules).
 import type { Engine } from '../engine/types.js';
 import type { Lab } from '../lab/lab.js';
-import { WAN, bridgeCommand, hostNs, ipCommand, iptables } from '../lab/topology.js';
+import { WAN, bridgeCommand, hostNs, ipCommand, iptables, ovsVsctl } from '../lab/topology.js';
 import type { Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
 
@@ -38,6 +38,8 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
     case 'bridge':
       await engines.get(step.host)?.sync();
       return bridgeCommand(lab, nsOf(step.host), step.args);
+    case 'ovs-vsctl':
+      return ovsVsctl(lab, step.args);
     case 'restart-rules':
       return engines.get(step.host)!.reloadRules();
   }
@@ -62,6 +64,8 @@ export function describeStep(step: Step, multiHost: boolean): string {
       return `ip ${step.args}${on(step.host)}`;
     case 'bridge':
       return `bridge ${step.args}${on(step.host)}`;
+    case 'ovs-vsctl':
+      return `ovs-vsctl ${step.args}${on(step.host)}`;
     case 'restart-rules':
       return `restart-rules${on(step.host)}`;
   }

@@ -109,13 +109,15 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
     case 'propertyNames':
       return { message: `invalid name: ${DEF_MESSAGES.name}` };
     case 'anyOf':
+      if (/^\/segments\//.test(e.instancePath)) return { message: `${JSON.stringify(e.data)}: expected a segment name, or { name: NAME, switch: bridge | ovs }` };
       if (/\/(result|seen-source)\//.test(e.schemaPath)) {
         return { message: `${JSON.stringify(e.data)}: expected a value, or a map of profile or engine to value, e.g. { docker-20.10: connected, default: timeout }` };
       }
       return { message: `${JSON.stringify(e.data)}: expected a port number or "PORT/tcp" / "PORT/udp"` };
     case 'minProperties':
     case 'maxProperties':
-      if (/\/step\//.test(e.schemaPath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, restart-rules (and optionally on: HOST)' };
+      // ajv inlines $refs, so the schema path does not name the step: its place does
+      if (/\/steps\/\d+$/.test(e.instancePath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)' };
       return { message: e.message ?? e.keyword };
     default:
       return { message: e.message ?? e.keyword };
@@ -255,6 +257,8 @@ interface Ctx {
   peers: Map<string, PeerSpec>;
   /** reference-engine profiles the scenario runs under (all when absent) */
   profiles?: string[];
+  /** some segment is an Open vSwitch bridge (ovs-vsctl steps have a switch to act on) */
+  ovs: boolean;
 }
 
 /** Cross-reference checks and defaults, collecting every error. */
@@ -297,7 +301,7 @@ class Resolver {
 
     const lanSubnet = networkOf(hosts[0]?.address ?? `${DEFAULT_LAN.base}.0/${DEFAULT_LAN.prefix}`);
     const router = hosts[0]?.gateway ?? DEFAULT_LAN.router;
-    const segments: string[] = d.segments ?? [];
+    const { segments, ovsSegments } = this.segments(d.segments ?? [], d.requires ?? []);
     for (const h of hosts) {
       for (const [nic, seg] of Object.entries(h.nics)) {
         const p = multiHost ? ['hosts', h.name, 'nics', nic] : ['host', 'nics', nic];
@@ -327,7 +331,7 @@ class Resolver {
     }
     const profiles: string[] | undefined = d.profiles;
     this.checkProfiles(profiles, ['profiles']);
-    const ctx: Ctx = { covers, multiHost, hosts: new Map(hosts.map((h) => [h.name, h])), containers, peers: new Map(peers.map((p) => [p.name, p])), profiles };
+    const ctx: Ctx = { covers, multiHost, hosts: new Map(hosts.map((h) => [h.name, h])), containers, peers: new Map(peers.map((p) => [p.name, p])), profiles, ovs: ovsSegments.length > 0 };
 
     const phases: Scenario['phases'] = [{ steps: [], loc: this.loc(d.expect ? ['expect'] : []) }];
     const expect: Expectation[] = this.expectations(d.expect ?? [], ['expect'], 0, ctx);
@@ -348,6 +352,7 @@ class Resolver {
       hosts,
       lan: { subnet: lanSubnet, router, peers },
       segments,
+      ovsSegments,
       wan,
       phases,
       expect,
@@ -355,6 +360,22 @@ class Resolver {
       ...(profiles ? { profiles } : {}),
       loc: this.loc([]),
     };
+  }
+
+  /** Segments are names, or { name, switch }; an Open vSwitch one needs the scenario to require openvswitch. */
+  private segments(raw: Raw[], requires: string[]): { segments: string[]; ovsSegments: string[] } {
+    const segments: string[] = [];
+    const ovsSegments: string[] = [];
+    raw.forEach((r, i) => {
+      const name = typeof r === 'string' ? r : r?.name;
+      if (typeof name !== 'string') return; // the schema says what is wrong
+      if (segments.includes(name)) this.err(['segments', i], `segment '${name}' is declared twice`);
+      segments.push(name);
+      if (r?.switch !== 'ovs') return;
+      ovsSegments.push(name);
+      if (!requires.includes('openvswitch')) this.err(['segments', i, 'switch'], 'an Open vSwitch segment needs the kernel datapath: add openvswitch to requires:');
+    });
+    return { segments, ovsSegments };
   }
 
   /** Profile names must be known (and, on an expectation, among the scenario's own). */
@@ -588,14 +609,19 @@ class Resolver {
       if (s.on !== undefined) this.err([...p, 'on'], 'remove acts on the container\'s own host; write the container as host/name instead of on:');
       return { kind: 'remove', container: this.container(s.remove, [...p, 'remove'], ctx), loc };
     }
+    if (s['ovs-vsctl'] !== undefined) {
+      if (s.on !== 'lan') this.err(s.on === undefined ? p : [...p, 'on'], 'ovs-vsctl runs on the lan\'s switch: write on: lan');
+      if (!ctx.ovs) this.err([...p, 'ovs-vsctl'], 'no segment of this scenario is an Open vSwitch bridge (segments: [{ name: NAME, switch: ovs }])');
+      return { kind: 'ovs-vsctl', host: 'lan', args: s['ovs-vsctl'], loc };
+    }
     if (s.on === 'lan' && s.bridge) return { kind: 'bridge', host: 'lan', args: s.bridge, loc };
     if (s.on === 'lan' && (s.ip || s.iptables)) return { kind: s.ip ? 'ip' : 'iptables', host: 'lan', args: s.ip ?? s.iptables, loc };
-    if (s.on === 'lan') this.err([...p, 'on'], 'only ip, bridge and iptables steps run on the lan\'s switch');
+    if (s.on === 'lan') this.err([...p, 'on'], 'only ip, bridge, ovs-vsctl and iptables steps run on the lan\'s switch');
     const host = this.hostOf(s.on === 'lan' ? undefined : s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
     if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
     if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
     if (s.bridge) return { kind: 'bridge', host, args: s.bridge, loc };
-    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, restart-rules (and optionally on: HOST)');
+    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)');
     return { kind: 'restart-rules', host, loc };
   }
 

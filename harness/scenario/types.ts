@@ -140,6 +140,7 @@ export type Step =
   | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
   | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host (or "lan": the switch), e.g. "link set eth1 master docker0"
   | { kind: 'bridge'; host: string; args: string; loc: Loc } // administrator `bridge` command, e.g. "vlan add dev h0n0 vid 10" on a VLAN-aware switch
+  | { kind: 'ovs-vsctl'; host: 'lan'; args: string; loc: Loc } // on the lab's Open vSwitch, e.g. "set port h0n0 tag=100"
   | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
 
 interface ExpectBase {
@@ -259,6 +260,8 @@ export interface Scenario {
   lan: LanSpec;
   /** further L2 segments (besides the lan) that host NICs can be plugged into */
   segments: string[];
+  /** those of the segments that are Open vSwitch bridges (`switch: ovs`), not Linux bridges */
+  ovsSegments: string[];
   wan: WanSpec;
   /** phases[0] is the state right after the build (no steps); each `then` entry adds one */
   phases: { steps: Step[]; loc: Loc }[];

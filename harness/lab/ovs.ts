@@ -1,0 +1,129 @@
+// Open vSwitch for a lab: its own ovsdb-server and ovs-vswitchd, started inside the lab's
+// switch namespace (wan) with their database, sockets, logs and pidfiles in the lab's state
+// folder. Nothing touches a machine-wide OVS (/var/run/openvswitch, /etc/openvswitch): the
+// datapath the kernel module gives is per network namespace, and so is this switch.
+// The harness stops both daemons by pid at teardown (also after a failed build); the lab's
+// own teardown kills whatever is left in its namespaces, and `gc` does so for a killed run.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, type RunOptions } from './exec.js';
+import type { Lab } from './lab.js';
+
+/** The OVS programs a lab needs; Debian's openvswitch-switch (and -common) ships them. */
+export const OVS_TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl'];
+export const OVS_MISSING = 'Open vSwitch userspace (openvswitch-switch) is not installed';
+
+const DAEMONS = ['ovsdb-server', 'ovs-vswitchd'] as const;
+const switches = new WeakMap<Lab, OvsSwitch>();
+
+export class OvsSwitch {
+  private readonly pids = new Map<string, number>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly nsPath: string,
+  ) {}
+
+  /** The switch of a lab, once its topology started one. */
+  static of(lab: Lab): OvsSwitch | undefined {
+    return switches.get(lab);
+  }
+
+  /** Start the two daemons in the lab namespace `ns`; they are stopped with the lab. */
+  static async start(lab: Lab, ns: string): Promise<OvsSwitch> {
+    const dir = join(lab.stateDir(), 'ovs');
+    mkdirSync(dir, { recursive: true });
+    const sw = new OvsSwitch(dir, lab.nsPath(ns));
+    switches.set(lab, sw);
+    lab.onDestroy(() => sw.stop()); // registered first: a half-started switch is stopped too
+    await run('ovsdb-tool', ['create', join(dir, 'conf.db')], sw.opts());
+    await sw.daemon('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${sw.socket}`]);
+    await sw.vsctl(['--no-wait', 'init']);
+    await sw.daemon('ovs-vswitchd', [`unix:${sw.socket}`]);
+    return sw;
+  }
+
+  get socket(): string {
+    return join(this.dir, 'db.sock');
+  }
+
+  /** `ovs-vsctl ARGS` against this switch's database; it waits until ovs-vswitchd applied the change. */
+  async vsctl(args: string[]): Promise<string> {
+    return (await run('ovs-vsctl', [`--db=unix:${this.socket}`, '--timeout=20', ...args], this.opts())).stdout;
+  }
+
+  /**
+   * --detach returns once the daemon is ready (its pidfile written); it runs in the lab
+   * namespace (nsenter), so its datapath and ports are the lab's.
+   */
+  private async daemon(name: (typeof DAEMONS)[number], args: string[]): Promise<void> {
+    const pidfile = join(this.dir, `${name}.pid`);
+    await run(
+      'nsenter',
+      [`--net=${this.nsPath}`, '--', name, ...args, `--pidfile=${pidfile}`, `--unixctl=${join(this.dir, `${name}.ctl`)}`, `--log-file=${join(this.dir, `${name}.log`)}`, '--detach', '--no-chdir'],
+      this.opts(),
+    ).catch((e) => {
+      throw new Error(`${name} did not start: ${(e as Error).message}${this.logTail(name)}`);
+    });
+    this.pids.set(name, Number(readFileSync(pidfile, 'utf8').trim()));
+  }
+
+  /** OVS_* folders point every default path (sockets, db, logs) into the lab's folder. */
+  private opts(): RunOptions {
+    return { env: { OVS_RUNDIR: this.dir, OVS_DBDIR: this.dir, OVS_LOGDIR: this.dir, OVS_SYSCONFDIR: this.dir }, timeoutMs: 30_000 };
+  }
+
+  private logTail(name: string): string {
+    const log = join(this.dir, `${name}.log`);
+    return existsSync(log) ? `\n${readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n')}` : '';
+  }
+
+  /** Stop the daemons by pid, vswitchd first (it holds the database open), and wait for them. */
+  async stop(): Promise<void> {
+    for (const name of [...DAEMONS].reverse()) {
+      const pid = this.pids.get(name);
+      if (pid === undefined) continue;
+      this.pids.delete(name);
+      await killAndWait(pid);
+    }
+  }
+
+  /** The pids of the running daemons (for tests). */
+  running(): number[] {
+    return [...this.pids.values()];
+  }
+}
+
+async function killAndWait(pid: number): Promise<void> {
+  const gone = () => processGone(pid);
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return; // already gone
+  }
+  for (let i = 0; i < 50 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!gone()) process.kill(pid, 'SIGKILL');
+}
+
+/** A process that exited: gone from /proc, or a zombie its parent (init, for a daemon) has not reaped yet. */
+export function processGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
+  } catch {
+    return true;
+  }
+}
+
+/** Which OVS programs are missing on PATH (empty: the userspace is installed). */
+export async function missingOvsTools(): Promise<string[]> {
+  const r = await run('sh', ['-c', OVS_TOOLS.map((t) => `command -v ${t} >/dev/null || echo ${t}`).join('; ')], { allowFail: true });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** For doctor: the installed OVS version, or what to install. Labs start their own daemons from it. */
+export async function ovsUserspace(): Promise<{ ok: boolean; detail: string }> {
+  const missing = await missingOvsTools();
+  if (missing.length) return { ok: false, detail: `${OVS_MISSING} (no ${missing.join(', ')}): ./scripts/setup.sh installs it; the switch: ovs scenarios are skipped without it` };
+  const v = await run('ovs-vswitchd', ['--version'], { allowFail: true });
+  return { ok: true, detail: `${v.stdout.split('\n')[0].trim()}; each lab runs its own daemons, the datapath needs the openvswitch kernel module` };
+}
