@@ -68,7 +68,8 @@ function markAsGuest(r: ScenarioResult, g: GuestRun): ScenarioResult {
 
 function failedResult(sc: Scenario, engine: string, g: GuestRun): ScenarioResult {
   const why = g.outcome === 'ok' ? 'the guest finished without a result for this scenario' : g.detail;
-  const message = `microVM (${g.release}, ${g.accel}): ${why}\n--- guest console (tail) ---\n${consoleTail(g.console)}`;
+  // worded as the runner words a scenario that broke off, so a comparison of two such runs is a failure, never an agreement
+  const message = `scenario did not complete: microVM (${g.release}, ${g.accel}): ${why}\n--- guest console (tail) ---\n${consoleTail(g.console)}`;
   const cases: CaseResult[] = sc.expect.map((e, i) => ({ id: e.id, name: caseName(e), kind: e.kind, status: 'error', loc: e.loc, timeMs: 0, expectIndex: i, message }));
   return {
     scenarioId: sc.id,
