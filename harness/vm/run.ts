@@ -13,6 +13,8 @@ import type { GuestKernel } from './kernel.js';
 export interface VmRunOptions {
   kernel: GuestKernel;
   engines: string[];
+  /** the dockerd for docker targets (the host's choice; the guest sees the host's files) */
+  dockerd?: string;
   /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -29,7 +31,7 @@ export function defaultTimeoutMs(runs: number, env: NodeJS.ProcessEnv = process.
 export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promise<{ results: ScenarioResult[]; guest: GuestRun }> {
   const runs = scenarios.length * opts.engines.length;
   const guest = await bootGuest(
-    { kind: 'suite', scenarios, engines: opts.engines, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
+    { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
     {
       kernel: opts.kernel,
       modules: GUEST_MODULES,
