@@ -15,7 +15,7 @@ export interface VmRunOptions {
   engines: string[];
   /** the dockerd for docker targets (the host's choice; the guest sees the host's files) */
   dockerd?: string;
-  /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run */
+  /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run (180 s on docker) */
   timeoutMs?: number;
   signal?: AbortSignal;
   onLine?: (line: string) => void;
@@ -29,7 +29,8 @@ export function defaultTimeoutMs(runs: number, env: NodeJS.ProcessEnv = process.
 }
 
 export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promise<{ results: ScenarioResult[]; guest: GuestRun }> {
-  const runs = scenarios.length * opts.engines.length;
+  // a dockerd run costs several reference runs in the guest (daemon start 8-45 s under TCG): count it as three
+  const runs = scenarios.length * opts.engines.reduce((n, e) => n + (parseTarget(e).engine === 'docker' ? 3 : 1), 0);
   const guest = await bootGuest(
     { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
     {
