@@ -38,7 +38,7 @@ describe.skipIf(!isRoot)('differential conformance: reference vs dockerd', () =>
       });
 
       it('reference and docker agree (verdicts, rule sets, addresses)', (ctx) => {
-        // both skipped (a kernel feature this host lacks; the guest has no dockerd): nothing to compare
+        // both skipped (a kernel feature this host lacks; specs/microvm.spec.ts runs VL-01 on both in the guest): nothing to compare
         const notCompared = d.comparison.cases.find((c) => c.status === 'skipped');
         if (notCompared) ctx.skip(notCompared.message);
         const bad = d.comparison.cases.filter((c) => c.status !== 'passed' && c.status !== 'skipped');

@@ -20,12 +20,17 @@ import { chooseKernel, KernelError, resolveKernel } from '../harness/vm/kernel.j
 import { JOB_PREFIX } from '../harness/vm/guest.js';
 import { qemuInstalled } from '../harness/vm/qemu.js';
 import { runInVm } from '../harness/vm/run.js';
+import { locateDocker } from '../harness/engine/docker/locate.js';
 import { fingerprintStartingNamespace, labNamespaces } from './support/fingerprint.js';
 
 const isRoot = process.getuid?.() === 0;
 const choice = chooseKernel(undefined);
 const why = !isRoot ? 'needs root' : !qemuInstalled() ? 'qemu-system-x86_64 is not installed (./scripts/setup.sh installs it)' : !choice.kernel ? `no guest kernel (${choice.error ?? choice.source}): ./scripts/setup.sh or scripts/get-kernel.sh fetches one` : '';
 const kernel = choice.kernel!;
+const dockerMissing = await locateDocker().then(
+  () => '',
+  (e: Error) => e.message,
+);
 
 const root = join(import.meta.dirname, '..');
 const { scenarios } = loadScenarios([join(root, 'specs', 'fixtures', 'vm'), join(root, 'scenarios', 'egress', 'masquerade.yaml'), join(root, 'scenarios', 'vlan')]);
@@ -162,6 +167,60 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
   });
 });
 
+// A real dockerd (Debian's docker.io, with its own containerd and runc) in the guest: VL-01 on
+// both engines in one boot, the engine making eth1.10/eth1.20 itself, and the comparison made
+// on the host from the runs that came back.
+describe.skipIf(Boolean(why || dockerMissing))('microVM: a real dockerd in the guest (one boot)', () => {
+  let results: ScenarioResult[] = [];
+  const lines: string[] = [];
+  let wallMs = 0;
+
+  beforeAll(async () => {
+    const missing = missingFeatures(await detectCapabilities(['8021q']));
+    const t = performance.now();
+    results = await runSuite([byId('vlan-macvlan-8021q')], {
+      engines: ['reference', 'docker'],
+      kernel,
+      allInVm: !missing.has('8021q'),
+      onVmLine: (l) => lines.push(l),
+      vm: { guest: { autoload: false } }, // the preloaded modules are enough for dockerd too
+    });
+    wallMs = performance.now() - t;
+  }, 400_000);
+
+  it('runs VL-01 on dockerd in the guest: every case passes, with real packets and 802.1Q tags', () => {
+    const r = results.find((x) => x.engine === 'docker')!;
+    expect(r.engineDescription).toMatch(/^dockerd \d+\.\d+/);
+    expect(r.properties).toMatchObject({ runner: 'microvm', kernel: kernel.release });
+    expect(r.cases.every((c) => c.status === 'passed'), r.cases.map((c) => `${c.status} ${c.name} ${c.message ?? ''}`).join('\n')).toBe(true);
+    expect(r.cases.filter((c) => c.kind === 'frames' && c.status === 'passed').length).toBe(3);
+    const text = r.transcript.join('\n');
+    expect(text).toMatch(/on the switch's h0n0: \d+ tagged 10 \(probe connected\)/);
+    expect(text).toMatch(/on the switch's h0n0: \d+ tagged 20 \(probe connected\)/);
+    expect(text).toMatch(/probe hostA\/a10 → hostC\/c20 \(10\.10\.0\.13\) tcp\/80: timeout/);
+  });
+
+  it("the guest's daemons ran on its kernel and left nothing behind", () => {
+    const text = lines.join('\n');
+    expect(text.match(/dockerd started in ncf-\S+ in \d+ ms, image imported in \d+ ms \(storage \w+, cgroup v2/g)?.length).toBe(3);
+    expect(text).not.toMatch(/docker-leftovers/);
+  });
+
+  it("compares the two engines' guest runs: verdicts, rule sets and addresses agree", () => {
+    const c = results.find((x) => x.engine === 'reference:docker-20.10-vs-docker')!;
+    expect(c.caseProperties).toEqual({ runner: 'microvm', kernel: kernel.release });
+    expect(c.cases.find((x) => x.name.endsWith('packet verdicts agree'))?.status).toBe('passed');
+    expect(c.cases.filter((x) => x.name.includes('rule sets agree')).length).toBeGreaterThan(1);
+    expect(c.cases.every((x) => x.status === 'passed'), c.cases.map((x) => `${x.status} ${x.name} ${x.message ?? ''}\n${x.diff ?? ''}`).join('\n')).toBe(true);
+  });
+
+  it('costs of dockerd in the guest (printed, never asserted)', () => {
+    const t = (e: string) => results.find((x) => x.engine === e)!.timeMs.toFixed(0);
+    const starts = lines.join('\n').match(/dockerd started in \S+ in \d+ ms/g) ?? [];
+    console.log(`microVM docker: VL-01 reference ${t('reference:docker-20.10')} ms, docker ${t('docker')} ms; ${starts.join('; ')}; whole guest run ${wallMs.toFixed(0)} ms`);
+  });
+});
+
 describe.skipIf(Boolean(why))('microVM failures are errors with the guest console, never passes', () => {
   const fixture = () => byId('vm-vlan-subinterfaces');
   const temps: string[] = [];
@@ -196,11 +255,15 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
     expect(results[0].cases[0].message).toMatch(/never reached its init|did not reach its init/);
   }, 120_000);
 
-  it('a guest that does not finish in time is killed and reported as a timeout', async () => {
-    const { results, guest } = await runInVm([fixture()], { kernel, engines: ['reference'], timeoutMs: 3_000 });
-    expect(guest.outcome).toBe('timeout');
-    expect(results[0].cases.every((c) => c.status === 'error')).toBe(true);
-    expect(results[0].cases[0].message).toMatch(/did not finish within 3 s.*qemu was killed/);
+  it('a guest that does not finish in time is killed and reported as a timeout (both engines; their comparison fails)', async () => {
+    const results = await runSuite([fixture()], { engines: ['reference', 'docker'], kernel, allInVm: true, vm: { timeoutMs: 3_000 } });
+    expect(results.map((r) => r.engine)).toEqual(['reference:docker-20.10', 'docker', 'reference:docker-20.10-vs-docker']);
+    for (const r of results.slice(0, 2)) {
+      expect(r.cases.every((c) => c.status === 'error')).toBe(true);
+      expect(r.cases[0].message).toMatch(/did not finish within 3 s.*qemu was killed/);
+    }
+    // two runs that never happened do not agree
+    expect(results[2].cases.map((c) => [c.name, c.status])).toEqual([['reference:docker-20.10-vs-docker: both engines ran the scenario', 'failed']]);
     expect(ourQemus()).toEqual([]);
   }, 60_000);
 
@@ -213,4 +276,8 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
 
 describe.skipIf(!why)('microVM kernel runner unavailable', () => {
   it.skip(`skipped: ${why}`, () => {});
+});
+
+describe.skipIf(Boolean(why) || !dockerMissing)('microVM: no dockerd for the guest', () => {
+  it.skip(`skipped: ${dockerMissing}`, () => {});
 });

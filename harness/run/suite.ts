@@ -33,6 +33,8 @@ export interface SuiteOptions {
   /** guest console lines (init and harness output) as they arrive */
   onVmLine?: (line: string) => void;
   vm?: Partial<VmRunOptions>;
+  /** compare engines per scenario (default); the guest leaves it to the host */
+  compare?: boolean;
 }
 
 /**
@@ -80,20 +82,18 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
   // fail before the first lab when the engine to certify is not there (exit 2, what to install)
-  if (docker) await docker.dockerPool().install();
+  const dockerd = docker ? (await docker.dockerPool().install()).dockerd : undefined;
   const onHost = plan.filter((x) => x.where !== 'vm').map((x) => x.scenario);
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
   const runs = onHost.flatMap((sc, s) => factories.map(([engineName, makeEngine], e) => ({ s, e, sc, engineName, makeEngine })));
   // A real dockerd is compared with the reference engine's profile of the same release
   // (Debian's docker.io is 20.10); profiles of one engine differ on purpose and are not.
   const pairs = factories.flatMap(([name], e) => {
-    if (!isDocker(name)) return [];
+    if (!isDocker(name) || opts.compare === false) return [];
     const ref = factories.findIndex(([other]) => other === `reference:${parseTarget(name).profile}`);
     return ref < 0 ? [] : [[ref, e] as const];
   });
-  // the guest has no dockerd: there the scenarios run on the reference engine's targets only
-  const guestEngines = opts.engines.filter((e) => parseTarget(e).engine !== 'docker');
-  const total = runs.length + onHost.length * pairs.length + (kernel ? inVm.length * guestEngines.length : 0);
+  const total = runs.length + onHost.length * pairs.length + (kernel ? inVm.length * (factories.length + pairs.length) : 0);
   // filled, not sparse: every() skips the holes of a sparse array
   const byScenario: (ScenarioResult | undefined)[][] = onHost.map(() => Array.from({ length: factories.length }, () => undefined));
   const comparisons: ScenarioResult[][] = onHost.map(() => []);
@@ -118,13 +118,24 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
     }
   };
   const guest = async () => {
-    if (!kernel || inVm.length === 0 || guestEngines.length === 0 || opts.signal?.aborted) return;
+    if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
     if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, { kernel, engines: guestEngines, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
-    for (const r of rs) {
-      vmResults.push(r);
-      opts.onResult?.(r, ++done, total);
+    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerd, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
+    // the guest sends each engine's run back; the comparison is made here, as for the host's
+    const ofGuest = (sc: Scenario, label: string) => rs.find((r) => r.scenarioId === sc.id && r.engine === label)!;
+    for (const sc of inVm) {
+      const runsOf = factories.map(([label]) => ofGuest(sc, label));
+      for (const r of runsOf) {
+        vmResults.push(r);
+        opts.onResult?.(r, ++done, total);
+      }
+      for (const [a, b] of pairs) {
+        const c = compareRuns(sc, runsOf[a], runsOf[b]);
+        c.caseProperties = runsOf[b].caseProperties; // names the guest kernel too
+        vmResults.push(c);
+        opts.onResult?.(c, ++done, total);
+      }
     }
   };
   // Reference labs run several at once; a real dockerd's scenarios one after the other, in a

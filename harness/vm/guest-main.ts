@@ -10,6 +10,7 @@ import { packageRoot } from '../paths.js';
 import type { ScenarioResult } from '../report/results.js';
 import { runSuite } from '../run/suite.js';
 import { GUEST_MARK } from './guest-init.js';
+import { dockerLeftovers, prepareGuestDocker } from './guest-docker.js';
 import { CAPABILITIES_FILE, MODULES_FILE, RESULTS_FILE, type GuestJob } from './job.js';
 
 async function main(jobPath: string): Promise<number> {
@@ -23,9 +24,11 @@ async function main(jobPath: string): Promise<number> {
     writeFileSync(join(dir, CAPABILITIES_FILE), JSON.stringify({ release: release(), capabilities: await detectCapabilities() }));
   } else {
     const results: ScenarioResult[] = [];
+    prepareGuestDocker(job.dockerd);
     await runSuite(job.scenarios, {
       engines: job.engines,
       kernel: null, // already in the guest: never boot another one
+      compare: false, // the host compares the engines' runs once they are back
       onProgress: (l) => console.log(`  ${l}`),
       onResult: (r, i, n) => {
         results.push(r);
@@ -34,6 +37,8 @@ async function main(jobPath: string): Promise<number> {
       },
     });
     writeFileSync(join(dir, RESULTS_FILE), JSON.stringify(results));
+    const left = await dockerLeftovers();
+    if (left.length) console.log(`${GUEST_MARK} docker-leftovers ${left.join(' ')}`);
   }
   writeFileSync(join(dir, MODULES_FILE), loadedModules().join('\n'));
   return 0;

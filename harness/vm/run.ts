@@ -13,7 +13,9 @@ import type { GuestKernel } from './kernel.js';
 export interface VmRunOptions {
   kernel: GuestKernel;
   engines: string[];
-  /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run */
+  /** the dockerd for docker targets (the host's choice; the guest sees the host's files) */
+  dockerd?: string;
+  /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run (180 s on docker) */
   timeoutMs?: number;
   signal?: AbortSignal;
   onLine?: (line: string) => void;
@@ -27,9 +29,10 @@ export function defaultTimeoutMs(runs: number, env: NodeJS.ProcessEnv = process.
 }
 
 export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promise<{ results: ScenarioResult[]; guest: GuestRun }> {
-  const runs = scenarios.length * opts.engines.length;
+  // a dockerd run costs several reference runs in the guest (daemon start 8-45 s under TCG): count it as three
+  const runs = scenarios.length * opts.engines.reduce((n, e) => n + (parseTarget(e).engine === 'docker' ? 3 : 1), 0);
   const guest = await bootGuest(
-    { kind: 'suite', scenarios, engines: opts.engines, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
+    { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
     {
       kernel: opts.kernel,
       modules: GUEST_MODULES,
@@ -68,7 +71,8 @@ function markAsGuest(r: ScenarioResult, g: GuestRun): ScenarioResult {
 
 function failedResult(sc: Scenario, engine: string, g: GuestRun): ScenarioResult {
   const why = g.outcome === 'ok' ? 'the guest finished without a result for this scenario' : g.detail;
-  const message = `microVM (${g.release}, ${g.accel}): ${why}\n--- guest console (tail) ---\n${consoleTail(g.console)}`;
+  // worded as the runner words a scenario that broke off, so a comparison of two such runs is a failure, never an agreement
+  const message = `scenario did not complete: microVM (${g.release}, ${g.accel}): ${why}\n--- guest console (tail) ---\n${consoleTail(g.console)}`;
   const cases: CaseResult[] = sc.expect.map((e, i) => ({ id: e.id, name: caseName(e), kind: e.kind, status: 'error', loc: e.loc, timeMs: 0, expectIndex: i, message }));
   return {
     scenarioId: sc.id,

@@ -95,7 +95,9 @@ export class DaemonPool {
     d.docker = new Dockerode({ socketPath: d.paths.socket });
     const imageMs = await ensureImage(d.docker);
     d.times = { startMs, imageMs };
-    log(`dockerd started in ${d.hostNs} in ${startMs.toFixed(0)} ms, image imported in ${imageMs.toFixed(0)} ms`);
+    // storage and cgroups depend on the kernel it runs on (a microVM guest's differs from the host's)
+    const info = (await d.docker.info()) as { Driver?: string; CgroupVersion?: string; CgroupDriver?: string };
+    log(`dockerd started in ${d.hostNs} in ${startMs.toFixed(0)} ms, image imported in ${imageMs.toFixed(0)} ms (storage ${info.Driver}, cgroup v${info.CgroupVersion} ${info.CgroupDriver})`);
     d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore);
   }
 
