@@ -149,12 +149,7 @@ export class DockerEngine implements Engine {
   private async refresh(name: string): Promise<Running> {
     const r = this.conts.get(name)!;
     const c = await this.dockerOf().getContainer(dockerName(name)).inspect();
-    let env: string[] = [];
-    try {
-      env = parseEnviron(readFileSync(`/proc/${c.State.Pid}/environ`, 'utf8'));
-    } catch {
-      /* not running */
-    }
+    const env = await mainProcessEnv(c.State.Pid);
     r.info = containerInfo(r.spec, c, env, this.networkNames());
     if (r.info.mode === 'container') {
       // it has the other container's network namespace, and so its addresses
@@ -263,4 +258,23 @@ export class DockerEngine implements Engine {
     this.d = undefined;
     if (d) await this.pool.release(d, !this.dirty);
   }
+}
+
+/**
+ * The environment of a container's main process. Right after the start its pid may still be
+ * runc's init, whose environment is not the container's: wait for the exec (dockerd always
+ * gives the process HOSTNAME). A second at most; an exited container has none.
+ */
+async function mainProcessEnv(pid: number): Promise<string[]> {
+  let env: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    try {
+      env = parseEnviron(readFileSync(`/proc/${pid}/environ`, 'utf8'));
+    } catch {
+      return []; // not running
+    }
+    if (env.some((kv) => kv.startsWith('HOSTNAME='))) return env;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return env;
 }
