@@ -13,6 +13,8 @@ export class KernelPlan {
   private sysctls = new Map<string, Record<string, string>>();
   private rules?: RuleEditor;
   private rulesDirty = false;
+  /** each table as it was read, to load only the tables that changed */
+  private tablesRead = new Map<string, string>();
 
   constructor(
     private readonly lab: Lab,
@@ -47,17 +49,31 @@ export class KernelPlan {
 
   /** Start from rules already read (saves a process when the caller read them anyway). */
   seedRules(iptablesSave: string): void {
-    this.rules = new RuleEditor(parseIptablesSave(iptablesSave));
+    this.read(iptablesSave);
+  }
+
+  private read(iptablesSave: string): RuleEditor {
+    const rs = parseIptablesSave(iptablesSave);
+    this.tablesRead = new Map(rs.map((t) => [t.name, serializeRuleset([t])]));
+    return (this.rules = new RuleEditor(rs));
+  }
+
+  /**
+   * The tables that differ from what was read, as iptables-restore input (a table it is not
+   * given is left alone). Each table costs iptables-nft a commit and its kernel grace period,
+   * and most later syncs (a link, a connect) change only filter.
+   */
+  private changedTables(): string | undefined {
+    if (!this.rulesDirty || !this.rules) return undefined;
+    const changed = this.rules.toRuleset().filter((t) => serializeRuleset([t]) !== this.tablesRead.get(t.name));
+    return changed.length ? serializeRuleset(changed) : undefined;
   }
 
   /** The rule editor over the lab host's rules (read once; written back by apply()). */
   async editRules(): Promise<RuleEditor> {
-    if (!this.rules) {
-      const saved = await this.lab.exec(this.hostNs, 'iptables-save', []);
-      this.rules = new RuleEditor(parseIptablesSave(saved.stdout));
-    }
+    const rules = this.rules ?? this.read((await this.lab.exec(this.hostNs, 'iptables-save', [])).stdout);
     this.rulesDirty = true;
-    return this.rules;
+    return rules;
   }
 
   /**
@@ -71,7 +87,7 @@ export class KernelPlan {
     const namespaces = this.namespaces;
     const lines = this.lines;
     const sysctls = this.sysctls;
-    const rulesText = this.rulesDirty && this.rules ? serializeRuleset(this.rules.toRuleset()) : undefined;
+    const rulesText = this.changedTables();
     this.namespaces = [];
     this.lines = new Map();
     this.sysctls = new Map();
