@@ -12,7 +12,7 @@ import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
 import { run } from './lab/exec.js';
 import { loadDockerEngine, runSuite } from './run/suite.js';
 import { writeJunit } from './report/junit.js';
-import { bold, dim, failureReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
+import { bold, dim, failureReport, findingsReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus } from './report/results.js';
 import type { Scenario } from './scenario/types.js';
 import { expandTargets } from './targets.js';
@@ -41,6 +41,7 @@ commands:
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
+      --fail-on-findings  exit 1 when a case confirms an exposure marked finding: (a compliance gate)
       --kernel PATH   run the scenarios in a microVM on this kernel (a folder from
                       scripts/get-kernel.sh, or a vmlinuz file); without it, scenarios the
                       host kernel cannot run go to the microVM when NETCONFORM_KERNEL or the
@@ -96,6 +97,7 @@ async function cmdRun(args: string[]): Promise<number> {
       kernel: { type: 'string' },
       'kernel-modules': { type: 'string' },
       'vm-timeout': { type: 'string' },
+      'fail-on-findings': { type: 'boolean', default: false },
     },
   });
   const jobs = Number(values.jobs);
@@ -137,9 +139,13 @@ async function cmdRun(args: string[]): Promise<number> {
   const wall = performance.now() - t0;
   const failures = failureReport(results);
   if (failures) console.log(failures);
+  const findings = findingsReport(results);
+  if (findings) console.log(findings);
   writeJunit(values.junit!, results);
   console.log(`\n${summaryLine(results, wall)}\n${dim(`JUnit: ${values.junit}`)}`);
-  return results.some((r) => ['failed', 'error'].includes(scenarioStatus(r))) ? 1 : 0;
+  if (results.some((r) => ['failed', 'error'].includes(scenarioStatus(r)))) return 1;
+  // a compliance gate: the behaviour is as documented, and the documented behaviour is an exposure
+  return values['fail-on-findings'] && results.some((r) => r.cases.some((c) => c.finding)) ? 1 : 0;
 }
 
 /** The teardown a signal started; the process exits when it is done, not before. */

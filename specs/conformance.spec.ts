@@ -59,6 +59,13 @@ describe.skipIf(!isRoot)('conformance (reference engine)', () => {
     });
   }
 
+  it('reports the exposures it confirms as compliance findings (SC-01 on 20.10, SC-04 everywhere)', () => {
+    const findings = (id: string) => results.get(scenarios.find((s) => s.id === id)!)!.cases.filter((c) => c.finding);
+    expect(findings('security-loopback-publish').map((c) => c.finding)).toEqual(['a port published on 127.0.0.1 is reachable from the LAN']);
+    expect(findings('security-iptables-false').length).toBe(3);
+    expect(findings('default-bridge')).toEqual([]);
+  });
+
   describe('assertions fail when the engine rule behind them is gone', () => {
     const byId = (id: string) => scenarios.find((s) => s.id === id)!;
 

@@ -6,6 +6,7 @@ import { resolveForTarget } from '../harness/scenario/per-target.js';
 import { expandTargets, parseTarget } from '../harness/targets.js';
 import type { ReachExpect } from '../harness/scenario/types.js';
 import { createFirewall } from '../harness/engine/reference/firewall/registry.js';
+import { buildJunit } from '../harness/report/junit.js';
 
 const base = `id: sc-01-sketch
 title: a port on 127.0.0.1 and a neighbour
@@ -145,5 +146,53 @@ expect:
     result: { docker-28: blocked, default: timeout }
 `);
     expect(errs.some((e) => /expect\[0\]\.result\.docker-28: expected one of: connected, refused, timeout, unreachable; got "blocked"/.test(e))).toBe(true);
+  });
+});
+
+describe('compliance findings', () => {
+  const text = `${base}expect:
+  - id: IN-02
+    finding: { docker-20.10: a port published on 127.0.0.1 is reachable from the LAN }
+    reach: { from: wan, to: 127.0.0.1, proto: tcp, port: 8080 }
+    result: { docker-20.10: connected, default: timeout }
+  - id: IN-02
+    finding: exposed under every release
+    reach: { from: wan, to: host, proto: tcp, port: 8080 }
+    result: timeout
+`;
+
+  it('resolves a finding per target: where the map names none, there is no finding', () => {
+    const sc = loadScenarioText(text, 'x.yaml');
+    expect(resolveForTarget(sc, parseTarget('reference')).expect[0].finding).toBe('a port published on 127.0.0.1 is reachable from the LAN');
+    expect(resolveForTarget(sc, parseTarget('docker')).expect[0].finding).toBe('a port published on 127.0.0.1 is reachable from the LAN');
+    expect(resolveForTarget(sc, parseTarget('reference:docker-28')).expect[0].finding).toBeUndefined();
+    expect(resolveForTarget(sc, parseTarget('reference:docker-29')).expect[1].finding).toBe('exposed under every release');
+  });
+
+  it('says what a finding must be, where it is written', () => {
+    expect(errorsOf(`${base}expect:\n  - id: IN-02\n    finding: 3\n    reach: { from: wan, to: host, proto: tcp, port: 8080 }\n    result: timeout\n`)).toEqual([
+      '8:14 expect[0].finding: 3: expected why it is a finding (text), or a map of profile or engine to text, e.g. { docker-20.10: "reachable from the LAN" }',
+    ]);
+  });
+
+  it('JUnit carries a passed finding as a property of its case', () => {
+    const loc = { file: 'x.yaml', line: 7, col: 5 };
+    const xml = buildJunit([
+      {
+        scenarioId: 'x',
+        title: 'x',
+        file: 'x.yaml',
+        engine: 'reference:docker-20.10',
+        engineDescription: 'reference',
+        cases: [{ id: 'IN-02', name: 'IN-02 exposed', kind: 'reach', status: 'passed', loc, timeMs: 1, expectIndex: 0, finding: 'reachable from the LAN' }],
+        ruleDump: '',
+        transcript: [],
+        timeMs: 1,
+        probes: 1,
+        phaseMs: { build: 0, probe: 0, teardown: 0 },
+        properties: {},
+      },
+    ]);
+    expect(xml).toMatch(/<property name="finding" value="reachable from the LAN"\/>/);
   });
 });

@@ -31,6 +31,8 @@ export interface CaseResult {
   expectIndex: number;
   /** what this case did (the probe line for a reach case) */
   transcript?: string;
+  /** a passed case that confirms an exposure the scenario calls a compliance finding: why */
+  finding?: string;
 }
 
 export interface ScenarioResult {

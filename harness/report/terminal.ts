@@ -62,6 +62,12 @@ export function truthTable(cases: CaseResult[]): string {
   return rows.map((r, i) => (i === 0 ? bold : (s: string) => s)(r.map((cell, j) => cell + ' '.repeat(widths[j] - visible(cell).length)).join('  '))).join('\n');
 }
 
+/** Passed cases that confirm an exposure: what a compliance review reads first. */
+export function findingsReport(results: ScenarioResult[]): string {
+  const lines = results.flatMap((r) => r.cases.filter((c) => c.finding).map((c) => `  ${yellow('⚑')} ${c.id} ${r.scenarioId} [${r.engine}]: ${c.finding}  ${dim(`${c.loc.file}:${c.loc.line}`)}`));
+  return lines.length ? `\n${bold(`${lines.length} compliance finding${lines.length === 1 ? '' : 's'}`)} (exposures the scenarios confirm)\n${lines.join('\n')}` : '';
+}
+
 export function summaryLine(results: ScenarioResult[], wallMs: number): string {
   const all = results.flatMap((r) => r.cases);
   const c = countBy(all);

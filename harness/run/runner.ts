@@ -160,9 +160,18 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   result.phaseMs.engine = clock.ms;
   result.cases.sort((a, b) => a.expectIndex - b.expectIndex);
   leaveOutOtherProfiles(sc, result);
+  markFindings(sc, result);
   result.probes = result.cases.filter((c) => c.kind === 'reach' && c.status !== 'skipped').length;
   result.timeMs = performance.now() - t0;
   return result;
+}
+
+/** A passed case of an expectation that is a finding for this target confirms the exposure. */
+function markFindings(sc: Scenario, result: ScenarioResult): void {
+  for (const c of result.cases) {
+    const finding = sc.expect[c.expectIndex]?.finding;
+    if (finding && c.status === 'passed') c.finding = finding;
+  }
 }
 
 /** Expectations stated for other profiles are no cases of this run (they are not skips either). */

@@ -110,6 +110,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
       return { message: `invalid name: ${DEF_MESSAGES.name}` };
     case 'anyOf':
       if (/^\/segments\//.test(e.instancePath)) return { message: `${JSON.stringify(e.data)}: expected a segment name, or { name: NAME, switch: bridge | ovs }` };
+      if (/\/finding\//.test(e.schemaPath)) return { message: `${JSON.stringify(e.data)}: expected why it is a finding (text), or a map of profile or engine to text, e.g. { docker-20.10: "reachable from the LAN" }` };
       if (/\/(result|seen-source)\//.test(e.schemaPath)) {
         return { message: `${JSON.stringify(e.data)}: expected a value, or a map of profile or engine to value, e.g. { docker-20.10: connected, default: timeout }` };
       }
@@ -641,8 +642,17 @@ class Resolver {
       if (e.answer !== undefined && kinds[0] !== 'resolve') this.err([...p, 'answer'], 'answer goes with resolve');
       if (e.result !== undefined && kinds[0] !== 'reach' && kinds[0] !== 'matrix') this.err([...p, 'result'], 'result goes with reach or matrix');
       this.checkProfiles(e.profiles, [...p, 'profiles'], ctx.profiles);
-      const common = { id: e.id, name: e.name, phase, loc, ...(e.profiles ? { profiles: e.profiles as string[] } : {}) };
       const scope: readonly string[] = e.profiles ?? ctx.profiles ?? PROFILES;
+      // a finding may hold for some targets only: no value for the others is no finding there
+      const finding = this.perTarget<string>(e.finding, [...p, 'finding'], []);
+      const common = {
+        id: e.id,
+        name: e.name,
+        phase,
+        loc,
+        ...(e.profiles ? { profiles: e.profiles as string[] } : {}),
+        ...(finding.byTarget ? { findingBy: finding.byTarget } : finding.value ? { finding: finding.value } : {}),
+      };
       const kind = kinds[0];
       if (kind === 'reach' || kind === 'matrix') {
         const r = e[kind];

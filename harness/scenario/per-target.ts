@@ -40,8 +40,9 @@ export function resolveForTarget(sc: Scenario, t: Target): Scenario {
   const expect = sc.expect.map((e): Expectation => {
     if (!appliesTo(sc.profiles, t)) return { ...e, skipReason: `the scenario runs under ${sc.profiles!.join(', ')} only (this run: ${t.label})` };
     if (!appliesTo(e.profiles, t)) return { ...e, notFor: `stated for ${e.profiles!.join(', ')} only` };
-    if (e.kind !== 'reach') return e;
-    const out = { ...e };
+    const finding = e.findingBy ? { finding: pickForTarget(e.findingBy, t) } : {};
+    if (e.kind !== 'reach') return { ...e, ...finding };
+    const out = { ...e, ...finding };
     if (e.resultBy) {
       const r = pickForTarget(e.resultBy, t);
       if (r === undefined) return { ...e, skipReason: `states no result for ${t.label} (add it, or a default)` };

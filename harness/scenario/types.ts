@@ -153,6 +153,9 @@ interface ExpectBase {
   loc: Loc;
   /** reference-engine profiles this expectation applies to (all when absent) */
   profiles?: string[];
+  /** a passing case is a compliance finding (an exposure confirmed): why; resolved per target */
+  finding?: string;
+  findingBy?: Record<string, string>;
   /** set when resolved for one run's target: why it cannot be checked there (a skip) */
   skipReason?: string;
   /** set when resolved for one run's target: it is stated for other profiles, so the run leaves
