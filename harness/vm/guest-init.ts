@@ -83,7 +83,7 @@ ip link set lo up
 cd $R && mount --move . / || { say mount-failed move-root; stop; }
 say harness-start "$(up)"
 chroot . /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb \\
-  NETCONFORM_IN_GUEST=1 "$NCF_NODE" "$NCF_ROOT/dist/harness/vm/guest-main.js" ${GUEST_JOB_DIR}/job.json
+  NETCONFORM_IN_GUEST=1 NETCONFORM_TRACE="$NCF_TRACE" "$NCF_NODE" "$NCF_ROOT/dist/harness/vm/guest-main.js" ${GUEST_JOB_DIR}/job.json
 say harness-exit "$?" "$(up)"
 stop
 `;

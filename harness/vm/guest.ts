@@ -222,6 +222,8 @@ export function guestEnv(kernel: GuestKernel, modules: ModuleFile[], autoload = 
     NCF_ROOT: packageRoot(),
     NCF_NODE: realpathSync(process.execPath),
     NCF_AUTOLOAD: autoload ? '1' : '0',
+    // the host's NETCONFORM_TRACE traces the guest's labs too (on its console)
+    NCF_TRACE: process.env.NETCONFORM_TRACE ?? '',
   };
   return Object.entries(vars)
     .map(([k, v]) => `${k}=${q(v)}\n`)

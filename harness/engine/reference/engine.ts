@@ -87,6 +87,8 @@ export class ReferenceEngine implements Engine {
   private pendingMounts: Promise<void>[] = [];
   private dns!: EmbeddedDns;
   private hostResolvConf = '';
+  /** the host's link names as last read; forgotten at every sync (the kernel changes then) */
+  private hostLinks?: Promise<Set<string>>;
 
   /** profile: the rule layout of one Docker release (default docker-20.10) */
   constructor(profile?: Profile) {
@@ -172,7 +174,10 @@ export class ReferenceEngine implements Engine {
     const mode = (spec.options.macvlan_mode ?? 'bridge') as MacvlanMode;
     if (!['bridge', 'private', 'vepa', 'passthru'].includes(mode)) throw new EngineError(`unknown macvlan mode: ${mode}`);
     const vlan = MacvlanDriver.vlanOf(parent);
-    const exists = async (dev: string) => (await this.lab.ipJson(this.ctx.hostNs, ['link', 'show'])).some((l) => l.ifname === dev);
+    // one read of the host's links per sync: each process costs (and far more in a microVM)
+    this.hostLinks ??= this.lab.ipJson(this.ctx.hostNs, ['link', 'show']).then((ls) => new Set(ls.map((l) => l.ifname as string)));
+    const links = await this.hostLinks;
+    const exists = async (dev: string) => links.has(dev);
     let makesParent = false;
     if (!(await exists(parent))) {
       if (!vlan || !(await exists(vlan.link))) throw new EngineError(`-o parent interface was not found on the host: ${vlan ? vlan.link : parent}`);
@@ -475,6 +480,7 @@ export class ReferenceEngine implements Engine {
 
   /** Apply all planned kernel work. */
   async sync(): Promise<void> {
+    this.hostLinks = undefined;
     const mounts = this.pendingMounts;
     this.pendingMounts = [];
     // the proxies and the embedded DNS need the links, not the host's rules
