@@ -10,6 +10,7 @@ import { detectCapabilities, missingFeatures } from '../harness/lab/capabilities
 import type { ScenarioResult } from '../harness/report/results.js';
 import type { Expectation, Scenario } from '../harness/scenario/types.js';
 import { fingerprintStartingNamespace, labNamespaces } from './support/fingerprint.js';
+import { defineExpectationCases } from './support/profile-conformance.js';
 
 const isRoot = process.getuid?.() === 0;
 const { scenarios, errors } = loadScenarios([join(import.meta.dirname, '..', 'scenarios')]);
@@ -45,19 +46,7 @@ describe.skipIf(!isRoot)('conformance (reference engine)', () => {
     expect(scenarios.length).toBeGreaterThan(0);
   });
 
-  for (const sc of scenarios) {
-    describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
-      for (const [i, e] of sc.expect.entries()) {
-        if (e.profiles && !e.profiles.includes('docker-20.10')) continue; // stated for other profiles
-        it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
-          const result = results.get(sc)!;
-          const c = result.cases.find((x) => x.expectIndex === i)!;
-          if (c.status === 'skipped') ctx.skip(c.message);
-          expect(c.status, `${c.name}\n${c.message ?? ''}\n${c.diff ?? ''}\n${result.transcript.join('\n')}`).toBe('passed');
-        });
-      }
-    });
-  }
+  defineExpectationCases(scenarios, 'docker-20.10', results);
 
   it('reports the exposures it confirms as compliance findings (SC-01 on 20.10, SC-04 everywhere)', () => {
     const findings = (id: string) => results.get(scenarios.find((s) => s.id === id)!)!.cases.filter((c) => c.finding);

@@ -1,6 +1,6 @@
 // Every scenario of scenarios/ under one of the reference engine's newer profiles (docker-20.10
-// runs in conformance.spec.ts), one test per expectation; expectations for other profiles show
-// as skipped with their reason. Plus proof that the new layouts' assertions can fail, and that a
+// runs in conformance.spec.ts), one test per expectation; expectations stated for other
+// profiles are no tests here (the run leaves them out). Plus proof that the new layouts' assertions can fail, and that a
 // run names its profile in JUnit. One spec file per profile, so vitest's workers run them side
 // by side.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +31,27 @@ function withSteps(sc: Scenario, commands: string[], keep: (e: Expectation) => b
   return { ...sc, phases: [{ steps: commands.map((args) => ({ kind: 'iptables' as const, host: 'host', args, loc })), loc }], expect };
 }
 
+/**
+ * A test per expectation of every scenario, read from the results of one suite run under a
+ * profile (filled by the caller's beforeAll); a case skipped by the run is skipped, with its
+ * reason, and expectations stated for other profiles are no tests.
+ */
+export function defineExpectationCases(scenarios: Scenario[], profile: string, results: Map<Scenario, ScenarioResult>): void {
+  for (const sc of scenarios) {
+    describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
+      for (const [i, e] of sc.expect.entries()) {
+        if (e.profiles && !e.profiles.includes(profile)) continue;
+        it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
+          const result = results.get(sc)!;
+          const c = result.cases.find((x) => x.expectIndex === i)!;
+          if (c.status === 'skipped') ctx.skip(c.message);
+          expect(c.status, `${c.name}\n${c.message ?? ''}\n${c.diff ?? ''}\n${result.transcript.join('\n')}`).toBe('passed');
+        });
+      }
+    });
+  }
+}
+
 export function defineProfileConformance(profile: string): void {
   const engine = `reference:${profile}`;
 
@@ -45,19 +66,7 @@ export function defineProfileConformance(profile: string): void {
       for (const [i, sc] of scenarios.entries()) results.set(sc, all[i]);
     }, 300_000);
 
-    for (const sc of scenarios) {
-      describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
-        for (const [i, e] of sc.expect.entries()) {
-          if (e.profiles && !e.profiles.includes(profile)) continue; // stated for other profiles
-          it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
-            const result = results.get(sc)!;
-            const c = result.cases.find((x) => x.expectIndex === i)!;
-            if (c.status === 'skipped') ctx.skip(c.message);
-            expect(c.status, `${c.name}\n${c.message ?? ''}\n${c.diff ?? ''}\n${result.transcript.join('\n')}`).toBe('passed');
-          });
-        }
-      });
-    }
+    defineExpectationCases(scenarios, profile, results);
 
     describe('assertions fail when the rule behind them is gone', () => {
       it('BR-04 fails with a diff when DOCKER-FORWARD loses its jump to DOCKER-BRIDGE', async () => {
