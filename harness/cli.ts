@@ -65,14 +65,25 @@ function defaultPaths(paths: string[]): string[] {
   return [existsSync('scenarios') ? 'scenarios' : join(PACKAGE_ROOT, 'scenarios')];
 }
 
-function load(paths: string[]): Scenario[] {
+/** The scenarios of these paths (exit 2 on any error), only those covering `only`'s IDs if given. */
+function load(paths: string[], only?: string): Scenario[] {
   const { scenarios, errors } = loadScenarios(defaultPaths(paths));
   if (errors.length) {
     for (const d of errors) console.error(formatDiagnostic(d));
     console.error(red(`\n${errors.length} error${errors.length === 1 ? '' : 's'} in scenarios; nothing was run`));
     process.exit(2);
   }
-  return scenarios;
+  const ids = only ? new Set(only.split(',')) : undefined;
+  return ids ? scenarios.filter((s) => s.covers.some((c) => ids.has(c))) : scenarios;
+}
+
+/** The suite's microVM options for a kernel choice: where it runs scenarios the host cannot. */
+function guestKernel(choice: KernelChoice) {
+  return {
+    kernel: choice.kernel,
+    noKernelReason: choice.error ? `guest kernel from ${choice.source} is unusable: ${choice.error}` : undefined,
+    onVmLine: (l: string) => console.log(dim('  vm│ ') + l),
+  };
 }
 
 function requireRoot(): void {
@@ -105,17 +116,13 @@ async function cmdRun(args: string[]): Promise<number> {
     console.error(red(`--jobs must be a whole number of at least 1, not "${values.jobs}"`));
     return 2;
   }
-  let scenarios = load(positionals);
+  const scenarios = load(positionals, values.only);
   const choice = chooseKernel(values.kernel, process.env, values['kernel-modules']);
   if (choice.error && values.kernel) {
     console.error(red(`netconform: ${choice.error}`));
     return 2;
   }
   if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
-  if (values.only) {
-    const ids = new Set(values.only.split(','));
-    scenarios = scenarios.filter((s) => s.covers.some((c) => ids.has(c)));
-  }
   requireRoot();
   const engines = targetsOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean));
   if (values.dockerd) (await loadDockerEngine()).configureDockerPool({ dockerd: values.dockerd });
@@ -130,10 +137,8 @@ async function cmdRun(args: string[]): Promise<number> {
     jobs,
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
-    kernel: choice.kernel,
-    noKernelReason: choice.error ? `guest kernel from ${choice.source} is unusable: ${choice.error}` : undefined,
+    ...guestKernel(choice),
     allInVm: Boolean(values.kernel),
-    onVmLine: (l) => console.log(dim('  vm│ ') + l),
     vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
   });
   const wall = performance.now() - t0;
@@ -176,11 +181,10 @@ async function cmdDiff(args: string[]): Promise<number> {
     return 2;
   }
   const [from, to] = targetsOrExit([values.from, values.to]);
-  let scenarios = load(positionals);
-  if (values.only) {
-    const ids = new Set(values.only.split(','));
-    scenarios = scenarios.filter((s) => s.covers.some((c) => ids.has(c)));
-  }
+  const scenarios = load(positionals, values.only);
+  // scenarios the host kernel cannot run go to the microVM, as in `run`: the diff covers them too
+  const choice = chooseKernel(undefined, process.env);
+  if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
   requireRoot();
   const abort = new AbortController();
   installSignalHandlers(abort);
@@ -189,6 +193,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   const results = await runSuite(scenarios, {
     engines: [from, to],
     signal: abort.signal,
+    ...guestKernel(choice),
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
   });
