@@ -2,10 +2,12 @@
 // to this process and run, so parallel runs never see each other and `gc` can find what a
 // killed run left behind (the prefix carries the owning pid).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, runInNetns } from './exec.js';
+import { run, runOn, type RunOptions } from './exec.js';
+import { pidsInNetnsHere } from '../machine/local.js';
+import { currentMachine, type Machine } from '../machine/machine.js';
 
 export const LAB_PREFIX = 'ncf';
 const NAME_RE = new RegExp(`^${LAB_PREFIX}-(\\d+)-([a-z0-9]+)-`);
@@ -26,12 +28,17 @@ export class Lab {
   private readonly creating = new Set<Promise<unknown>>();
   private dir?: string;
 
-  private constructor(prefix: string) {
+  private constructor(
+    prefix: string,
+    /** where its namespaces and processes are: this host, or a microVM guest */
+    readonly machine: Machine,
+  ) {
     this.prefix = prefix;
   }
 
+  /** A lab on the machine the work is on (see onMachine). */
   static create(): Lab {
-    const lab = new Lab(`${LAB_PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`);
+    const lab = new Lab(`${LAB_PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`, currentMachine());
     liveLabs.add(lab);
     return lab;
   }
@@ -66,7 +73,7 @@ export class Lab {
     // a build still running when Ctrl-C tore the lab down must not make namespaces after it
     if (this.destroyed) throw new Error('the lab is torn down');
     for (const n of fresh) this.names.add(n); // registered first so teardown covers a half-made batch
-    const made = run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+    const made = this.run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
     this.creating.add(made);
     try {
       await made;
@@ -78,24 +85,29 @@ export class Lab {
   async removeNamespace(name: string): Promise<void> {
     if (this.adopted.delete(name)) return;
     if (!this.names.delete(name)) return;
-    await run('ip', ['netns', 'del', this.ns(name)], { allowFail: true });
+    await this.run('ip', ['netns', 'del', this.ns(name)], { allowFail: true });
+  }
+
+  /** A command on the lab's machine (outside its namespaces unless it enters them itself, as `ip -n` does). */
+  run(file: string, args: string[], opts: RunOptions = {}) {
+    return runOn(this.machine, file, args, opts);
   }
 
   /** Run `ip` commands (one per line, without the leading "ip") inside a lab namespace. */
   async ip(name: string, lines: string[]): Promise<void> {
     if (lines.length === 0) return;
-    await run('ip', ['-n', this.ns(name), '-batch', '-'], { input: lines.join('\n') + '\n' });
+    await this.run('ip', ['-n', this.ns(name), '-batch', '-'], { input: lines.join('\n') + '\n' });
   }
 
   /** Read `ip -json` output from inside a lab namespace. */
   async ipJson(name: string, args: string[]): Promise<any[]> {
-    const r = await run('ip', ['-n', this.ns(name), '-json', ...args]);
+    const r = await this.run('ip', ['-n', this.ns(name), '-json', ...args]);
     return r.stdout.trim() ? JSON.parse(r.stdout) : [];
   }
 
   /** Run a command with its network namespace switched into the lab namespace. */
   exec(name: string, file: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}) {
-    return runInNetns(this.nsPath(name), file, args, opts);
+    return this.run(file, args, { ...opts, netns: this.nsPath(name) });
   }
 
   async setSysctls(name: string, values: Record<string, string>): Promise<void> {
@@ -139,10 +151,13 @@ export class Lab {
     return (await this.snapshot(name, [key])).sysctls[key];
   }
 
-  /** A private folder for this lab's files (containers' /etc files), removed with the lab. */
+  /**
+   * A private folder for this lab's files (containers' /etc files), removed with the lab. It is
+   * in the machine's shared folder: the harness writes there and the lab's processes read.
+   */
   stateDir(): string {
     if (!this.dir) {
-      this.dir = join(tmpdir(), this.prefix);
+      this.dir = join(this.machine.sharedDir, this.prefix);
       mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     }
     return this.dir;
@@ -156,6 +171,12 @@ export class Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    if (!this.machine.alive()) {
+      // a guest that stopped took its namespaces and processes along; only its files are here
+      liveLabs.delete(this);
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+      return;
+    }
     try {
       for (const fn of this.cleanups.reverse()) {
         try {
@@ -165,10 +186,12 @@ export class Lab {
         }
       }
       await Promise.allSettled([...this.creating]);
-      await killProcessesIn([...this.names].map((n) => this.ns(n)));
+      // processes still inside our namespaces were started by this suite: end them by pid
+      const pids = await this.machine.pidsInNetns([...this.names].map((n) => this.nsPath(n)));
+      await Promise.all(pids.map((pid) => this.machine.kill(pid, 'SIGKILL')));
       if (this.names.size > 0) {
         const lines = [...this.names].map((n) => `netns del ${this.ns(n)}`);
-        await run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+        await this.run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
       }
       this.names.clear();
       if (this.dir) rmSync(this.dir, { recursive: true, force: true });
@@ -182,33 +205,9 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * Processes still inside our namespaces were started by this suite: end them by pid. One pass
- * over /proc compares each process's network namespace with ours (`ip netns pids` per
- * namespace would be a process each).
- */
-async function killProcessesIn(fullNames: string[]): Promise<void> {
-  if (fullNames.length === 0) return;
-  const inodes = new Set<number>();
-  for (const n of fullNames) {
-    try {
-      inodes.add(statSync(`/run/netns/${n}`).ino);
-    } catch {
-      /* not there (any more) */
-    }
-  }
-  if (inodes.size === 0) return;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    let ino: number;
-    try {
-      ino = statSync(`/proc/${entry}/ns/net`).ino;
-    } catch {
-      continue; // gone, or a kernel thread
-    }
-    if (!inodes.has(ino)) continue;
+/** Processes of this host inside these namespaces (a killed run's): end them by pid. */
+function killProcessesIn(fullNames: string[]): void {
+  for (const pid of pidsInNetnsHere(fullNames.map((n) => `/run/netns/${n}`))) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -254,7 +253,7 @@ export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
     }
     removed.push(n);
   }
-  await killProcessesIn(removed);
+  killProcessesIn(removed);
   if (removed.length) {
     await run('ip', ['-force', '-batch', '-'], { input: removed.map((n) => `netns del ${n}`).join('\n') + '\n', allowFail: true });
   }

@@ -11,7 +11,7 @@ import { CATALOGUE } from '../catalogue.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import type { Endpoints } from './endpoints.js';
-import { neighbourThreshold, type NeighbourStats } from '../lab/neighbours.js';
+import type { NeighbourStats } from '../lab/neighbours.js';
 
 export interface EvalContext {
   sc: Scenario;
@@ -152,7 +152,7 @@ export function distrustDropsOnNeighbourOverflow(cases: CaseResult[], before?: N
     c.status = 'error';
     c.message =
       `${c.reach.from} → ${c.reach.to}: got ${c.reach.actual} while the kernel's neighbour table was full ` +
-      `(${after.tableFulls - before.tableFulls} ARP entries refused; the table holds ${neighbourThreshold()} entries for the whole machine, ` +
+      `(${after.tableFulls - before.tableFulls} ARP entries refused; the table holds ${after.threshold} entries for the whole machine, ` +
       'gc_thresh3, and entries younger than 5 s cannot be reclaimed): this verdict cannot be trusted. ' +
       'Probe fewer distinct pairs per phase, or split the matrix into phases.';
   }

@@ -137,10 +137,10 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       // A probe that failed in the previous phase leaves an unresolved ARP entry, whose next
       // retry may come after this phase's probe gave up: every phase starts with fresh caches.
       if (phase > 0) await forgetArp();
-      const neighboursBefore = neighbourStats();
+      const neighboursBefore = await neighbourStats();
       const probes = expects.filter((e) => e.kind === 'reach');
       const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
-      distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
+      distrustDropsOnNeighbourOverflow(probed, neighboursBefore, await neighbourStats());
       const observed = await Promise.all(expects.filter((e) => e.kind !== 'reach').map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
       const cases = [...probed, ...observed];
       result.cases.push(...cases);

@@ -123,7 +123,7 @@ async function bootOnce(job: GuestJob, opts: GuestOptions, accel: Accel, accelRe
   const t0 = performance.now();
   let initSeen = false;
   let exitCode: number | undefined;
-  const q = QemuProcess.start(qemuArgs({ vmlinuz: opts.kernel.vmlinuz, initramfs, jobDir: dir, accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? 2 }), (raw) => {
+  const q = QemuProcess.start(qemuArgs({ vmlinuz: opts.kernel.vmlinuz, initramfs, jobDir: dir, accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? Number(process.env.NCF_SMP ?? 2) }), (raw) => {
     const line = stripTerminalControls(raw);
     lines.push(line);
     const since = performance.now() - t0;

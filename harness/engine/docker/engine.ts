@@ -3,12 +3,12 @@
 // carries) for what testcontainers does not expose: networks with options, --internal,
 // links, fixed addresses, aliases, connect/disconnect. Everything the harness knows about
 // the lab (addresses, bridges, published ports) is read back from the engine, never assumed.
-import { readFileSync } from 'node:fs';
 import type Dockerode from 'dockerode';
 import { GenericContainer } from 'testcontainers';
 import type { ContainerSpec, HostSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { withClient } from './client.js';
+import { scaledLimit, type Machine } from '../../machine/machine.js';
 import { IMAGE } from './image.js';
 import { containerInfo, networkInfo, parseEnviron, portBindings } from './inspect.js';
 import { dockerPool, type DaemonPool, type PooledDaemon } from './pool.js';
@@ -132,7 +132,7 @@ export class DockerEngine implements Engine {
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
     if (!spec.subnet) this.dirty = true;
     try {
-      const net = await withClient(this.d!.paths.socket, (c) => c.network.create(networkRequest(spec, this.sc!.id)));
+      const net = await withClient(this.d!.api!, (c) => c.network.create(networkRequest(spec, this.sc!.id)));
       const info = await this.readNetwork(spec.name, await net.inspect());
       this.nets.set(spec.name, info);
       return info;
@@ -149,7 +149,7 @@ export class DockerEngine implements Engine {
   private async refresh(name: string): Promise<Running> {
     const r = this.conts.get(name)!;
     const c = await this.dockerOf().getContainer(dockerName(name)).inspect();
-    const env = await mainProcessEnv(c.State.Pid);
+    const env = await mainProcessEnv(this.pool.machine, c.State.Pid);
     r.info = containerInfo(r.spec, c, env, this.networkNames());
     if (r.info.mode === 'container') {
       // it has the other container's network namespace, and so its addresses
@@ -165,7 +165,7 @@ export class DockerEngine implements Engine {
     if (spec.publishAll || spec.publish.some((p) => p.hostPort === undefined)) this.dirty = true;
     try {
       // testcontainers finds its client itself: hold it, pointed at this daemon
-      await withClient(this.d!.paths.socket, () => new ScenarioContainer(containerRequest(spec, this.sc!.id)).start());
+      await withClient(this.d!.api!, () => new ScenarioContainer(containerRequest(spec, this.sc!.id)).start());
     } catch (e) {
       // `docker run` leaves a refused container created but not running (nothing of it is in
       // the kernel); a name conflict (409) is another container's, which stays
@@ -263,13 +263,15 @@ export class DockerEngine implements Engine {
 /**
  * The environment of a container's main process. Right after the start its pid may still be
  * runc's init, whose environment is not the container's: wait for the exec (dockerd always
- * gives the process HOSTNAME). A second at most; an exited container has none.
+ * gives the process HOSTNAME). A second at most (scaled by the machine's speed: runc's exec
+ * takes longer in an emulated guest); an exited container has none.
  */
-async function mainProcessEnv(pid: number): Promise<string[]> {
+async function mainProcessEnv(m: Machine, pid: number): Promise<string[]> {
   let env: string[] = [];
-  for (let i = 0; i < 50; i++) {
+  const deadline = performance.now() + scaledLimit(1000, m).ms;
+  while (performance.now() < deadline) {
     try {
-      env = parseEnviron(readFileSync(`/proc/${pid}/environ`, 'utf8'));
+      env = parseEnviron(await m.readFile(`/proc/${pid}/environ`));
     } catch {
       return []; // not running
     }

@@ -60,7 +60,7 @@ export async function locateDocker(explicit?: string, env = process.env): Promis
   const sibling = (name: string) => (executable(join(binDir, name)) ? join(binDir, name) : undefined);
   const containerd = sibling('containerd') ?? onPath('containerd', env);
   if (!containerd) throw new DockerNotFoundError(`containerd not found next to ${dockerd} nor on PATH: ${INSTALL_HINT}`);
-  const v = await run(dockerd, ['--version'], { allowFail: true, timeoutMs: 10_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+  const v = await run(dockerd, ['--version'], { allowFail: true }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
   if (v.exitCode !== 0) throw new DockerNotFoundError(`${dockerd} --version failed: ${(v.stderr || v.stdout).trim() || `exit ${v.exitCode}`}; is it a dockerd binary?`);
   return { dockerd, containerd, proxy: sibling('docker-proxy') ?? onPath('docker-proxy', env), binDir, version: v.stdout.trim() };
 }

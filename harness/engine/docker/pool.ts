@@ -4,9 +4,10 @@
 // a scenario's lab adopts that namespace as its `host`. Between scenarios the daemon is
 // emptied (containers, networks) and its namespace reset; a daemon whose memory a scenario
 // changed in ways a reset cannot undo (its ephemeral port allocator) is not reused.
-import { rmSync } from 'node:fs';
+// Each machine (this host, a microVM guest) has a pool of its own.
 import Dockerode from 'dockerode';
 import { Lab } from '../../lab/lab.js';
+import { currentMachine, type Machine } from '../../machine/machine.js';
 import type { HostSpec } from '../../scenario/types.js';
 import { DockerDaemon } from './daemon.js';
 import { bridgeSetup, daemonKey } from './flags.js';
@@ -31,6 +32,8 @@ export interface PooledDaemon {
   /** full name of the host namespace (what a scenario's lab adopts) */
   hostNs: string;
   paths: DaemonPaths;
+  /** the API socket as this process reaches it (a guest's is forwarded) */
+  api?: string;
   daemon?: DockerDaemon;
   docker?: Dockerode;
   snapshot?: HostSnapshot;
@@ -42,6 +45,8 @@ export interface PooledDaemon {
 export interface PoolOptions {
   /** dockerd binary to certify (default: NETCONFORM_DOCKERD, then PATH) */
   dockerd?: string;
+  /** the build, already located (a guest's pool takes the host's: it sees the same files) */
+  install?: DockerInstall;
   /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
   maxIdle?: number;
 }
@@ -52,11 +57,14 @@ export class DaemonPool {
   private readonly all = new Set<PooledDaemon>();
   private readonly stopping = new Set<Promise<unknown>>();
 
-  constructor(private readonly opts: PoolOptions = {}) {}
+  constructor(
+    private readonly opts: PoolOptions = {},
+    readonly machine: Machine = currentMachine(),
+  ) {}
 
   /** The dockerd build in use; rejects with DockerNotFoundError when there is none. */
   install(): Promise<DockerInstall> {
-    this.installation ??= locateDocker(this.opts.dockerd);
+    this.installation ??= this.opts.install ? Promise.resolve(this.opts.install) : locateDocker(this.opts.dockerd);
     return this.installation;
   }
 
@@ -67,12 +75,12 @@ export class DaemonPool {
     const i = this.idle.findIndex((d) => d.key === key);
     if (i >= 0) return this.idle.splice(i, 1)[0];
     const lab = Lab.create();
-    const d: PooledDaemon = { key, lab, hostNs: lab.ns(HOST), paths: newDaemonPaths(), served: 0 };
+    const d: PooledDaemon = { key, lab, hostNs: lab.ns(HOST), paths: newDaemonPaths(stateBase(this.machine)), served: 0 };
     this.all.add(d);
     lab.onDestroy(async () => {
       this.all.delete(d);
       await d.daemon?.stop();
-      rmSync(d.paths.stateDir, { recursive: true, force: true });
+      await this.machine.rm(d.paths.stateDir);
     });
     await lab.addNamespaces([HOST]);
     return d;
@@ -90,9 +98,10 @@ export class DaemonPool {
     const install = await this.install();
     const linksBefore = await linkNames(d.lab, HOST);
     await d.lab.ip(HOST, bridgeSetup(h.daemon));
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon);
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine);
     const { startMs } = await d.daemon.start();
-    d.docker = new Dockerode({ socketPath: d.paths.socket });
+    d.api = await d.daemon.api();
+    d.docker = new Dockerode({ socketPath: d.api });
     const imageMs = await ensureImage(d.docker);
     d.times = { startMs, imageMs };
     // storage and cgroups depend on the kernel it runs on (a microVM guest's differs from the host's)
@@ -132,7 +141,7 @@ export class DaemonPool {
   async shutdown(): Promise<void> {
     this.idle.length = 0;
     await Promise.all([...[...this.all].map((d) => d.lab.destroy()), ...this.stopping]);
-    removeIfEmpty(stateBase());
+    if (this.machine.alive()) await removeIfEmpty(stateBase(this.machine), this.machine);
   }
 
   /** Daemons alive now (for reports and tests). */
@@ -149,24 +158,29 @@ async function emptyDaemon(docker: Dockerode): Promise<void> {
   await Promise.all(networks.filter((n) => !PREDEFINED_NETWORKS.has(n.Name)).map((n) => docker.getNetwork(n.Id).remove()));
 }
 
-let shared: DaemonPool | undefined;
+const pools = new Map<Machine, DaemonPool>();
 
-/** The process-wide pool (a run's scenarios share daemons). */
+/** The pool of the current machine (a run's scenarios share daemons). */
 export function dockerPool(): DaemonPool {
-  shared ??= new DaemonPool();
-  return shared;
+  const m = currentMachine();
+  let p = pools.get(m);
+  if (!p) pools.set(m, (p = new DaemonPool({}, m)));
+  return p;
 }
 
-/** Choose the dockerd to certify (`run --dockerd PATH`) before the first scenario. */
+/** Choose the dockerd to certify (`run --dockerd PATH`) before the first scenario on this machine. */
 export function configureDockerPool(opts: PoolOptions): DaemonPool {
-  if (shared?.daemons().length) throw new Error('the docker daemon pool is in use; configure it before the first scenario');
-  shared = new DaemonPool(opts);
-  return shared;
+  const m = currentMachine();
+  if (pools.get(m)?.daemons().length) throw new Error('the docker daemon pool is in use; configure it before the first scenario');
+  const p = new DaemonPool(opts, m);
+  pools.set(m, p);
+  return p;
 }
 
-/** Stop the daemons of this process (end of a run, or of a test file). */
+/** Stop the daemons of this process on the current machine (end of a run, or of a test file). */
 export async function shutdownDockerPool(): Promise<void> {
-  const p = shared;
-  shared = undefined;
+  const m = currentMachine();
+  const p = pools.get(m);
+  pools.delete(m);
   await p?.shutdown();
 }
