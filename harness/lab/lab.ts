@@ -27,6 +27,7 @@ export class Lab {
   /** namespace creations under way: teardown waits for them, or it would miss what they make */
   private readonly creating = new Set<Promise<unknown>>();
   private dir?: string;
+  private local?: string;
 
   private constructor(
     prefix: string,
@@ -163,6 +164,20 @@ export class Lab {
     return this.dir;
   }
 
+  /**
+   * A private folder on the lab's machine for what must be the machine's own (daemons' unix
+   * sockets: a guest cannot bind one on the shared folder), removed with the lab. On this host
+   * it is the state folder.
+   */
+  async localDir(): Promise<string> {
+    if (this.machine.local) return this.stateDir();
+    if (!this.local) {
+      this.local = join(this.machine.runDir, this.prefix);
+      await this.machine.mkdir(this.local);
+    }
+    return this.local;
+  }
+
   /** Register a cleanup that runs (in reverse order) before the namespaces are deleted. */
   onDestroy(fn: () => Promise<void> | void): void {
     this.cleanups.push(fn);
@@ -195,6 +210,7 @@ export class Lab {
       }
       this.names.clear();
       if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+      if (this.local) await this.machine.rm(this.local);
     } finally {
       liveLabs.delete(this);
     }

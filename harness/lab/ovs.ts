@@ -1,10 +1,9 @@
 // Open vSwitch for a lab: its own ovsdb-server and ovs-vswitchd, started inside the lab's
-// switch namespace (wan) with their database, sockets, logs and pidfiles in the lab's state
-// folder. Nothing touches a machine-wide OVS (/var/run/openvswitch, /etc/openvswitch): the
+// switch namespace (wan) with their database, sockets, logs and pidfiles in a private folder
+// of the lab's machine. Nothing touches a machine-wide OVS (/var/run/openvswitch, /etc/openvswitch): the
 // datapath the kernel module gives is per network namespace, and so is this switch.
 // The harness stops both daemons by pid at teardown (also after a failed build); the lab's
 // own teardown kills whatever is left in its namespaces, and `gc` does so for a killed run.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, runOn, type RunOptions } from './exec.js';
 import type { Lab } from './lab.js';
@@ -33,8 +32,8 @@ export class OvsSwitch {
 
   /** Start the two daemons in the lab namespace `ns`; they are stopped with the lab. */
   static async start(lab: Lab, ns: string): Promise<OvsSwitch> {
-    const dir = join(lab.stateDir(), 'ovs');
-    mkdirSync(dir, { recursive: true });
+    const dir = join(await lab.localDir(), 'ovs'); // its sockets must be the machine's own
+    await lab.machine.mkdir(dir);
     const sw = new OvsSwitch(dir, lab.nsPath(ns), lab.machine);
     switches.set(lab, sw);
     lab.onDestroy(() => sw.stop()); // registered first: a half-started switch is stopped too
@@ -51,7 +50,9 @@ export class OvsSwitch {
 
   /** `ovs-vsctl ARGS` against this switch's database; it waits until ovs-vswitchd applied the change. */
   async vsctl(args: string[]): Promise<string> {
-    return (await runOn(this.machine, 'ovs-vsctl', [`--db=unix:${this.socket}`, '--timeout=20', ...args], this.opts())).stdout;
+    // its own limit on waiting for ovs-vswitchd, scaled like every limit on a slower machine
+    const limit = Math.ceil(20 * this.machine.speed.factor);
+    return (await runOn(this.machine, 'ovs-vsctl', [`--db=unix:${this.socket}`, `--timeout=${limit}`, ...args], this.opts())).stdout;
   }
 
   /**
