@@ -12,8 +12,9 @@ import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
 import { run } from './lab/exec.js';
 import { loadDockerEngine, runSuite } from './run/suite.js';
 import { writeJunit } from './report/junit.js';
-import { bold, dim, failureReport, findingsReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
-import { scenarioStatus } from './report/results.js';
+import { bold, dim, failureReport, findingsReport, flakyReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
+import { scenarioStatus, type ScenarioResult } from './report/results.js';
+import { mergeRounds } from './report/flaky.js';
 import type { Scenario } from './scenario/types.js';
 import { expandTargets } from './targets.js';
 import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report/upgrade.js';
@@ -42,12 +43,16 @@ commands:
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
       --fail-on-findings  exit 1 when a case confirms an exposure marked finding: (a compliance gate)
+      --repeat N      run the scenarios N rounds and report every case whose verdict changed between
+                      rounds as flaky (a case failed in any round fails the run, as without --repeat)
+      --fail-on-flaky exit 1 when a case is flaky, also when no round failed it
       --kernel PATH   run the scenarios in a microVM on this kernel (a folder from
                       scripts/get-kernel.sh, or a vmlinuz file); without it, scenarios the
                       host kernel cannot run go to the microVM when NETCONFORM_KERNEL or the
                       get-kernel.sh cache names a kernel, and are skipped otherwise
       --kernel-modules DIR  modules folder (lib/modules/<release>) of a --kernel vmlinuz file
-      --vm-timeout S  seconds the whole guest run may take (default 120 + 60 per scenario)
+      --vm-timeout S  seconds the whole guest run may take (default: no limit; a guest that stops
+                      answering is stopped by its heartbeat, see README)
   diff --from T --to T [paths…]
                       run the scenarios under two targets (profiles or engines) and report what
                       changes: chains, rules per chain, packet verdicts (also to reports/*.md)
@@ -109,11 +114,18 @@ async function cmdRun(args: string[]): Promise<number> {
       'kernel-modules': { type: 'string' },
       'vm-timeout': { type: 'string' },
       'fail-on-findings': { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
+      'fail-on-flaky': { type: 'boolean', default: false },
     },
   });
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) {
     console.error(red(`--jobs must be a whole number of at least 1, not "${values.jobs}"`));
+    return 2;
+  }
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) {
+    console.error(red(`--repeat must be a whole number of at least 1, not "${values.repeat}"`));
     return 2;
   }
   const scenarios = load(positionals, values.only);
@@ -129,26 +141,35 @@ async function cmdRun(args: string[]): Promise<number> {
   const abort = new AbortController();
   installSignalHandlers(abort);
   const t0 = performance.now();
-  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}`));
-  const results = await runSuite(scenarios, {
-    engines,
-    updateGolden: values['update-golden'],
-    signal: abort.signal,
-    jobs,
-    onProgress: (l) => console.log(dim(`  ${l}`)),
-    onResult: (r, i, n) => console.log(progressLine(r, i, n)),
-    ...guestKernel(choice),
-    allInVm: Boolean(values.kernel),
-    vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
-  });
+  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}${repeat > 1 ? `, ${repeat} rounds` : ''}`));
+  const rounds: ScenarioResult[][] = [];
+  for (let round = 1; round <= repeat && !abort.signal.aborted; round++) {
+    if (repeat > 1) console.log(bold(`\nround ${round} of ${repeat}`));
+    rounds.push(
+      await runSuite(scenarios, {
+        engines,
+        updateGolden: values['update-golden'] && round === 1,
+        signal: abort.signal,
+        jobs,
+        onProgress: (l) => console.log(dim(`  ${l}`)),
+        onResult: (r, i, n) => console.log(progressLine(r, i, n)),
+        ...guestKernel(choice),
+        allInVm: Boolean(values.kernel),
+        vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
+      }),
+    );
+  }
+  const { results, flaky } = rounds.length > 1 ? mergeRounds(rounds) : { results: rounds[0] ?? [], flaky: [] };
   const wall = performance.now() - t0;
   const failures = failureReport(results);
   if (failures) console.log(failures);
   const findings = findingsReport(results);
   if (findings) console.log(findings);
+  if (repeat > 1) console.log(flakyReport(results, rounds.length));
   writeJunit(values.junit!, results);
   console.log(`\n${summaryLine(results, wall)}\n${dim(`JUnit: ${values.junit}`)}`);
   if (results.some((r) => ['failed', 'error'].includes(scenarioStatus(r)))) return 1;
+  if (values['fail-on-flaky'] && flaky.length) return 1;
   // a compliance gate: the behaviour is as documented, and the documented behaviour is an exposure
   return values['fail-on-findings'] && results.some((r) => r.cases.some((c) => c.finding)) ? 1 : 0;
 }

@@ -33,6 +33,8 @@ export interface CaseResult {
   transcript?: string;
   /** a passed case that confirms an exposure the scenario calls a compliance finding: why */
   finding?: string;
+  /** run --repeat: the verdicts of the rounds when they were not all the same */
+  flaky?: string;
 }
 
 export interface ScenarioResult {

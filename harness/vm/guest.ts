@@ -151,7 +151,7 @@ export class Guest {
     const qmpConn = listenOnce(qmpSock, this.servers);
     await Promise.all([agentConn.listening, qmpConn.listening]);
     const k = this.opts.kernel;
-    const args = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: dir, accel: this.accel, memoryMb: this.opts.memoryMb ?? 2048, cpus: this.opts.cpus ?? 1, agentSocket: agentSock, qmpSocket: qmpSock, incoming: Boolean(incoming) });
+    const args = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: dir, accel: this.accel, memoryMb: this.opts.memoryMb ?? 2048, cpus: this.opts.cpus ?? 1, icount: process.env.NETCONFORM_VM_ICOUNT || undefined, agentSocket: agentSock, qmpSocket: qmpSock, incoming: Boolean(incoming) });
     const started = performance.now();
     const q = QemuProcess.start(args, (l) => this.line(l));
     this.q = q;
@@ -385,7 +385,7 @@ async function startOnce(opts: GuestOptions, accel: Accel, accelReason: string):
   try {
     const snapshots = (opts.snapshot ?? process.env.NETCONFORM_VM_SNAPSHOT !== '0') && g.outcome === 'ok';
     const k = opts.kernel;
-    const shapeArgs = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: '<job>', accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? 1, agentSocket: '<agent>', qmpSocket: '<qmp>' });
+    const shapeArgs = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: '<job>', accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? 1, icount: process.env.NETCONFORM_VM_ICOUNT || undefined, agentSocket: '<agent>', qmpSocket: '<qmp>' });
     const file = snapshots ? snapshotFile({ release: k.release, vmlinuz: k.vmlinuz, initramfs, args: shapeArgs }, initramfsCacheDir()) : undefined;
     let r: Awaited<ReturnType<Guest['launch']>> = 'failed';
     if (g.outcome === 'ok' && file && haveSnapshot(file)) {

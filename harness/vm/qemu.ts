@@ -24,6 +24,8 @@ export interface QemuConfig {
   qmpSocket: string;
   /** wait for a saved guest (QMP migrate-incoming) instead of booting the kernel */
   incoming?: boolean;
+  /** qemu's -icount: the guest's clock counts its instructions, not the host's time */
+  icount?: string;
   /** host folder shared read-only as the guest's root (the machine's "/") */
   rootDir?: string;
   /** extra kernel command line words */
@@ -68,6 +70,7 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-device', `virtserialport,bus=vser.0,chardev=agent,name=${AGENT_PORT}`,
     '-chardev', `socket,id=qmp,path=${c.qmpSocket}`,
     '-mon', 'chardev=qmp,mode=control',
+    ...(c.icount ? ['-icount', c.icount] : []),
     ...(c.incoming ? ['-incoming', 'defer'] : []),
   ];
 }
