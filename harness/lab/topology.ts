@@ -13,7 +13,6 @@
 //   lab's own OVS daemons in the wan namespace (lab/ovs.ts); its ports are the same veths.
 import type { HostSpec, PeerSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from './lab.js';
-import { run } from './exec.js';
 import { OvsSwitch } from './ovs.js';
 
 export const WAN = 'wan';
@@ -123,17 +122,17 @@ export async function routeWanTo(lab: Lab, routes: { subnet: string; via: string
 
 /** An administrator's iptables command in a lab namespace ("-I DOCKER-USER -s 1.2.3.4 -j DROP"). */
 export async function iptables(lab: Lab, ns: string, rule: string): Promise<void> {
-  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', 'iptables', ...splitArgs(rule)]);
+  await lab.exec(ns, 'iptables', splitArgs(rule));
 }
 
-/** An administrator's `ip` command in a lab namespace ("link set eth1 master docker0"). */
-export async function ipCommand(lab: Lab, ns: string, args: string): Promise<void> {
-  await lab.ip(ns, [args]);
+/** An administrator's `ip` commands in a lab namespace ("link set eth1 master docker0"), one batch. */
+export async function ipCommands(lab: Lab, ns: string, commands: string[]): Promise<void> {
+  await lab.ip(ns, commands);
 }
 
-/** An administrator's `bridge` command in a lab namespace ("vlan add dev h0n0 vid 10 pvid untagged"). */
-export async function bridgeCommand(lab: Lab, ns: string, args: string): Promise<void> {
-  await run('bridge', ['-n', lab.ns(ns), ...splitArgs(args)]);
+/** An administrator's `bridge` commands in a lab namespace ("vlan add dev h0n0 vid 10 pvid untagged"), one batch. */
+export async function bridgeCommands(lab: Lab, ns: string, commands: string[]): Promise<void> {
+  await lab.run('bridge', ['-n', lab.ns(ns), '-batch', '-'], { input: commands.join('\n') + '\n' });
 }
 
 function splitArgs(s: string): string[] {

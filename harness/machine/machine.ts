@@ -84,6 +84,11 @@ export interface Machine {
   waitForPath(path: string, until?: Promise<unknown>): Promise<boolean>;
   /** a unix socket path on this host that reaches the machine's socket `path` */
   unixSocket(path: string): Promise<string>;
+  /**
+   * Set, then read, sysctls of a network namespace without a process (this host has none:
+   * /proc/sys/net is the namespace of the process that opens it, and Node cannot enter one).
+   */
+  sysctls?(netns: string, set: Record<string, string>, get: string[]): Promise<Record<string, string>>;
 }
 
 const current = new AsyncLocalStorage<Machine>();

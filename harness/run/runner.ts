@@ -11,7 +11,7 @@ import type { ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
-import { describeStep, runStep } from './steps.js';
+import { describeStep, runSteps } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
 import { parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
@@ -123,10 +123,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     const index = containerIndex(sc);
     tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
-      for (const step of steps) {
-        await runStep(step, lab, engines, index);
-        result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`);
-      }
+      await runSteps(steps, lab, engines, index, (step) => result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`));
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
       const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase), startErrors, result, updateGolden: opts.updateGolden };

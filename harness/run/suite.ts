@@ -125,7 +125,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
       engines: opts.engines,
       factories: new Map(factories),
       docker: dockerInstall,
-      jobs: opts.jobs,
+      jobs: process.env.NCF_VM_JOBS ? Number(process.env.NCF_VM_JOBS) : opts.jobs,
       updateGolden: opts.updateGolden,
       signal: opts.signal,
       onLine: opts.onVmLine,

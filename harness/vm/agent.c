@@ -436,6 +436,54 @@ static void netns_pids(uint32_t id, struct fields f) {
   free(b.p);
 }
 
+/*
+ * Sysctls of a network namespace: /proc/sys/net is the namespace of the process that opens it,
+ * so the agent enters it, writes (`set=PATH=VALUE`), reads (`get=PATH`, one line each) and comes
+ * back; it is single-threaded, so nothing else sees the switch.
+ */
+static void sysctls(uint32_t id, struct fields f, const char *netns) {
+  int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int there = open(netns, O_RDONLY | O_CLOEXEC);
+  if (home < 0 || there < 0 || setns(there, CLONE_NEWNET) < 0) {
+    reply_errno(id, "setns", netns);
+    goto out;
+  }
+  struct buf b = {0};
+  size_t off = 0, vlen;
+  char key[64], path[4096];
+  const char *v;
+  int failed = 0;
+  while (!failed && (v = next_field(f, &off, &vlen, key, sizeof key))) {
+    snprintf(path, sizeof path, "%.*s", (int)vlen, v);
+    if (!strcmp(key, "set")) {
+      char *eq = strchr(path, '=');
+      if (!eq) continue;
+      *eq = 0;
+      int fd = open(path, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, eq + 1, strlen(eq + 1)) < 0) {
+        reply_errno(id, "write", path);
+        failed = 1;
+      }
+      if (fd >= 0) close(fd);
+    } else if (!strcmp(key, "get")) {
+      char value[256];
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      ssize_t n = fd >= 0 ? read(fd, value, sizeof value - 1) : -1;
+      if (fd >= 0) close(fd);
+      if (n < 0) n = 0;
+      while (n > 0 && value[n - 1] == '\n') n--;
+      buf_add(&b, value, (size_t)n);
+      buf_add(&b, "\n", 1);
+    }
+  }
+  if (setns(home, CLONE_NEWNET) < 0) die("setns back home");
+  if (!failed) send_frame(id, 'F', b.p, b.len);
+  free(b.p);
+out:
+  if (home >= 0) close(home);
+  if (there >= 0) close(there);
+}
+
 static int watch_check(struct chan *c) {
   if (access(c->watch_path, F_OK) != 0) return 0;
   send_frame(c->id, 'F', "", 0);
@@ -526,6 +574,8 @@ static void do_fileop(uint32_t id, struct fields f) {
     if (kill(pid ? atoi(pid) : 0, sig ? atoi(sig) : SIGKILL) < 0) reply_errno(id, "kill", pid ? pid : "?");
     else send_frame(id, 'F', "", 0);
     free(pid), free(sig);
+  } else if (!strcmp(op, "sysctl")) {
+    sysctls(id, f, path);
   } else if (!strcmp(op, "exists")) {
     send_frame(id, 'F', access(path, F_OK) == 0 ? "1" : "0", 1);
   } else if (!strcmp(op, "netnspids")) {

@@ -1,9 +1,9 @@
 // What `doctor` says about kernels: the features of the host kernel and of the configured
 // guest kernel (found by booting it once), and where each scenario will run and why.
 import type { Capability } from '../lab/capabilities.js';
-import { GUEST_MODULES, detectCapabilities } from '../lab/capabilities.js';
+import { GUEST_MODULES } from '../lab/capabilities.js';
+import { guestCapabilities } from './guest-caps.js';
 import type { Scenario } from '../scenario/types.js';
-import { onMachine } from '../machine/machine.js';
 import { startGuest } from './guest.js';
 import { GET_KERNEL_HINT, type KernelChoice } from './kernel.js';
 import { placeScenarios } from './plan.js';
@@ -22,7 +22,7 @@ export async function probeGuest(choice: KernelChoice, onLine?: (l: string) => v
   const title = `guest ${k.release}`;
   try {
     if (!g.ready) return { title, note: `probe boot failed (${g.outcome}): ${g.detail}` };
-    const caps = await onMachine(g.machine!, () => detectCapabilities());
+    const { capabilities: caps } = await guestCapabilities(g);
     const secs = (ms?: number) => (ms === undefined ? '?' : (ms / 1000).toFixed(1));
     const how = g.timing.restored ? 'restored' : `booted in ${secs(g.timing.bootMs)} s`;
     return { title: `${title} (${g.accel}, ${how}, ready ${secs(g.timing.readyMs)} s, a process ${g.timing.processMs?.toFixed(0)} ms)`, caps };

@@ -233,6 +233,15 @@ export class GuestMachine implements Machine {
     );
   }
 
+  /** The agent enters the namespace itself, writes and reads /proc/sys there, and comes back. */
+  async sysctls(netns: string, set: Record<string, string>, get: string[]): Promise<Record<string, string>> {
+    const path = (k: string) => `/proc/sys/${k.replace(/\./g, '/')}`;
+    const fields: [string, string][] = [['op', 'sysctl'], ['path', netns], ...Object.entries(set).map(([k, v]): [string, string] => ['set', `${path(k)}=${v}`]), ...get.map((k): [string, string] => ['get', path(k)])];
+    const text = (await this.request('F', encodeFields(fields))).toString();
+    const values = text.split('\n');
+    return Object.fromEntries(get.map((k, i) => [k, (values[i] ?? '').trim()]));
+  }
+
   async pidsInNetns(nsPaths: string[]): Promise<number[]> {
     if (!this.alive() || nsPaths.length === 0) return [];
     const text = (await this.request('F', encodeFields([['op', 'netnspids'], ...nsPaths.map((p): [string, string] => ['path', p])]))).toString();

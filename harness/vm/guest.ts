@@ -86,6 +86,8 @@ export class Guest {
   readonly timing: GuestTiming = { totalMs: 0 };
   machine?: GuestMachine;
   release: string;
+  /** the saved guest this one came from or was saved as (none with snapshots off) */
+  snapshot?: string;
   private readonly lines: string[] = [];
   private q?: QemuProcess;
   private dir?: string;
@@ -387,6 +389,7 @@ async function startOnce(opts: GuestOptions, accel: Accel, accelReason: string):
     const k = opts.kernel;
     const shapeArgs = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: '<job>', accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? 1, icount: process.env.NETCONFORM_VM_ICOUNT || undefined, agentSocket: '<agent>', qmpSocket: '<qmp>' });
     const file = snapshots ? snapshotFile({ release: k.release, vmlinuz: k.vmlinuz, initramfs, args: shapeArgs }, initramfsCacheDir()) : undefined;
+    g.snapshot = file;
     let r: Awaited<ReturnType<Guest['launch']>> = 'failed';
     if (g.outcome === 'ok' && file && haveSnapshot(file)) {
       r = await g.launch(initramfs, modules, file);

@@ -6,7 +6,8 @@
 // error case carrying the guest console, never a pass.
 import { release as hostRelease } from 'node:os';
 import { parseTarget } from '../targets.js';
-import { GUEST_MODULES, detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
+import { GUEST_MODULES, missingFeatures } from '../lab/capabilities.js';
+import { guestCapabilities } from './guest-caps.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
 import { caseName, runScenario } from '../run/runner.js';
 import type { Scenario } from '../scenario/types.js';
@@ -63,14 +64,14 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
       : undefined;
     try {
       await onMachine(m, async () => {
-        const caps = await detectCapabilities([...new Set(scenarios.flatMap((s) => s.requires))]);
-        const environment = { kernel: m.name.replace(/^microVM /, ''), iptables: await iptablesVersion(), node: process.version, runner: 'microvm', 'host.kernel': hostRelease() };
+        const caps = await guestCapabilities(guest);
+        const environment = { kernel: guest.release, iptables: caps.iptables, node: process.version, runner: 'microvm', 'host.kernel': hostRelease() };
         if (opts.docker) (await import('../engine/docker/pool.js')).configureDockerPool({ install: opts.docker });
         const runs = scenarios.flatMap((sc) => opts.engines.map((e) => ({ sc, label: parseTarget(e).label })));
         const lane = async (queue: typeof runs) => {
           while (queue.length && guest.ready && !opts.signal?.aborted) {
             const { sc, label } = queue.shift()!;
-            const r = await runScenario(sc, { engineName: label, makeEngine: opts.factories.get(label)!, updateGolden: opts.updateGolden, missing: missingFeatures(caps), environment, onProgress: opts.onProgress });
+            const r = await runScenario(sc, { engineName: label, makeEngine: opts.factories.get(label)!, updateGolden: opts.updateGolden, missing: missingFeatures(caps.capabilities), environment, onProgress: opts.onProgress });
             if (!guest.ready) break; // what the guest's end interrupted is reported below, with its console
             const marked = markAsGuest(r, guest);
             done.set(key(sc.id, label), marked);

@@ -86,6 +86,9 @@ export async function saveSnapshot(qmp: Qmp, file: string): Promise<{ ms: number
     const status = await end;
     if (status !== 'completed') throw new Error(`saving the guest ${status ?? 'stopped: qemu went away'}`);
     renameSync(tmp, file);
+    // 'completed' comes before qemu has finished the migration in its main loop (it refuses to
+    // continue until then, and says nothing when it is done): ask until it is
+    while (((await qmp.execute('query-status')) as { status?: string }).status === 'finish-migrate') await new Promise((r) => setTimeout(r, 5));
     await qmp.execute('cont');
     return { ms: performance.now() - t0, bytes: statSync(file).size };
   } finally {
