@@ -14,6 +14,9 @@ for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps qemu
   installed "$pkg" || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
+# Chromium renders reports/report.html headless in specs/report-browser.spec.ts (which skips,
+# saying why, without it). NETCONFORM_CHROMIUM=none leaves it out (a runner that only runs the suite).
+if [ "${NETCONFORM_CHROMIUM:-}" != none ] && ! command -v chromium >/dev/null 2>&1; then need+=(chromium); fi
 # The real engine for `--engine docker`: Debian's docker.io (dockerd 20.10), unless a dockerd
 # is installed already (certify another build with `run --dockerd /path/to/dockerd`).
 installing_docker=no
