@@ -215,11 +215,12 @@ ${s.groups.map(groupBlock).join('\n')}
 }
 
 function timings(v: ReportView): string {
-  const max = Math.max(1, ...v.timings.map((t) => t.r.timeMs));
+  const max = v.timings.reduce((m, t) => Math.max(m, t.r.timeMs), 1);
+  const shown = new Map(v.scenarios.map((s) => [s.id, s.shown]));
   const rows = v.timings.map((t) => {
     const p = t.r.phaseMs;
     const seg = (ms: number, cls: string, what: string) => (ms > 0 ? `<span class="seg ${cls}" style="width:${((100 * ms) / max).toFixed(2)}%" title="${what} ${esc(formatMs(ms))}"></span>` : '');
-    return `<tr${filterAttrs(v.scenarios.find((s) => s.id === t.scenarioId)?.shown ?? 'passed', `${t.scenarioId} ${t.target}`)}><td><a href="#${t.anchor}">${esc(t.scenarioId)}</a></td><td><code>${esc(t.target)}</code></td><td class="num">${esc(formatMs(t.r.timeMs))}</td><td class="num">${esc(formatMs(p.build))}</td><td class="num">${esc(formatMs(p.probe))}</td><td class="num">${esc(formatMs(p.teardown))}</td><td class="num">${p.engine !== undefined ? esc(formatMs(p.engine)) : '–'}</td><td class="bar">${seg(p.build, 'build', 'build')}${seg(p.probe, 'probe', 'probes')}${seg(p.teardown, 'teardown', 'teardown')}</td></tr>`;
+    return `<tr${filterAttrs(shown.get(t.scenarioId) ?? 'passed', `${t.scenarioId} ${t.target}`)}><td><a href="#${t.anchor}">${esc(t.scenarioId)}</a></td><td><code>${esc(t.target)}</code></td><td class="num">${esc(formatMs(t.r.timeMs))}</td><td class="num">${esc(formatMs(p.build))}</td><td class="num">${esc(formatMs(p.probe))}</td><td class="num">${esc(formatMs(p.teardown))}</td><td class="num">${p.engine !== undefined ? esc(formatMs(p.engine)) : '–'}</td><td class="bar">${seg(p.build, 'build', 'build')}${seg(p.probe, 'probe', 'probes')}${seg(p.teardown, 'teardown', 'teardown')}</td></tr>`;
   });
   return `<section id="timings"><h2>Timings</h2>
 <p class="note">Scenario runs, slowest first. Build: lab, engine and probe agents; probes: traffic and assertions; engine: inside the engine's own calls (part of build and probes). <span class="seg build key"></span> build <span class="seg probe key"></span> probes <span class="seg teardown key"></span> teardown</p>
