@@ -215,6 +215,10 @@ function pickShard(all: Scenario[], targets: string[], table: TimingsTable, spec
   const estimates = plan.estimatesMs.map((ms, i) => `${i + 1}/${spec.count} ${formatMs(ms)}`).join(', ');
   console.log(dim(`shard ${spec.index}/${spec.count}: ${mine.size} of ${all.length} scenarios (split ${plan.digest}; estimated ${estimates})`));
   if (plan.unknown.length) console.log(dim(`  no recorded duration for ${plan.unknown.join(', ')}: counted at the median (run --save-timings to record them)`));
+  const longest = Math.max(...plan.estimatesMs);
+  if (longest > 1.2 * Math.min(...plan.estimatesMs) && longest <= plan.longestMs * 1.001) {
+    console.log(dim(`  the shards cannot end within 20 % of each other: one scenario alone takes ${formatMs(plan.longestMs)}`));
+  }
   return { scenarios: all.filter((s) => mine.has(s.id)), shard: { index: spec.index, count: spec.count, plan: plan.digest } };
 }
 

@@ -169,6 +169,17 @@ describe.skipIf(!isRoot)('reports of a run with failures', () => {
     });
   });
 
+  it("shows a case's rule path where the tracing (issue 14) filled one, in the failure and in its cell", () => {
+    const record = readRecord(join(run.dir, 'run.json'));
+    const path = 'host: raw:PREROUTING → nat:PREROUTING:rule 1 DOCKER\nhost: filter:FORWARD:policy DROP';
+    const failing = record.results[0].cases.find((c) => c.loc.line === wrongReach)!;
+    Object.assign(failing, { rulePath: path });
+    const html = renderHtml(buildView(record));
+    const shown = `<summary>rule path</summary><pre>${path.replace(/>/g, '&gt;')}</pre>`;
+    expect(html.split(shown).length - 1).toBe(2); // the failures list and the truth-table cell
+    expect(renderMarkdown(buildView(record))).toContain(`rule path:\n\n\`\`\`\n${path}\n\`\`\``);
+  });
+
   it('shows where two engines disagree (two real runs under profiles that differ)', async () => {
     const { scenarios } = loadScenarios([join(ROOT, FIXTURE)]);
     const sc = scenarios[0];

@@ -134,7 +134,8 @@ function probeHtml(p: Probe): string {
         ? `<span class="seen">seen ${esc(d.seen)}</span>`
         : '';
   const tip = `${p.c.name} — ${p.c.transcript ?? ''} (${p.c.loc.file}:${p.c.loc.line})${p.c.finding ? ` — finding: ${p.c.finding}` : ''}`;
-  return `<div class="probe ${p.shown}" title="${esc(tip)}"><span class="mark">${MARK[p.shown]}</span> <span class="proto">${esc(p.label)}</span> <span class="verdict">${verdict}</span>${seen}${rulePathBlock(p.c, false)}</div>`;
+  // the YAML line tells probes of one pair apart (phases of a scenario come later in its file)
+  return `<div class="probe ${p.shown}" title="${esc(tip)}"><span class="mark">${MARK[p.shown]}</span> <span class="proto">${esc(p.label)}</span> <span class="verdict">${verdict}</span> <span class="ln">:${p.c.loc.line}</span>${seen}${rulePathBlock(p.c, false)}</div>`;
 }
 
 function truthTable(t: TruthTable): string {
@@ -169,7 +170,7 @@ function otherCases(cases: CaseResult[]): string {
   const open = cases.filter((c) => c.status !== 'passed' || c.finding);
   const folded = cases.filter((c) => !(c.status !== 'passed' || c.finding));
   const list = (cs: CaseResult[]) => `<ul class="cases">${cs.map(caseLine).join('\n')}</ul>`;
-  return `${open.length ? list(open) : ''}${folded.length ? `<details class="passed-cases"${open.length ? '' : ' open'}><summary>${folded.length} ${open.length ? 'more ' : ''}check${folded.length === 1 ? '' : 's'} passed</summary>${list(folded)}</details>` : ''}`;
+  return `${open.length ? list(open) : ''}${folded.length ? `<details class="passed-cases"><summary>${folded.length} ${open.length ? 'more ' : ''}check${folded.length === 1 ? '' : 's'} passed</summary>${list(folded)}</details>` : ''}`;
 }
 
 function runHeading(run: RunView): string {
@@ -265,7 +266,7 @@ article.case{border:1px solid var(--line);border-left:4px solid var(--fail);bord
 article.case.error{border-left-color:var(--err)}
 .diff .da{color:var(--pass);background:var(--pass-bg)}.diff .dd{color:var(--fail);background:var(--fail-bg)}.diff .dh{color:var(--muted)}
 table.list{border-collapse:collapse;width:100%}table.list th,table.list td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-table.list th{color:var(--muted);font-weight:600;font-size:12.5px}.num{text-align:right!important;white-space:nowrap}
+table.list th{color:var(--muted);font-weight:600;font-size:12.5px}table.list td>code:only-child{white-space:nowrap}.num{text-align:right!important;white-space:nowrap}
 section.scenario{border:1px solid var(--line);border-radius:8px;padding:6px 14px 10px;margin:14px 0}
 section.scenario.failed,section.scenario.error{border-color:var(--fail)}
 .run{margin:8px 0 4px;padding-top:4px;border-top:1px dashed var(--line)}.run:first-of-type{border-top:none}
@@ -281,7 +282,7 @@ td.cell.error{background:var(--err-bg);outline:2px solid var(--err)}td.cell.find
 .probe.passed .mark{color:var(--pass)}.probe.failed .mark,.probe.failed .verdict{color:var(--fail);font-weight:600}
 .probe.error .mark,.probe.error .verdict{color:var(--err);font-weight:600}.probe.finding .mark{color:var(--find)}.probe.skipped{color:var(--skip)}
 .probe .proto{font-family:ui-monospace,Menlo,Consolas,monospace}.probe .exp{color:var(--muted);font-weight:normal}
-.probe .seen{display:block;color:var(--muted);padding-left:16px}.probe .seen.bad{color:var(--fail)}
+.probe .ln{color:var(--muted);font-size:11px}.probe .seen{display:block;color:var(--muted);padding-left:16px}.probe .seen.bad{color:var(--fail)}
 details.rulepath summary,details.story summary{cursor:pointer;color:var(--link);font-size:12.5px}
 ul.cases{list-style:none;padding:0;margin:6px 0}ul.cases li{padding:2px 0}ul.cases .mark{display:inline-block;width:16px;font-weight:700}
 ul.cases li.passed .mark{color:var(--pass)}ul.cases li.failed .mark{color:var(--fail)}ul.cases li.error .mark{color:var(--err)}

@@ -25,7 +25,7 @@ export function parseShard(text: string): ShardSpec {
 
 interface Item {
   id: string;
-  /** per target: [duration, lane] */
+  /** per target: its duration, and whether it runs in the docker lane */
   runs: { ms: number; docker: boolean }[];
   microvm: boolean;
 }
@@ -35,6 +35,8 @@ export interface ShardPlan {
   shards: string[][];
   /** estimated wall time of each shard, ms */
   estimatesMs: number[];
+  /** the longest scenario alone (all its targets, and the guest's boot for a microVM one): no shard can take less */
+  longestMs: number;
   /** digest of the inputs: equal in every shard of one split */
   digest: string;
   /** scenarios the table has no duration for (estimated from the others) */
@@ -81,7 +83,8 @@ export function planShards(ids: string[], targets: string[], table: TimingsTable
     .update(JSON.stringify({ ids, targets, jobs, count, table: Object.entries(table.scenarios).sort(([a], [b]) => a.localeCompare(b)), boot }))
     .digest('hex')
     .slice(0, 16);
-  return { shards: out, estimatesMs: shards.map((s) => estimateMs(s, boot, jobs)), digest, unknown };
+  const longestMs = Math.max(0, ...items.map((it) => estimateMs([it], boot, jobs)));
+  return { shards: out, estimatesMs: shards.map((s) => estimateMs(s, boot, jobs)), longestMs, digest, unknown };
 }
 
 /** Wall time of a set of scenarios: the longest of the reference lanes, the docker lane and the microVM. */
