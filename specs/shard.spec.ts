@@ -112,7 +112,7 @@ describe.skipIf(!isRoot)('shards of a real run', () => {
     merged = await runCli(['merge', ...shards.map((s) => s.dir), '--out', out], {}, out);
   }, 300_000);
 
-  const casesOf = (rs: ScenarioResult[]) => rs.flatMap((r) => r.cases.map((c) => `${r.scenarioId} [${r.engine}] ${c.name} ${c.status}`));
+  const casesOf = (rs: ScenarioResult[]) => rs.flatMap((r) => r.cases.map((c) => `${r.scenarioId} [${r.engine}] #${c.expectIndex} ${c.name}: ${c.status}`));
 
   it('each shard runs its scenarios on every target, and together they run every case exactly once', () => {
     const all = readRecord(join(whole.dir, 'run.json'));
@@ -124,9 +124,11 @@ describe.skipIf(!isRoot)('shards of a real run', () => {
     }
     expect(new Set(parts.map((p) => p.shard?.plan)).size).toBe(1);
     expect(parts.every((p) => p.results.length > 0)).toBe(true);
+    // the same cases with the same outcomes, as many times as in the whole run: none twice, none left out
     const union = parts.flatMap((p) => casesOf(p.results));
-    expect(new Set(union).size).toBe(union.length); // no case twice
+    expect(union.length).toBe(all.results.reduce((n, r) => n + r.cases.length, 0));
     expect(union.sort()).toEqual(casesOf(all.results).sort());
+    expect(new Set(parts.flatMap((p) => p.results.map((r) => r.scenarioId))).size).toBe(new Set(all.results.map((r) => r.scenarioId)).size);
   });
 
   it('merge gives the counts of the unsharded run: run record, JUnit and SARIF', () => {
