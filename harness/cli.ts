@@ -65,6 +65,8 @@ commands:
   merge [paths…]      combine the run records (run.json, or folders holding them) of shards or
                       runs into one set: JUnit, report.html, report.md, SARIF, run.json, timings
       --out DIR       where the merged set goes (default: reports)
+      --sarif PATH    the merged SARIF (default: findings.sarif in --out)
+      --timings PATH  the timings table to update with the shards' durations (default: timings.json in --out)
   diff --from T --to T [paths…]
                       run the scenarios under two targets (profiles or engines) and report what
                       changes: chains, rules per chain, packet verdicts (also to reports/*.md)

@@ -13,7 +13,7 @@ import { mergeRecords } from '../harness/report/merge.js';
 import { RECORD_FORMAT, readRecord, type RunRecord } from '../harness/report/record.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import { parseShard, planShards } from '../harness/report/shard.js';
-import { readTimings } from '../harness/report/timings.js';
+import { emptyTimings, readTimings, recordTimings } from '../harness/report/timings.js';
 import { countCases } from '../harness/report/view.js';
 import { FIXTURE, ROOT, runCli, type CliRun } from './support/reports.js';
 
@@ -64,6 +64,23 @@ describe('the split', () => {
     const plan = planShards([...catalogue, 'brand-new'], ['reference:docker-20.10'], readTimings(TABLE), 3);
     expect(plan.unknown).toEqual(['brand-new']);
     expect(plan.shards.flat().filter((id) => id === 'brand-new')).toHaveLength(1);
+  });
+});
+
+describe('the timings table', () => {
+  const result = (id: string, engine: string, timeMs: number, properties: Record<string, string> = {}) => ({ scenarioId: id, engine, timeMs, properties, cases: [] }) as unknown as ScenarioResult;
+
+  it('averages a new duration with the one before, keeps what was not measured, and skips comparisons', () => {
+    const base = { format: 'netconform-timings/1' as const, scenarios: { a: { ms: { docker: 8000, 'reference:docker-20.10': 500 } }, b: { ms: { docker: 100 } } } };
+    const t = recordTimings(base, [result('a', 'docker', 2000), result('c', 'docker', 300), result('a', 'reference:docker-20.10-vs-docker', 0)]);
+    expect(t.scenarios).toEqual({ a: { ms: { docker: 5000, 'reference:docker-20.10': 500 } }, b: { ms: { docker: 100 } }, c: { ms: { docker: 300 } } });
+    expect(base.scenarios.a.ms.docker).toBe(8000); // the table it started from is left as it was
+  });
+
+  it('marks microVM scenarios and keeps the guest boot', () => {
+    const t = recordTimings(emptyTimings(), [result('v', 'reference:docker-20.10', 12_000, { runner: 'microvm', 'vm.harness-ready-ms': '15000' })]);
+    expect(t.scenarios.v).toEqual({ ms: { 'reference:docker-20.10': 12_000 }, microvm: true });
+    expect(t.microvmReadyMs).toBe(15_000);
   });
 });
 

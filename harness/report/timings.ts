@@ -59,18 +59,24 @@ export function isComparison(r: ScenarioResult): boolean {
   return r.engine.includes('-vs-');
 }
 
-/** The table updated with what these results measured; entries they did not measure stay. */
+/**
+ * The table updated with what these results measured; entries they did not measure stay. A new
+ * figure is averaged with the one before (each older run counts half as much as the next): one
+ * run on a busy machine, or one that had to start a daemon the others shared, moves a split
+ * less than it would by replacing the figure.
+ */
 export function recordTimings(base: TimingsTable, results: ScenarioResult[]): TimingsTable {
   const out: TimingsTable = { ...base, scenarios: Object.fromEntries(Object.entries(base.scenarios).map(([k, v]) => [k, { ...v, ms: { ...v.ms } }])) };
   for (const r of results) {
     if (isComparison(r)) continue;
     const s = (out.scenarios[r.scenarioId] ??= { ms: {} });
-    s.ms[r.engine] = Math.round(r.timeMs);
+    const before = s.ms[r.engine];
+    s.ms[r.engine] = Math.round(before === undefined ? r.timeMs : (before + r.timeMs) / 2);
     const vm = r.properties?.runner === 'microvm';
     if (vm) s.microvm = true;
     else delete s.microvm;
     const ready = Number(r.properties?.['vm.harness-ready-ms']);
-    if (vm && ready > 0) out.microvmReadyMs = Math.round(ready);
+    if (vm && ready > 0) out.microvmReadyMs = Math.round(out.microvmReadyMs ? (out.microvmReadyMs + ready) / 2 : ready);
   }
   return out;
 }
