@@ -224,7 +224,7 @@ function timings(v: ReportView): string {
     return `<tr${filterAttrs(shown.get(t.scenarioId) ?? 'passed', `${t.scenarioId} ${t.target}`)}><td><a href="#${t.anchor}">${esc(t.scenarioId)}</a></td><td><code>${esc(t.target)}</code></td><td class="num">${esc(formatMs(t.r.timeMs))}</td><td class="num">${esc(formatMs(p.build))}</td><td class="num">${esc(formatMs(p.probe))}</td><td class="num">${esc(formatMs(p.teardown))}</td><td class="num">${p.engine !== undefined ? esc(formatMs(p.engine)) : '–'}</td><td class="bar">${seg(p.build, 'build', 'build')}${seg(p.probe, 'probe', 'probes')}${seg(p.teardown, 'teardown', 'teardown')}</td></tr>`;
   });
   return `<section id="timings"><h2>Timings</h2>
-<p class="note">Scenario runs, slowest first. Build: lab, engine and probe agents; probes: traffic and assertions; engine: inside the engine's own calls (part of build and probes). <span class="seg build key"></span> build <span class="seg probe key"></span> probes <span class="seg teardown key"></span> teardown</p>
+<p class="note">Scenario runs, slowest first. Build: lab, engine and probe agents; probes: traffic and assertions; engine: inside the engine's own calls, whenever they were made. <span class="seg build key"></span> build <span class="seg probe key"></span> probes <span class="seg teardown key"></span> teardown</p>
 <table class="list timings"><thead><tr><th>scenario</th><th>target</th><th class="num">total</th><th class="num">build</th><th class="num">probes</th><th class="num">teardown</th><th class="num">engine</th><th></th></tr></thead><tbody>
 ${rows.join('\n')}
 </tbody></table></section>`;
