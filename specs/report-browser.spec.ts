@@ -3,7 +3,7 @@
 // pixels are the failure colour, a passing cell's are not), the page asks the network for
 // nothing, and the filters hide and show scenarios. Skipped, saying why, without Chromium.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -52,6 +52,7 @@ describe.skipIf(!isRoot)('report.html in a headless Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
+    if (run) rmSync(run.dir, { recursive: true, force: true });
   });
 
   it('the screenshot shows the failing cell in the failure colour', async (ctx) => {

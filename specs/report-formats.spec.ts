@@ -3,8 +3,8 @@
 // passes: JUnit against Jenkins' JUnit schema, SARIF against OASIS's 2.1.0 schema, the
 // Markdown step summary within GitHub's limit, a self-contained HTML report, and the engines'
 // disagreements of two real runs that differ.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { XmlDocument, type XmlElement } from 'libxml2-wasm';
 import { CATALOGUE } from '../harness/catalogue.js';
@@ -36,6 +36,8 @@ describe.skipIf(!isRoot)('reports of a run with failures', () => {
     writeFileSync(summaryFile, '');
     await runCli(['run', FIXTURE, '--junit', '{dir}/gh/junit.xml'], { GITHUB_STEP_SUMMARY: summaryFile }, run.dir);
   }, 120_000);
+
+  afterAll(() => rmSync(run.dir, { recursive: true, force: true }));
 
   it('exits 1 and writes every report beside the JUnit', () => {
     expect(run.exitCode, run.stderr).toBe(1);

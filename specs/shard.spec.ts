@@ -3,8 +3,8 @@
 // incomplete or overlapping set, and end to end in real labs: shards 1/3, 2/3 and 3/3 together
 // run every case exactly once, with all targets of a scenario in one shard, and their merge
 // counts what the unsharded run counts.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XmlDocument, type XmlElement } from 'libxml2-wasm';
@@ -129,6 +129,10 @@ describe.skipIf(!isRoot)('shards of a real run', () => {
     merged = await runCli(['merge', ...shards.map((s) => s.dir), '--out', out], {}, out);
   }, 300_000);
 
+  afterAll(() => {
+    for (const r of [whole, ...shards, merged]) if (r) rmSync(r.dir, { recursive: true, force: true });
+  });
+
   const casesOf = (rs: ScenarioResult[]) => rs.flatMap((r) => r.cases.map((c) => `${r.scenarioId} [${r.engine}] #${c.expectIndex} ${c.name}: ${c.status}`));
 
   it('each shard runs its scenarios on every target, and together they run every case exactly once', () => {
@@ -179,5 +183,6 @@ describe.skipIf(!isRoot)('shards of a real run', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/shard 2\/3 of split [0-9a-f]+ is missing/);
     expect(existsSync(join(out, 'junit.xml'))).toBe(false);
+    rmSync(out, { recursive: true, force: true });
   });
 });
