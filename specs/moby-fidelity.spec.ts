@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadScenarioFile } from '../harness/scenario/load.js';
 import { runScenario } from '../harness/run/runner.js';
 import { engineFactory } from '../harness/run/suite.js';
-import { listingDiff } from '../harness/rules/listing.js';
+import { listingDiff } from '../harness/rules/textdiff.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import { MOBY_DIR, normalizedListing, readMobyFixture } from './support/moby-fixture.js';
 

@@ -2,7 +2,7 @@
 // run's random bridge names normalized away), policies, verdicts and statuses.
 import { describe, expect, it } from 'vitest';
 import { buildUpgradeDiff, normalizeForDiff, renderUpgradeDiff, upgradeReportName } from '../harness/report/upgrade.js';
-import { parseIptablesSave } from '../harness/rules/ruleset.js';
+import { parseIptablesSave } from '../harness/rules/iptables/save.js';
 import type { Facts } from '../harness/rules/symbolic.js';
 import type { CaseResult, ReachDetail, ScenarioResult } from '../harness/report/results.js';
 

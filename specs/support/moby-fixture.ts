@@ -3,8 +3,8 @@
 // ${subnet:bridge1}, ${c1}), tables listed canonically.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalListing, parseListing } from '../../harness/rules/listing.js';
-import type { Ruleset } from '../../harness/rules/ruleset.js';
+import { canonicalListing, parseListing } from '../../harness/rules/iptables/listing.js';
+import type { Ruleset } from '../../harness/rules/iptables/save.js';
 import { symbolize, type Facts } from '../../harness/rules/symbolic.js';
 
 export const MOBY_DIR = join(import.meta.dirname, '..', 'fixtures', 'moby');

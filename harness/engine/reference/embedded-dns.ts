@@ -4,6 +4,7 @@
 // come from port 53 (libnetwork resolver_unix.go). Only UDP is served: no probe needs DNS
 // over TCP, so no TCP rules are written either.
 import type { Lab } from '../../lab/lab.js';
+import type { IptablesTools } from '../../rules/iptables/tools.js';
 import type { Refd } from './refd.js';
 
 interface Resolver {
@@ -37,6 +38,8 @@ export class EmbeddedDns {
   constructor(
     private readonly lab: Lab,
     private readonly refd: () => Promise<Refd>,
+    /** the host's iptables variant, used in the containers' namespaces too */
+    private readonly iptables: IptablesTools,
   ) {}
 
   /** A container namespace that needs a resolver (set up by the next apply). */
@@ -66,7 +69,7 @@ export class EmbeddedDns {
       opening.map(async (ns) => {
         const { sock, port } = await refd.openResolver(this.lab.nsPath(ns));
         this.resolvers.set(ns, { sock, port, table: '' });
-        await this.lab.configure(ns, { iptablesRestore: resolverRules(port) });
+        await this.lab.configure(ns, { load: { file: this.iptables.restore, args: [], input: resolverRules(port) } });
       }),
     );
     await Promise.all(
