@@ -78,7 +78,9 @@ export function statement(s: J): string {
     case 'match': {
       const quote = b.left?.meta && NAME_KEYS.has(b.left.meta.key);
       const left = expr(b.left);
-      const right = value(b.right, quote);
+      // marks print as 32-bit hex figures (meta mark 0x00000001)
+      const mark = typeof b.right === 'number' && (b.left?.meta?.key === 'mark' || b.left?.ct?.key === 'mark');
+      const right = mark ? `0x${b.right.toString(16).padStart(8, '0')}` : value(b.right, quote);
       return b.op === '==' || b.op === 'in' ? `${left} ${right}` : `${left} ${b.op} ${right}`;
     }
     case 'counter':
@@ -105,7 +107,8 @@ export function statement(s: J): string {
     case 'log':
       return ['log', b?.prefix !== undefined ? `prefix ${quoted(b.prefix)}` : '', b?.level ? `level ${b.level}` : '', b?.group !== undefined ? `group ${b.group}` : ''].filter(Boolean).join(' ');
     case 'limit':
-      return `limit rate ${b.inv ? 'over ' : ''}${b.rate}${b.rate_unit && b.rate_unit !== 'packets' ? ` ${b.rate_unit}` : ''}/${b.per}${b.burst ? ` burst ${b.burst} ${b.burst_unit ?? 'packets'}` : ''}`;
+      // nft leaves out the default burst (5 packets)
+      return `limit rate ${b.inv ? 'over ' : ''}${b.rate}${b.rate_unit && b.rate_unit !== 'packets' ? ` ${b.rate_unit}` : ''}/${b.per}${b.burst && !(b.burst === 5 && (b.burst_unit ?? 'packets') === 'packets') ? ` burst ${b.burst} ${b.burst_unit ?? 'packets'}` : ''}`;
     case 'mangle':
       return `${expr(b.key)} set ${value(b.value)}`;
     case 'xt':
