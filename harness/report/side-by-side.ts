@@ -24,14 +24,41 @@ function verdictOf(rule: string): string {
   return last && VERDICTS.includes(last) ? last : 'jump';
 }
 
-/** What a rule names: placeholders, addresses, ports and interface names. */
-function namesOf(rule: string): Set<string> {
+// nftables chains per bridge say which way packets cross it: filter-forward-in__br holds packets
+// going into the bridge (oifname br), nat-postrouting-out__br those coming from it (iifname br)
+const CHAIN_SIDE: [RegExp, string][] = [
+  [/^filter-forward-in__(.+)$/, 'out'],
+  [/^filter-forward-out__(.+)$/, 'in'],
+  [/^nat-postrouting-in__(.+)$/, 'out'],
+  [/^nat-postrouting-out__(.+)$/, 'in'],
+];
+
+/**
+ * What a rule names, in words both backends share: source and destination addresses, ports,
+ * the interfaces packets come in or go out by, connection states. A rule written as
+ * `chain: rule` (nftables) gets what its chain's name implies.
+ */
+function namesOf(line: string): Set<string> {
   const out = new Set<string>();
-  for (const m of rule.matchAll(/\$\{[^}]+\}|\b\d+\.\d+\.\d+\.\d+(?:\/\d+)?\b/g)) out.add(m[0].replace(/\/32$/, ''));
-  for (const m of rule.matchAll(/(?:-[io]|iifname|oifname)\s+(?:!=\s+)?"?([\w.*${}:-]+)"?/g)) out.add(`if:${m[1]}`);
-  for (const m of rule.matchAll(/(?:--?[sd]port|[sd]port|to \S*:)\s*(\d+)/g)) out.add(`port:${m[1]}`);
-  for (const m of rule.matchAll(/(?:-p|tcp|udp)\s*(tcp|udp)?\b/g)) if (m[1]) out.add(`proto:${m[1]}`);
-  if (/\btcp dport|\budp dport/.test(rule)) out.add(`proto:${/\b(tcp|udp) dport/.exec(rule)![1]}`);
+  const m = /^(\S+): (.*)$/.exec(line); // the chain's name may hold a placeholder: filter-forward-in__${bridge:back}
+  const rule = m && !line.startsWith('-A ') ? m[2] : line;
+  if (m && !line.startsWith('-A ')) for (const [re, side] of CHAIN_SIDE) if (re.test(m[1])) out.add(`${side}:${re.exec(m[1])![1]}`);
+  const addr = (a: string) => a.replace(/\/32$/, '');
+  for (const x of rule.matchAll(/(!\s+)?-([sd])\s+(\S+)/g)) out.add(`${x[1] ? '!' : ''}${x[2] === 's' ? 'src' : 'dst'}:${addr(x[3])}`);
+  for (const x of rule.matchAll(/ip6? ([sd])addr (!=\s+)?(\S+)/g)) out.add(`${x[2] ? '!' : ''}${x[1] === 's' ? 'src' : 'dst'}:${addr(x[3])}`);
+  for (const x of rule.matchAll(/(!\s+)?-([io])\s+(\S+)/g)) out.add(`${x[1] ? '!' : ''}${x[2] === 'i' ? 'in' : 'out'}:${x[3]}`);
+  for (const x of rule.matchAll(/\b([io])ifname (!=\s+)?"?([^\s"]+)"?/g)) out.add(`${x[2] ? '!' : ''}${x[1] === 'i' ? 'in' : 'out'}:${x[3]}`);
+  // a verdict map's element: the key is the interface, its chain the direction
+  const el = /^@\S+: (\S+) : jump (\S+)$/.exec(line);
+  if (el) for (const [re, side] of CHAIN_SIDE) if (re.test(el[2])) out.add(`${side}:${el[1]}`);
+  for (const x of rule.matchAll(/(?:--to-destination|dnat to|snat to|--to-source)\s+([\d.]+|\$\{[^}]+\})(?::(\d+))?/g)) {
+    out.add(`to:${x[1]}`);
+    if (x[2]) out.add(`toport:${x[2]}`);
+  }
+  for (const x of rule.matchAll(/(?:--)?([sd])port\s+(\S+)/g)) out.add(`${x[1]}port:${x[2]}`);
+  if (/ctstate [A-Z,]*ESTABLISHED|ct state [a-z,]*established/.test(rule)) out.add('ct:established');
+  if (/--src-type LOCAL|fib saddr type local/.test(rule)) out.add('src:local');
+  if (/--dst-type LOCAL|fib daddr type local/.test(rule)) out.add('dst:local');
   return out;
 }
 

@@ -14,7 +14,7 @@ import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
 import { describeStep, runStep } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
-import { parseTarget } from '../targets.js';
+import { firewallBackend, parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
 import { traced } from '../util/trace.js';
 import { EngineClock } from './engine-clock.js';
@@ -54,7 +54,8 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     properties: { ...opts.environment, ...(target.profile ? { profile: target.profile } : {}), 'host-iptables': [...new Set(sc.hosts.map((h) => h.iptables))].join(',') },
     snapshots: [],
   };
-  const missing = sc.requires.filter((f) => opts.missing?.has(f));
+  // the nftables rule set needs nft and the kernel's nf_tables, whatever the scenario requires
+  const missing = [...sc.requires, ...(nft && !sc.requires.includes('nftables') ? ['nftables'] : [])].filter((f) => opts.missing?.has(f));
   if (missing.length > 0) {
     const reason = missing.map((f) => `kernel feature ${f} is missing: ${opts.missing!.get(f)}`).join('; ');
     result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: reason }));
@@ -251,7 +252,7 @@ function readsNft(sc: Scenario, t: ReturnType<typeof parseTarget>): boolean {
     sc.hosts.some((h) => h.daemon['firewall-backend'] === 'nftables' || h.nft.length > 0) ||
     sc.phases.some((p) => p.steps.some((s) => s.kind === 'nft')) ||
     sc.expect.some((e) => e.kind === 'rules' && e.family !== undefined && !e.notFor && !e.skipReason) ||
-    (t.profile !== undefined && t.profile.endsWith('-nftables'))
+    (t.profile !== undefined && firewallBackend(t.profile) === 'nftables')
   );
 }
 

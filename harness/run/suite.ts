@@ -9,7 +9,7 @@ import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/cap
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
 import { runScenario } from './runner.js';
-import { parseTarget } from '../targets.js';
+import { firewallBackend, parseTarget } from '../targets.js';
 import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
@@ -64,8 +64,16 @@ export function engineFactory(name: string): () => Engine {
   }
 }
 
+/** The rule backend a target's engine writes. */
+function firewallBackendOf(target: string) {
+  const t = parseTarget(target);
+  return t.profile ? firewallBackend(t.profile) : 'iptables';
+}
+
 export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
-  const caps = await detectCapabilities([...new Set(scenarios.flatMap((s) => s.requires))]);
+  // an nftables profile needs nft and the kernel's nf_tables, whatever the scenarios require
+  const nftTarget = opts.engines.some((e) => firewallBackendOf(e) === 'nftables');
+  const caps = await detectCapabilities([...new Set([...scenarios.flatMap((s) => s.requires), ...(nftTarget ? ['nftables'] : [])])]);
   const environment = {
     kernel: release(),
     iptables: await iptablesVersion(),
