@@ -55,7 +55,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     snapshots: [],
   };
   // the nftables rule set needs nft and the kernel's nf_tables, whatever the scenario requires
-  const missing = [...sc.requires, ...(nft && !sc.requires.includes('nftables') ? ['nftables'] : [])].filter((f) => opts.missing?.has(f));
+  // so does the iptables variant of each host
+  const needs = new Set([...sc.requires, ...(nft ? ['nftables'] : []), ...sc.hosts.map((h) => `iptables-${h.iptables}`)]);
+  const missing = [...needs].filter((f) => opts.missing?.has(f));
   if (missing.length > 0) {
     const reason = missing.map((f) => `kernel feature ${f} is missing: ${opts.missing!.get(f)}`).join('; ');
     result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: reason }));
