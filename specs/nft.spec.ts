@@ -2,7 +2,8 @@
 // the real kernel (every construct the engines' layouts and the scenarios' administrators
 // write), the text parser, the table editor's rule groups, the backend's atomic replacement
 // of a table it owns (leaving the administrator's alone), and rule checks on nft rule sets.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkRules } from '../harness/assert/rules.js';
@@ -15,6 +16,8 @@ import { normalizeNft, priorityValue } from '../harness/rules/nft/model.js';
 import { parseNftText, tableText } from '../harness/rules/nft/text.js';
 import type { HostRules } from '../harness/rules/snapshot.js';
 import { MOBY_DIR } from './support/moby-fixture.js';
+import { ReferenceEngine } from '../harness/engine/reference/engine.js';
+import { EngineError } from '../harness/engine/types.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -152,6 +155,23 @@ describe('rule checks on nftables rule sets', () => {
     expect(r.diff).toMatch(/^\+counter drop comment "UNPUBLISHED PORT DROP"$/m);
   });
 
+  it('writes and compares golden files of nftables chains', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ncf-golden-'));
+    try {
+      const golden = join(dir, 'in.nft');
+      expect(checkRules(rules, { ...chain, golden }).message).toMatch(/does not exist \(write it with --update-golden\)/);
+      expect(checkRules(rules, { ...chain, golden }, { updateGolden: true }).ok).toBe(true);
+      expect(readFileSync(golden, 'utf8')).toContain('counter drop comment "UNPUBLISHED PORT DROP"\n');
+      expect(checkRules(rules, { ...chain, golden }).ok).toBe(true);
+      const fewer: HostRules = { iptables: [], nft: parseNftText(SCRIPT.replace('    iifname "docker0" counter drop comment "ICC"\n', '')) };
+      const r = checkRules(fewer, { ...chain, golden });
+      expect(r.message).toBe(`ip docker-bridges/filter-forward-in__docker0 differs from golden file ${golden}`);
+      expect(r.diff).toMatch(/^-iifname docker0 counter drop comment ICC$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails on a missing element, a wrong policy, a table that should not exist, and a rule set never read', () => {
     expect(checkRules(rules, { family: 'inet', table: 'admin', set: 'blocked', contains: ['198.51.100.7'] }).message).toBe('element missing from inet admin @blocked: 198.51.100.7');
     expect(checkRules(rules, { family: 'inet', table: 'admin', chain: 'forward', policy: 'drop' }).message).toBe('policy of inet admin/forward is accept, expected drop');
@@ -169,6 +189,36 @@ describe.skipIf(!isRoot)('nft -j list ruleset on the real kernel', () => {
     await l.addNamespaces(['h']);
     return l;
   };
+
+  it('the nftables layout never enables forwarding: it refuses to start without it, as Docker 29 does', async () => {
+    const daemon = { icc: true, 'ip-masq': true, 'ip-forward': true, iptables: true, 'userland-proxy': true };
+    const host = async (forward: string) => {
+      const l = await lab();
+      await l.setSysctls('h', { 'net.ipv4.ip_forward': forward });
+      return l;
+    };
+    const run = async (l: Lab, profile: 'docker-29' | 'docker-29-nftables', d: typeof daemon) => {
+      const e = new ReferenceEngine(profile);
+      try {
+        await e.start({ lab: l, hostNs: 'h', daemon: d, iptables: 'nft', log: () => {} });
+        await e.sync();
+      } finally {
+        await e.stop();
+      }
+    };
+    const refused = run(await host('0'), 'docker-29-nftables', daemon);
+    await expect(refused).rejects.toThrow(EngineError);
+    await expect(refused).rejects.toThrow(/IPv4 forwarding is disabled: .* set sysctl net.ipv4.ip_forward=1, or disable this check using daemon option --ip-forward=false/);
+    // with --ip-forward=false it starts, and forwarding stays off
+    const off = await host('0');
+    await run(off, 'docker-29-nftables', { ...daemon, 'ip-forward': false });
+    expect(await off.getSysctl('h', 'net.ipv4.ip_forward')).toBe('0');
+    // while the iptables layout turns it on itself (and closes FORWARD)
+    const on = await host('0');
+    await run(on, 'docker-29', daemon);
+    expect(await on.getSysctl('h', 'net.ipv4.ip_forward')).toBe('1');
+    expect((await on.exec('h', 'iptables-nft-save', ['-t', 'filter'])).stdout).toContain(':FORWARD DROP');
+  });
 
   it('renders every rule as nft lists it', async () => {
     const l = await lab();
