@@ -131,6 +131,8 @@ export class Lab {
 
   /** Read sysctls and rule dumps (iptables-save, nft -j list ruleset) of a lab namespace in one process. */
   async snapshot(name: string, sysctls: string[], dumps: Command[] = []): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {
+    // a single dump needs no shell (a process less)
+    if (sysctls.length === 0 && dumps.length === 1) return { sysctls: {}, dumps: [(await this.exec(name, dumps[0].file, dumps[0].args)).stdout] };
     const reads = sysctls.map((k) => `cat /proc/sys/${k.replace(/\./g, '/')}`);
     const r = await this.exec(name, 'sh', ['-ec', [...reads, ...dumps.flatMap((d) => [`echo ${DUMP_MARK}`, shellLine(d)])].join('\n')]);
     const [head, ...parts] = r.stdout.split(`${DUMP_MARK}\n`);
