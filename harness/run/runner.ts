@@ -248,14 +248,18 @@ function withHostIptables(sc: Scenario, variant: IptablesVariant): Scenario {
   return { ...sc, hosts: sc.hosts.map((h) => (h.iptables ? h : { ...h, iptables: variant })) };
 }
 
+/** Whether a scenario's administrator or checks use nftables (whatever the engine writes). */
+export function usesNftables(sc: Scenario): boolean {
+  return (
+    sc.hosts.some((h) => h.nft.length > 0) ||
+    sc.phases.some((p) => p.steps.some((s) => s.kind === 'nft')) ||
+    sc.expect.some((e) => e.kind === 'rules' && e.family !== undefined && !e.notFor && !e.skipReason)
+  );
+}
+
 /** Whether the nftables rule set matters: the engine writes it, or the scenario's administrator or checks do. */
 function readsNft(sc: Scenario, t: ReturnType<typeof parseTarget>): boolean {
-  return (
-    sc.hosts.some((h) => h.daemon['firewall-backend'] === 'nftables' || h.nft.length > 0) ||
-    sc.phases.some((p) => p.steps.some((s) => s.kind === 'nft')) ||
-    sc.expect.some((e) => e.kind === 'rules' && e.family !== undefined && !e.notFor && !e.skipReason) ||
-    (t.profile !== undefined && firewallBackend(t.profile) === 'nftables')
-  );
+  return usesNftables(sc) || sc.hosts.some((h) => h.daemon['firewall-backend'] === 'nftables') || (t.profile !== undefined && firewallBackend(t.profile) === 'nftables');
 }
 
 /** The rule sets of every Docker host (iptables-save, and nft where it matters), for rule checks and the report. */

@@ -8,7 +8,7 @@ import { ReferenceEngine } from '../engine/reference/engine.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
-import { runScenario } from './runner.js';
+import { runScenario, usesNftables } from './runner.js';
 import { firewallBackend, parseTarget } from '../targets.js';
 import type { IptablesVariant } from '../rules/iptables/tools.js';
 import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
@@ -74,8 +74,9 @@ function firewallBackendOf(target: string) {
 }
 
 export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
-  // an nftables profile needs nft and the kernel's nf_tables, whatever the scenarios require
-  const nftTarget = opts.engines.some((e) => firewallBackendOf(e) === 'nftables');
+  // an nftables profile needs nft and the kernel's nf_tables, whatever the scenarios require; so
+  // do scenarios with nft steps or checks
+  const nftTarget = opts.engines.some((e) => firewallBackendOf(e) === 'nftables') || scenarios.some(usesNftables);
   // and the iptables variants lab hosts run: the run's, and any a scenario's host names
   const variants = [...new Set([opts.hostIptables, ...scenarios.flatMap((s) => s.hosts.map((h) => h.iptables))].filter((v): v is IptablesVariant => v !== undefined))];
   const caps = await detectCapabilities([...new Set([...scenarios.flatMap((s) => s.requires), ...(nftTarget ? ['nftables'] : []), ...variants.map((v) => `iptables-${v}`)])]);
