@@ -16,7 +16,7 @@ export interface ChainView {
   builtin: boolean;
   /** ACCEPT/DROP (iptables built-in chains), accept/drop (nftables base chains) */
   policy?: string;
-  /** what declares it: an nftables base chain's type, hook and priority, a set's type */
+  /** what declares it: an nftables base chain's type, hook and priority; a set's or map's kind and type */
   header?: string;
   rules: string[];
 }
@@ -30,7 +30,7 @@ export function chainViews(s: { rules: Ruleset; nft?: NftRuleset }): ChainView[]
   }
   for (const t of s.nft ?? []) {
     const table = tableLabel(t);
-    for (const set of t.sets) out.push({ backend: 'nft', table, chain: `@${set.name}`, builtin: false, header: `${set.kind} type ${set.type}`, rules: set.elements.map(normalizeNft).sort() });
+    for (const set of t.sets) out.push({ backend: 'nft', table, chain: `@${set.name}`, builtin: false, header: `${set.kind} ${set.name} { type ${set.type} }`, rules: set.elements.map(normalizeNft).sort() });
     for (const c of t.chains) out.push({ backend: 'nft', table, chain: c.name, builtin: false, policy: c.base?.policy, header: c.base ? baseChainLine(c.base) : undefined, rules: c.rules.map(normalizeNft) });
   }
   return out;
@@ -44,5 +44,5 @@ export function viewLine(v: Pick<ChainView, 'backend' | 'chain'>, rule: string):
 /** A chain's declaration line: `:FORWARD DROP` for iptables; `chain NAME { type … }` for nftables. */
 export function viewHeader(v: ChainView): string {
   if (v.backend === 'iptables') return `:${v.chain} ${v.policy ?? '-'}`;
-  return v.chain.startsWith('@') ? `${v.header} ${v.chain}` : `chain ${v.chain}${v.header ? ` { ${v.header} }` : ''}`;
+  return v.chain.startsWith('@') ? v.header! : `chain ${v.chain}${v.header ? ` { ${v.header} }` : ''}`;
 }
