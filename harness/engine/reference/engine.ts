@@ -20,7 +20,7 @@ import type { EndpointPlan, NetworkDriver } from './drivers/types.js';
 import { createFirewall } from './firewall/registry.js';
 import { iptablesTools } from '../../rules/iptables/tools.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
-import { DEFAULT_PROFILE, type Profile } from '../../targets.js';
+import { DEFAULT_PROFILE, firewallBackend, type Profile } from '../../targets.js';
 import { Refd } from './refd.js';
 import { EmbeddedDns } from './embedded-dns.js';
 import { DEFAULT_PATH, hostsFile, linkEnv, resolvConf, type HostsRecord } from './container-files.js';
@@ -109,7 +109,7 @@ export class ReferenceEngine implements Engine {
     this.plan = new KernelPlan(ctx.lab, ctx.hostNs);
     this.proxies = new UserlandProxies(ctx.lab, ctx.hostNs);
     this.bridgeDriver = new BridgeDriver(ctx.hostNs, !ctx.daemon['userland-proxy']);
-    this.dns = new EmbeddedDns(ctx.lab, () => this.helper(), iptablesTools(ctx.iptables));
+    this.dns = new EmbeddedDns(ctx.lab, () => this.helper(), firewallBackend(this.profile ?? DEFAULT_PROFILE), iptablesTools(ctx.iptables));
     this.hostResolvConf = readOptional('/etc/resolv.conf');
     this.helper().catch(() => {}); // starts while the daemon is planned; errors surface on use
     const d = ctx.daemon;
