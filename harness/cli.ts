@@ -9,6 +9,7 @@ import { loadScenarios, formatDiagnostic } from './scenario/load.js';
 import { CATALOGUE } from './catalogue.js';
 import { destroyAllLabs, gc } from './lab/lab.js';
 import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
+import { isIptablesVariant, type IptablesVariant } from './rules/iptables/tools.js';
 import { run } from './lab/exec.js';
 import { loadDockerEngine, runSuite } from './run/suite.js';
 import { besideJunit, writeOutputs } from './report/outputs.js';
@@ -40,7 +41,11 @@ commands:
                       reference:docker-28, reference:docker-29 pick the reference engine's profile;
                       docker: a real dockerd the harness starts; with reference and docker, each
                       scenario also gets a comparison of the two)
-      --profile LIST  run the reference engine under these profiles (comma-separated, or all)
+      --profile LIST  run the reference engine under these profiles (comma-separated, or all;
+                      docker-29-nftables is Docker 29 with --firewall-backend=nftables)
+      --host-iptables nft|legacy  the iptables lab hosts run, called by its own binaries
+                      (iptables-nft…, iptables-legacy…; default: $NETCONFORM_HOST_IPTABLES, else
+                      the variant the machine's iptables is); a scenario's host: iptables: wins
       --dockerd PATH  the dockerd to certify (default: $NETCONFORM_DOCKERD, then PATH)
       --junit PATH    JUnit XML output (default: reports/junit.xml); beside it the run writes
                       report.html, report.md and run.json (the record \`merge\` reads), and appends
@@ -71,6 +76,7 @@ commands:
                       run the scenarios under two targets (profiles or engines) and report what
                       changes: chains, rules per chain, packet verdicts (also to reports/*.md)
       --out PATH      markdown report (default: reports/upgrade-FROM-to-TO.md)
+      --host-iptables nft|legacy  as for run
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
   gc [--all]          remove labs left by killed runs (--all: also those of live runs)
@@ -134,8 +140,10 @@ async function cmdRun(args: string[]): Promise<number> {
       shard: { type: 'string' },
       timings: { type: 'string', default: 'reports/timings.json' },
       'save-timings': { type: 'boolean', default: false },
+      'host-iptables': { type: 'string' },
     },
   });
+  const hostIptables = hostIptablesOrExit(values['host-iptables']);
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) {
     console.error(red(`--jobs must be a whole number of at least 1, not "${values.jobs}"`));
@@ -167,6 +175,7 @@ async function cmdRun(args: string[]): Promise<number> {
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
     ...guestKernel(choice),
+    hostIptables,
     allInVm: Boolean(values.kernel),
     vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
   });
@@ -274,6 +283,14 @@ function cmdMerge(args: string[]): number {
 /** The teardown a signal started; the process exits when it is done, not before. */
 let teardown: Promise<void> | undefined;
 
+/** --host-iptables, else NETCONFORM_HOST_IPTABLES; undefined: the machine's own variant. */
+function hostIptablesOrExit(option: string | undefined): IptablesVariant | undefined {
+  const v = option ?? (process.env.NETCONFORM_HOST_IPTABLES || undefined);
+  if (v === undefined || isIptablesVariant(v)) return v;
+  console.error(red(`netconform: --host-iptables must be nft or legacy, not "${v}"${option === undefined ? ' (from NETCONFORM_HOST_IPTABLES)' : ''}`));
+  process.exit(2);
+}
+
 function targetsOrExit(engines: string[], profiles?: string[]): string[] {
   try {
     return expandTargets(engines, profiles).map((t) => t.label);
@@ -292,8 +309,10 @@ async function cmdDiff(args: string[]): Promise<number> {
       to: { type: 'string' },
       out: { type: 'string' },
       only: { type: 'string' },
+      'host-iptables': { type: 'string' },
     },
   });
+  const hostIptables = hostIptablesOrExit(values['host-iptables']);
   if (!values.from || !values.to) {
     console.error(red('netconform diff needs --from and --to, e.g. --from reference:docker-20.10 --to reference:docker-29'));
     return 2;
@@ -310,6 +329,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   console.log(bold(`netconform diff: ${scenarios.length} scenarios, ${from} → ${to}`));
   const results = await runSuite(scenarios, {
     engines: [from, to],
+    hostIptables,
     signal: abort.signal,
     ...guestKernel(choice),
     onProgress: (l) => console.log(dim(`  ${l}`)),
@@ -405,6 +425,9 @@ async function cmdDoctor(args: string[]): Promise<number> {
   } catch (e) {
     optional(false, 'dockerd (--engine docker)', (e as Error).message);
   }
+  // the nftables profile (docker-29-nftables) and nft steps and checks need it
+  const nft = await run('nft', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
+  optional(nft.exitCode === 0, 'nft (nftables)', nft.exitCode === 0 ? nft.stdout.trim() : 'apt-get install -y nftables (scripts/setup.sh does)');
   const ovs = await ovsUserspace();
   optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');

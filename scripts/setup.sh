@@ -9,8 +9,10 @@ installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok
 
 need=()
 # qemu-system-x86 and kmod: the microVM kernel runner (scenarios the host kernel cannot run);
-# conntrack: flushing connection tracking between scenarios on a reused dockerd
-for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack; do
+# conntrack: flushing connection tracking between scenarios on a reused dockerd;
+# nftables: nft, for the docker-29-nftables profile and nftables steps and checks (its
+# service stays disabled, as Debian ships it; the suite only runs nft inside lab namespaces)
+for pkg in iproute2 iptables nftables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack; do
   installed "$pkg" || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
