@@ -1,16 +1,17 @@
 // Steps between phases: what an operator does to a running lab (connect, disconnect, remove a
-// container; administrator iptables, ip or bridge commands on a host or the switch, ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules).
+// container; administrator iptables, nft, ip or bridge commands on a host or the switch,
+// ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules).
 import type { Engine } from '../engine/types.js';
 import type { Lab } from '../lab/lab.js';
-import { WAN, bridgeCommands, hostNs, ipCommands, iptables, ovsVsctl } from '../lab/topology.js';
-import type { Step } from '../scenario/types.js';
+import { WAN, bridgeCommands, hostNs, ipCommands, iptables, nft, ovsVsctl } from '../lab/topology.js';
+import type { Scenario, Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
 
 /**
  * A phase's steps in order. Consecutive `ip` or `bridge` steps on one host go out as one batch
  * (one process, where each costs 100-300 ms in an emulated guest); `done` is told each step.
  */
-export async function runSteps(steps: Step[], lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, done: (s: Step) => void): Promise<void> {
+export async function runSteps(steps: Step[], lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario, done: (s: Step) => void): Promise<void> {
   for (let i = 0; i < steps.length; ) {
     const step = steps[i];
     let j = i + 1;
@@ -21,14 +22,14 @@ export async function runSteps(steps: Step[], lab: Lab, engines: Map<string, Eng
       await engines.get(step.host)?.sync();
       await (step.kind === 'ip' ? ipCommands : bridgeCommands)(lab, nsOf(step.host), batch.map((b) => b.args));
     } else {
-      await runStep(step, lab, engines, index);
+      await runStep(step, lab, engines, index, sc);
     }
     for (const s of steps.slice(i, j)) done(s);
     i = j;
   }
 }
 
-export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>): Promise<void> {
+export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario): Promise<void> {
   const owner = (ref: string) => {
     const at = index.get(ref);
     if (!at) throw new Error(`no container ${ref}`);
@@ -53,7 +54,11 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
     }
     case 'iptables':
       await engines.get(step.host)?.sync();
-      return iptables(lab, nsOf(step.host), step.args);
+      // the host's own iptables variant; the switch's is the first host's
+      return iptables(lab, nsOf(step.host), step.args, (sc.hosts.find((h) => h.name === step.host) ?? sc.hosts[0]).iptables);
+    case 'nft':
+      await engines.get(step.host)?.sync();
+      return nft(lab, nsOf(step.host), step.args);
     case 'ip':
       await engines.get(step.host)?.sync();
       return ipCommands(lab, nsOf(step.host), [step.args]);
@@ -82,6 +87,8 @@ export function describeStep(step: Step, multiHost: boolean): string {
       return `unlink ${step.container}/${step.alias}`;
     case 'iptables':
       return `iptables ${step.args}${on(step.host)}`;
+    case 'nft':
+      return `nft ${step.args}${on(step.host)}`;
     case 'ip':
       return `ip ${step.args}${on(step.host)}`;
     case 'bridge':

@@ -8,8 +8,9 @@ import { ReferenceEngine } from '../engine/reference/engine.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
-import { runScenario } from './runner.js';
-import { parseTarget } from '../targets.js';
+import { runScenario, usesNftables } from './runner.js';
+import { firewallBackend, parseTarget } from '../targets.js';
+import type { IptablesVariant } from '../rules/iptables/tools.js';
 import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
@@ -35,6 +36,8 @@ export interface SuiteOptions {
   vm?: Partial<VmRunOptions>;
   /** compare engines per scenario (default); the guest leaves it to the host */
   compare?: boolean;
+  /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
+  hostIptables?: IptablesVariant;
 }
 
 /**
@@ -64,8 +67,19 @@ export function engineFactory(name: string): () => Engine {
   }
 }
 
+/** The rule backend a target's engine writes. */
+function firewallBackendOf(target: string) {
+  const t = parseTarget(target);
+  return t.profile ? firewallBackend(t.profile) : 'iptables';
+}
+
 export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
-  const caps = await detectCapabilities([...new Set(scenarios.flatMap((s) => s.requires))]);
+  // an nftables profile needs nft and the kernel's nf_tables, whatever the scenarios require; so
+  // do scenarios with nft steps or checks
+  const nftTarget = opts.engines.some((e) => firewallBackendOf(e) === 'nftables') || scenarios.some(usesNftables);
+  // and the iptables variants lab hosts run: the run's, and any a scenario's host names
+  const variants = [...new Set([opts.hostIptables, ...scenarios.flatMap((s) => s.hosts.map((h) => h.iptables))].filter((v): v is IptablesVariant => v !== undefined))];
+  const caps = await detectCapabilities([...new Set([...scenarios.flatMap((s) => s.requires), ...(nftTarget ? ['nftables'] : []), ...variants.map((v) => `iptables-${v}`)])]);
   const environment = {
     kernel: release(),
     iptables: await iptablesVersion(),
@@ -111,7 +125,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const lane = async (queue: typeof runs) => {
     while (queue.length && !opts.signal?.aborted) {
       const run = queue.shift()!;
-      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress });
+      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, hostIptables: opts.hostIptables });
       byScenario[run.s][run.e] = r;
       opts.onResult?.(r, ++done, total);
       compareWhenComplete(run.s);
@@ -125,7 +139,8 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
       engines: opts.engines,
       factories: new Map(factories),
       docker: dockerInstall,
-      jobs: process.env.NCF_VM_JOBS ? Number(process.env.NCF_VM_JOBS) : opts.jobs,
+      jobs: opts.jobs,
+      hostIptables: opts.hostIptables,
       updateGolden: opts.updateGolden,
       signal: opts.signal,
       onLine: opts.onVmLine,

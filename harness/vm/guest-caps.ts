@@ -16,7 +16,7 @@ export interface GuestCapabilities {
 }
 
 /** The programs whose answers the capabilities depend on (the guest sees this machine's root). */
-const TOOLS = ['/usr/sbin/ip', '/usr/sbin/iptables', '/usr/sbin/xtables-nft-multi', '/usr/sbin/xtables-legacy-multi', '/usr/sbin/genl', '/usr/sbin/ovs-vswitchd', '/usr/sbin/ovsdb-server', '/usr/bin/ovs-vsctl', '/usr/bin/ovsdb-tool'];
+const TOOLS = ['/usr/sbin/ip', '/usr/sbin/iptables', '/usr/sbin/nft', '/usr/sbin/xtables-nft-multi', '/usr/sbin/xtables-legacy-multi', '/usr/sbin/genl', '/usr/sbin/ovs-vswitchd', '/usr/sbin/ovsdb-server', '/usr/bin/ovs-vsctl', '/usr/bin/ovsdb-tool'];
 
 function toolsKey(): string {
   const h = createHash('sha256');

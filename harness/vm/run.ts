@@ -6,6 +6,7 @@
 // error case carrying the guest console, never a pass.
 import { release as hostRelease } from 'node:os';
 import { parseTarget } from '../targets.js';
+import type { IptablesVariant } from '../rules/iptables/tools.js';
 import { GUEST_MODULES, missingFeatures } from '../lab/capabilities.js';
 import { guestCapabilities } from './guest-caps.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
@@ -25,6 +26,8 @@ export interface VmRunOptions {
   /** the dockerd build the host located, for docker targets (the guest sees the same files) */
   docker?: DockerInstall;
   /** a limit on the guest's whole run (--vm-timeout); none by default: see defaultTimeoutMs */
+  /** the iptables the guest's lab hosts run */
+  hostIptables?: IptablesVariant;
   timeoutMs?: number;
   /** scenarios in the guest at once (default 4) */
   jobs?: number;
@@ -71,7 +74,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
         const lane = async (queue: typeof runs) => {
           while (queue.length && guest.ready && !opts.signal?.aborted) {
             const { sc, label } = queue.shift()!;
-            const r = await runScenario(sc, { engineName: label, makeEngine: opts.factories.get(label)!, updateGolden: opts.updateGolden, missing: missingFeatures(caps.capabilities), environment, onProgress: opts.onProgress });
+            const r = await runScenario(sc, { engineName: label, makeEngine: opts.factories.get(label)!, updateGolden: opts.updateGolden, missing: missingFeatures(caps.capabilities), environment, onProgress: opts.onProgress, hostIptables: opts.hostIptables });
             if (!guest.ready) break; // what the guest's end interrupted is reported below, with its console
             const marked = markAsGuest(r, guest);
             done.set(key(sc.id, label), marked);

@@ -4,8 +4,11 @@
 // for on events, never by polling against a clock: containerd's wrapper writes its pidfile
 // once the private /run is mounted; dockerd's API answers a request that waits in its
 // socket's queue until it serves, and either process exiting ends the wait with its log.
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
+import { delimiter, join } from 'node:path';
 import type { DaemonOptions } from '../../scenario/types.js';
+import { xtablesMulti, type IptablesVariant } from '../../rules/iptables/tools.js';
 import type { DockerInstall } from './locate.js';
 import type { DaemonPaths } from './paths.js';
 import { dockerdArgs } from './flags.js';
@@ -70,6 +73,8 @@ export class DockerDaemon {
     readonly netnsPath: string,
     readonly options: DaemonOptions,
     readonly machine: Machine,
+    /** the host's iptables: what `iptables` is on the daemon's PATH */
+    readonly iptables: IptablesVariant,
   ) {}
 
   get socket(): string {
@@ -83,8 +88,28 @@ export class DockerDaemon {
   }
 
   private env(): Record<string, string> {
-    // companions (runc, shims, docker-proxy) from the certified build's folder first
-    return { PATH: `${this.install.binDir}:${this.machine.baseEnv.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
+    // the host's iptables variant first (the machine's alternatives are never consulted), then
+    // companions (runc, shims, docker-proxy) from the certified build's folder
+    return { PATH: [this.iptablesShim(), this.install.binDir, this.machine.baseEnv.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(delimiter) };
+  }
+
+  /**
+   * A folder whose iptables, iptables-save, iptables-restore (and ip6tables …) are the host's
+   * variant: links to xtables-legacy-multi or xtables-nft-multi, which act by the name they are
+   * called with. dockerd runs `iptables` from its PATH. Made with this process's own file calls:
+   * here in the daemon's state folder; for a guest in the shared folder, which the guest sees at
+   * the same path (and whose root is this machine's, so the links resolve there too).
+   */
+  private iptablesShim(): string {
+    const m = this.machine;
+    const dir = join(m.local ? this.paths.stateDir : m.sharedDir, `iptables-${this.iptables}`);
+    const multi = findOnPath(xtablesMulti(this.iptables));
+    if (!multi) throw new Error(`${xtablesMulti(this.iptables)} not found: the host's iptables is ${this.iptables}, whose binaries Debian's iptables package installs (apt-get install -y iptables)`);
+    mkdirSync(dir, { recursive: true });
+    for (const base of ['iptables', 'ip6tables']) {
+      for (const tool of [base, `${base}-save`, `${base}-restore`]) if (!existsSync(join(dir, tool))) symlinkSync(multi, join(dir, tool));
+    }
+    return dir;
   }
 
   private async tail(file: string, lines = 15): Promise<string> {
@@ -180,4 +205,10 @@ async function terminate(p: MachineProcess | undefined, graceMs: number, m: Mach
   const timer = setTimeout(() => p.kill('SIGKILL'), scaledLimit(graceMs, m).ms);
   await p.exited;
   clearTimeout(timer);
+}
+
+/** A program's path on PATH (or in the sbin folders a root shell has), or undefined. */
+function findOnPath(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter(Boolean);
+  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
 }

@@ -10,6 +10,7 @@ import { Lab } from '../../lab/lab.js';
 import { currentMachine, type Machine } from '../../machine/machine.js';
 import type { HostSpec } from '../../scenario/types.js';
 import { DockerDaemon } from './daemon.js';
+import { machineIptablesVariant } from '../../rules/iptables/tools.js';
 import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
 import { linkNames, resetHost, restoreHost, snapshotHost, type HostSnapshot } from './hoststate.js';
@@ -98,7 +99,7 @@ export class DaemonPool {
     const install = await this.install();
     const linksBefore = await linkNames(d.lab, HOST);
     await d.lab.ip(HOST, bridgeSetup(h.daemon));
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine);
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine, h.iptables ?? (await machineIptablesVariant()));
     const { startMs } = await d.daemon.start();
     d.api = await d.daemon.api();
     d.docker = new Dockerode({ socketPath: d.api });
@@ -107,7 +108,7 @@ export class DaemonPool {
     // storage and cgroups depend on the kernel it runs on (a microVM guest's differs from the host's)
     const info = (await d.docker.info()) as { Driver?: string; CgroupVersion?: string; CgroupDriver?: string };
     log(`dockerd started in ${d.hostNs} in ${startMs.toFixed(0)} ms, image imported in ${imageMs.toFixed(0)} ms (storage ${info.Driver}, cgroup v${info.CgroupVersion} ${info.CgroupDriver})`);
-    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore);
+    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore, d.daemon.iptables);
   }
 
   /** Empty the daemon and its namespace; keep it for later scenarios when it can serve them. */
