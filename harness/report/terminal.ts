@@ -81,7 +81,8 @@ export function summaryLine(results: ScenarioResult[], wallMs: number): string {
   const probes = results.reduce((n, r) => n + r.probes, 0);
   const scenarios = results.length;
   const failedScenarios = results.filter((r) => ['failed', 'error'].includes(scenarioStatus(r))).length;
-  const head = `${c.passed} passed, ${c.failed + c.error} failed, ${c.skipped} skipped`;
+  const flaky = all.filter((x) => x.flaky).length;
+  const head = `${c.passed} passed, ${c.failed + c.error} failed, ${c.skipped} skipped${flaky ? `, ${flaky} flaky` : ''}`;
   return `${head}\n${dim(`${scenarios} scenario runs (${failedScenarios} not passing), ${all.length} cases, ${probes} probes in ${(wallMs / 1000).toFixed(2)} s`)}`;
 }
 
