@@ -145,11 +145,15 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     expect(status((c) => c.kind === 'reach' && c.reach?.from === 'hostD/test4').status).toBe('passed');
   });
 
-  it('streams the guest console: init, modules, harness progress', () => {
+  it('streams the guest console: init and modules on a fresh boot, then the runner', () => {
     const text = lines.join('\n');
-    expect(text).toMatch(/netconform-guest: init .* 6\.|netconform-guest: init/);
-    expect(text).toMatch(/netconform-guest: modules-loaded/);
-    expect(text).toMatch(/vlan-macvlan-8021q \[reference:docker-20.10\] 9 passed/);
+    // the harness stays on this host: the guest's lines are its init's (a fresh boot; a
+    // restored guest has booted already) and the runner's
+    expect(text).toMatch(/microVM: ready \d+\.\d s after qemu started \((restored from the saved guest|booted), (tcg|kvm)\)/);
+    if (!text.includes('restored from the saved guest')) {
+      expect(text).toMatch(/netconform-guest: init/);
+      expect(text).toMatch(/netconform-guest: modules-loaded/);
+    }
   });
 
   it('costs: boot, per scenario in the guest and on the host (printed, never asserted)', async () => {

@@ -12,6 +12,7 @@ import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import type { Endpoints } from './endpoints.js';
 import type { NeighbourStats } from '../lab/neighbours.js';
+import { scaledLimit } from '../machine/machine.js';
 
 export interface EvalContext {
   sc: Scenario;
@@ -66,6 +67,16 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
   return facts;
 }
 
+/**
+ * A probe's timeout on the machine it runs on: the scenario's, scaled by the machine's
+ * measured slowness (1 on this host). In an emulated guest a packet crosses the lab 10-20×
+ * slower, more under load: a fixed 300 ms turned VL-01's connected probes into timeouts there.
+ */
+function probeTimeout(cx: EvalContext): { ms: number; explain: string } {
+  const l = scaledLimit(cx.sc.probeTimeoutMs);
+  return { ms: Math.round(l.ms), explain: l.explain };
+}
+
 export async function evaluate(e: Expectation, index: number, cx: EvalContext): Promise<CaseResult> {
   if (e.skipReason || e.notFor) return caseOf(e, index, 'skipped', 0, { message: e.skipReason ?? e.notFor });
   const t = performance.now();
@@ -73,14 +84,17 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
   try {
     switch (e.kind) {
       case 'reach': {
-        const r = await evaluateReach(e, cx.endpoints, cx.sc.probeTimeoutMs);
+        const limit = probeTimeout(cx);
+        const r = await evaluateReach(e, cx.endpoints, limit.ms);
         cx.result.transcript.push(r.transcript);
-        const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { reach: r.detail, message: r.ok ? undefined : r.message, transcript: r.transcript });
+        // a probe that timed out where it should not have says how long it waited, and why that long
+        const message = r.ok ? undefined : r.detail.actual === 'timeout' ? `${r.message} (probe timeout ${limit.explain})` : r.message;
+        const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { reach: r.detail, message, transcript: r.transcript });
         c.name = `${c.name} [${e.from} → ${e.to} ${e.proto}${e.port ? '/' + e.port : ''}]`;
         return c;
       }
       case 'frames': {
-        const r = await evaluateFrames(e, cx.endpoints, cx.sc.probeTimeoutMs);
+        const r = await evaluateFrames(e, cx.endpoints, probeTimeout(cx).ms);
         cx.result.transcript.push(r.transcript);
         const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { message: r.ok ? undefined : r.message, transcript: r.transcript });
         c.name = `${c.name} [${e.from} ↔ ${e.to} on ${e.dev}: ${e.vlan === 'none' ? 'untagged' : `tag ${e.vlan}`}]`;
@@ -118,7 +132,7 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         });
       }
       case 'resolve': {
-        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, cx.sc.probeTimeoutMs);
+        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, probeTimeout(cx).ms);
         const want = e.answer === 'none' ? 'none' : cx.endpoints.address(e.answer);
         const got = r.address ?? 'none';
         const what = `${e.from} resolves ${e.name}: ${r.address ? `${r.address} (${cx.endpoints.nameOf(r.address)}, from ${r.via})` : `no address (${r.failure})`}`;
