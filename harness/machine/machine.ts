@@ -113,9 +113,10 @@ export function onMachine<T>(m: Machine, fn: () => Promise<T>): Promise<T> {
 
 /** A limit scaled by the machine's speed, and the words that explain it when it trips. */
 export function scaledLimit(ms: number, m: Machine = currentMachine()): { ms: number; explain: string } {
-  if (m.speed.factor <= 1) return { ms, explain: `${(ms / 1000).toFixed(0)} s` };
+  const sec = (x: number) => `${(x / 1000).toFixed(x < 10_000 ? 1 : 0)} s`;
+  if (m.speed.factor <= 1) return { ms, explain: sec(ms) };
   const scaled = ms * m.speed.factor;
-  return { ms: scaled, explain: `${(scaled / 1000).toFixed(0)} s (${(ms / 1000).toFixed(0)} s × ${m.speed.factor.toFixed(1)}: ${m.speed.detail})` };
+  return { ms: scaled, explain: `${sec(scaled)} (${sec(ms)} × ${m.speed.factor.toFixed(1)}: ${m.speed.detail})` };
 }
 
 /** A process that exited: gone from /proc, or a zombie its parent (init, for a daemon) has not reaped yet. */
