@@ -1,6 +1,6 @@
 // The state of a daemon's host namespace that scenarios change, so one daemon can serve
 // scenario after scenario as if freshly started:
-// - right after the daemon started, a snapshot: its rule set, the sysctls that the lab and
+// - right after the daemon started, a snapshot: its rule sets (iptables and ip6tables), the sysctls that the lab and
 //   the daemon set, and the interfaces that belong to the daemon (docker0, a -b bridge);
 // - after a scenario, a reset to a fresh namespace's state: every interface the lab added is
 //   deleted (synchronously, so the next lab can reuse the names), every table flushed,
@@ -13,6 +13,8 @@ import { run } from '../../lab/exec.js';
 
 export interface HostSnapshot {
   iptables: string;
+  /** 27+ write IPv6 rules by default: they are reset and restored alike */
+  ip6tables: string;
   sysctls: Record<string, string>;
   /** interfaces that stay: lo and what the daemon created at start */
   keepLinks: string[];
@@ -39,9 +41,11 @@ async function readSysctls(lab: Lab, ns: string, keys: string[]): Promise<Record
 
 export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string[], linksBeforeDaemon: string[]): Promise<HostSnapshot> {
   const saved = await lab.exec(ns, 'iptables-save', []);
+  const saved6 = await lab.exec(ns, 'ip6tables-save', []);
   const now = await linkNames(lab, ns);
   return {
     iptables: serializeRuleset(parseIptablesSave(saved.stdout)),
+    ip6tables: serializeRuleset(parseIptablesSave(saved6.stdout)),
     sysctls: await readSysctls(lab, ns, [...new Set([...DAEMON_SYSCTLS, ...scenarioSysctls])]),
     keepLinks: ['lo', ...now.filter((l) => !linksBeforeDaemon.includes(l))],
   };
@@ -51,6 +55,7 @@ export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string
 export async function restoreHost(lab: Lab, ns: string, snap: HostSnapshot): Promise<void> {
   await lab.setSysctls(ns, snap.sysctls);
   await lab.exec(ns, 'iptables-restore', [], { input: snap.iptables });
+  if (snap.ip6tables.trim()) await lab.exec(ns, 'ip6tables-restore', [], { input: snap.ip6tables });
 }
 
 /** Empty every table that exists: flush, delete user chains, ACCEPT policies. */
@@ -72,6 +77,8 @@ export async function resetHost(lab: Lab, ns: string, snap: HostSnapshot): Promi
   if (left.length) throw new Error(`could not delete lab interfaces ${left.join(', ')} from the daemon's host namespace`);
   const saved = await lab.exec(ns, 'iptables-save', []);
   await lab.exec(ns, 'iptables-restore', [], { input: emptyTables(saved.stdout) });
+  const saved6 = await lab.exec(ns, 'ip6tables-save', []);
+  if (saved6.stdout.trim()) await lab.exec(ns, 'ip6tables-restore', [], { input: emptyTables(saved6.stdout) });
   // stale NAT bindings of the last scenario's flows must not steer the next one's packets
   await lab.exec(ns, 'conntrack', ['-F'], { allowFail: true });
 }
