@@ -52,9 +52,21 @@ export interface ScenarioResult {
   phaseMs: { build: number; probe: number; teardown: number; /** inside the engines' own calls */ engine?: number };
   properties: Record<string, string>;
   /** per phase and Docker host: its rules and the engine's names (upgrade diff, engine comparison) */
-  snapshots?: { phase: number; host: string; rules: Ruleset; facts: Facts }[];
+  snapshots?: Snapshot[];
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;
+}
+
+/** What one Docker host looked like at the end of a phase. */
+export interface Snapshot {
+  phase: number;
+  host: string;
+  rules: Ruleset;
+  /** ip6tables-save of the same host (27+ write IPv6 rules by default) */
+  rules6?: Ruleset;
+  facts: Facts;
+  /** container reference → path → content: /etc/hosts, /etc/resolv.conf, /etc/hostname as its processes read them */
+  files?: Record<string, Record<string, string>>;
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {

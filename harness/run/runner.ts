@@ -129,7 +129,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       }
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
-      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase), startErrors, result, updateGolden: opts.updateGolden };
+      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase, labAgents), startErrors, result, updateGolden: opts.updateGolden };
       // packets first (what a probe leaves behind, a neighbour entry, may be observed next)
       const forgetArp = async () => {
         await Promise.all(endpoints.all().map((a) => a.forgetArp()));
@@ -236,16 +236,44 @@ async function listenAll(agent: ProbeAgent, specs: string[]): Promise<void> {
   );
 }
 
-/** iptables-save of every Docker host, for rule checks and for the report. */
-async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number): Promise<EvalContext['rules']> {
-  const saved = await Promise.all(sc.hosts.map((h) => lab.exec(hostNs(h), 'iptables-save', [])));
+/** The files of a container that its engine writes: what the comparison holds two engines to. */
+export const CONTAINER_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
+
+/**
+ * iptables-save (and ip6tables-save) of every Docker host, for rule checks, for the report and,
+ * with each running container's files, for comparing engines.
+ */
+async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number, agents: LabAgents): Promise<EvalContext['rules']> {
+  const [saved, saved6] = await Promise.all([
+    Promise.all(sc.hosts.map((h) => lab.exec(hostNs(h), 'iptables-save', []))),
+    Promise.all(sc.hosts.map((h) => lab.exec(hostNs(h), 'ip6tables-save', [], { allowFail: true }))),
+  ]);
+  const files = await Promise.all(sc.hosts.map((h) => containerFiles(sc, h, engines.get(h.name)!, agents)));
   const out: EvalContext['rules'] = new Map();
   sc.hosts.forEach((h, i) => {
     const snap = { rs: parseIptablesSave(saved[i].stdout), facts: factsOf(sc, h, engines) };
     out.set(h.name, snap);
-    (result.snapshots ??= []).push({ phase, host: h.name, rules: snap.rs, facts: snap.facts });
+    (result.snapshots ??= []).push({ phase, host: h.name, rules: snap.rs, rules6: parseIptablesSave(saved6[i].stdout), facts: snap.facts, files: files[i] });
     const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';
     result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${saved[i].stdout.replace(/^#.*\n/gm, '')}\n`;
+    const v6 = saved6[i].stdout.replace(/^#.*\n/gm, '');
+    if (v6.trim()) result.ruleDump += `# phase ${phase}: ip6tables-save of ${where}\n${v6}\n`;
   });
+  return out;
+}
+
+/** CONTAINER_FILES of each running container of a host that has a mount namespace of its own. */
+async function containerFiles(sc: Scenario, h: HostSpec, engine: Engine, agents: LabAgents): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  const running = new Set(engine.containers().filter((c) => c.mntnsPath).map((c) => c.name));
+  await Promise.all(
+    h.containers
+      .filter((c) => running.has(c.name) && agents.containers.has(c.ref))
+      .map(async (c) => {
+        const agent = agents.containers.get(c.ref)!;
+        const entries = await Promise.all(CONTAINER_FILES.map(async (p) => [p, await agent.readFile(p).catch((e: Error) => `(unreadable: ${e.message})`)] as const));
+        out[sc.hosts.length > 1 ? c.ref : c.name] = Object.fromEntries(entries);
+      }),
+  );
   return out;
 }

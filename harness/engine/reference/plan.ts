@@ -1,7 +1,8 @@
 // Kernel work the reference engine has decided on but not yet done. Operations only plan
 // (namespaces to create, `ip` lines per namespace, sysctls, rule edits); apply() then does it
 // all in a handful of processes: one `ip -batch` per namespace (in parallel where they are
-// independent) and one iptables-restore. Spawning processes, not the kernel, is what costs
+// independent) and one iptables-restore (plus one ip6tables-restore for profiles that write
+// IPv6 rules). Spawning processes, not the kernel, is what costs
 // time, so this is what keeps a lab in the tens of milliseconds.
 import type { Lab } from '../../lab/lab.js';
 import { RuleEditor } from '../../rules/editor.js';
@@ -13,6 +14,9 @@ export class KernelPlan {
   private sysctls = new Map<string, Record<string, string>>();
   private rules?: RuleEditor;
   private rulesDirty = false;
+  /** ip6tables, for the profiles that write IPv6 rules (27+ by default); read only when asked for */
+  private rules6?: RuleEditor;
+  private rules6Read = '';
   /** each table as it was read, to load only the tables that changed */
   private tablesRead = new Map<string, string>();
 
@@ -76,6 +80,16 @@ export class KernelPlan {
     return rules;
   }
 
+  /** The rule editor over the lab host's ip6tables (read on first use; written back by apply()). */
+  async editRules6(): Promise<RuleEditor> {
+    if (!this.rules6) {
+      const rs = parseIptablesSave((await this.lab.exec(this.hostNs, 'ip6tables-save', [])).stdout);
+      this.rules6Read = serializeRuleset(rs);
+      this.rules6 = new RuleEditor(rs);
+    }
+    return this.rules6;
+  }
+
   /**
    * Do the planned work. `whenLinksReady` runs as soon as every namespace's links are
    * configured, while the host's rules may still be loading (what needs only the links, such
@@ -88,6 +102,9 @@ export class KernelPlan {
     const lines = this.lines;
     const sysctls = this.sysctls;
     const rulesText = this.changedTables();
+    const rules6 = this.rules6 ? serializeRuleset(this.rules6.toRuleset()) : undefined;
+    const rules6Text = rules6 !== undefined && rules6 !== this.rules6Read ? rules6 : undefined;
+    this.rules6 = undefined;
     this.namespaces = [];
     this.lines = new Map();
     this.sysctls = new Map();
@@ -109,6 +126,10 @@ export class KernelPlan {
       ]);
       await whenLinksReady?.();
     };
-    await Promise.all([rulesText !== undefined ? lab.configure(host, { iptablesRestore: rulesText }) : undefined, links()]);
+    await Promise.all([
+      rulesText !== undefined ? lab.configure(host, { iptablesRestore: rulesText }) : undefined,
+      rules6Text !== undefined ? lab.exec(host, 'ip6tables-restore', [], { input: rules6Text }) : undefined,
+      links(),
+    ]);
   }
 }

@@ -33,7 +33,7 @@ function dst(ip: string): string {
 }
 
 export class Docker2010Firewall implements FirewallDriver {
-  readonly profile = 'docker-20.10';
+  readonly profile: string = 'docker-20.10';
   private hairpin = false;
 
   init(ed: RuleEditor, opts: FirewallOptions): void {

@@ -51,6 +51,8 @@ export interface FirewallDriver {
   readonly profile: string;
   /** daemon start: create the engine's chains and jumps */
   init(ed: RuleEditor, opts: FirewallOptions): void;
+  /** daemon start, in ip6tables (27+ enable ip6tables by default; absent: nothing is written there) */
+  init6?(ed: RuleEditor, opts: FirewallOptions): void;
   setupNetwork(ed: RuleEditor, net: BridgeNet): void;
   /** a network restored at a daemon restart (set up again, without a new network's extras) */
   restoreNetwork?(ed: RuleEditor, net: BridgeNet): void;
