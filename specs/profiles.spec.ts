@@ -31,22 +31,35 @@ describe('targets', () => {
     expect(parseTarget('reference:docker-29').label).toBe('reference:docker-29');
     // a real dockerd is expected to write its release's layout: Debian's docker.io is 20.10
     expect(parseTarget('docker')).toEqual({ engine: 'docker', profile: 'docker-20.10', label: 'docker' });
-    expect(parseTarget('docker:docker-29')).toEqual({ engine: 'docker', profile: 'docker-29', label: 'docker:docker-29' });
+    expect(parseTarget('docker:docker-29')).toEqual({ engine: 'docker', profile: 'docker-29', label: 'docker:docker-29', named: true });
+  });
+
+  it('names real releases: docker:28 is docker:docker-28, docker:20.10 is plain docker', () => {
+    expect(parseTarget('docker:28')).toEqual({ engine: 'docker', profile: 'docker-28', label: 'docker:docker-28', named: true });
+    expect(parseTarget('docker:26').label).toBe('docker:docker-26');
+    expect(parseTarget('docker:20.10')).toEqual({ engine: 'docker', profile: 'docker-20.10', label: 'docker', named: true });
+    expect(() => parseTarget('docker:27')).toThrow(/unknown release "27" \(known: 20.10, 26, 28, 29, all; e.g. docker:28\)/);
+    expect(() => parseTarget('docker:all')).toThrow(/expand it first/);
+    // docker:all stays for the edge to replace with the builds present
+    expect(expandTargets(['reference', 'docker:all']).map((t) => [t.label, t.profile])).toEqual([
+      ['reference:docker-20.10', 'docker-20.10'],
+      ['docker:all', undefined],
+    ]);
   });
 
   it('refuses unknown profiles and engines', () => {
-    expect(() => parseTarget('reference:docker-27')).toThrow(/unknown profile "docker-27" \(known: docker-20.10, docker-28, docker-29\)/);
+    expect(() => parseTarget('reference:docker-27')).toThrow(/unknown profile "docker-27" \(known: docker-20.10, docker-26, docker-28, docker-29\)/);
     expect(() => parseTarget('podman')).toThrow(/unknown engine "podman" \(known: reference, docker\)/);
   });
 
   it('expands --profile over the reference engine, once per target', () => {
-    expect(expandTargets(['reference'], ['all']).map((t) => t.label)).toEqual(['reference:docker-20.10', 'reference:docker-28', 'reference:docker-29']);
+    expect(expandTargets(['reference'], ['all']).map((t) => t.label)).toEqual(['reference:docker-20.10', 'reference:docker-26', 'reference:docker-28', 'reference:docker-29']);
     expect(expandTargets(['reference', 'reference:docker-28'], ['docker-28']).map((t) => t.label)).toEqual(['reference:docker-28']);
     expect(() => expandTargets(['reference'], ['docker-19'])).toThrow(/unknown profile "docker-19"/);
   });
 
   it('has a firewall driver per profile, named after it', () => {
-    for (const p of ['docker-20.10', 'docker-28', 'docker-29'] as const) expect(createFirewall(p).profile).toBe(p);
+    for (const p of ['docker-20.10', 'docker-26', 'docker-28', 'docker-29'] as const) expect(createFirewall(p).profile).toBe(p);
   });
 });
 
@@ -123,7 +136,7 @@ expect:
     reach: { from: wan, to: host, proto: tcp, port: 8080 }
     result: { docker-27: connected, default: timeout }
 `);
-    expect(errs).toContain("6:23 profiles[1]: unknown profile 'docker-30' (known: docker-20.10, docker-28, docker-29)");
+    expect(errs).toContain("6:23 profiles[1]: unknown profile 'docker-30' (known: docker-20.10, docker-26, docker-28, docker-29)");
     expect(errs).toContain("9:16 expect[0].profiles[0]: profile 'docker-29' is not one the scenario runs under (profiles: [docker-28, docker-30])");
     expect(errs.find((e) => e.startsWith('11:15 expect[0].result'))).toMatch(/unknown profile or engine 'docker-27'/);
   });
@@ -134,7 +147,7 @@ expect:
     reach: { from: wan, to: host, proto: tcp, port: 8080 }
     result: { docker-20.10: connected, docker-28: timeout }
 `);
-    expect(errs).toEqual(['9:13 expect[0].result: no value for docker-29: name it or add a default']);
+    expect(errs).toEqual(['9:13 expect[0].result: no value for docker-26, docker-29: name them or add a default']);
     // restricted to the profiles it names, the same map is complete
     expect(errorsOf(`${base}expect:\n  - id: IN-02\n    profiles: [docker-20.10, docker-28]\n    reach: { from: wan, to: host, proto: tcp, port: 8080 }\n    result: { docker-20.10: connected, docker-28: timeout }\n`)).toEqual([]);
   });
