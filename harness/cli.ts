@@ -144,6 +144,8 @@ async function cmdRun(args: string[]): Promise<number> {
     ...guestKernel(choice),
     allInVm: Boolean(values.kernel),
     vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
+    // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…)
+    evidenceDir: join(dirname(values.junit!), 'logs'),
   });
   const wall = performance.now() - t0;
   const failures = failureReport(results);

@@ -55,6 +55,11 @@ export interface ScenarioResult {
   snapshots?: Snapshot[];
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;
+  /**
+   * What the engine logged during this scenario (a real daemon's log, a guest's console), kept
+   * under reports/ when the scenario fails or its comparison disagrees (report/evidence.ts)
+   */
+  evidence?: { name: string; text: string }[];
 }
 
 /** What one Docker host looked like at the end of a phase. */

@@ -153,6 +153,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     result.transcript.push(`error: ${(e as Error).stack ?? String(e)}`);
   } finally {
     tProbed = performance.now();
+    // what the engines logged, read before they stop (a pooled daemon's log goes on)
+    const evidence = sc.hosts.flatMap((h) => (engines.get(h.name)!.evidence?.() ?? []).map((e) => ({ name: sc.hosts.length > 1 ? `${h.name}.${e.name}` : e.name, text: e.text })));
+    if (evidence.length) result.evidence = evidence;
     await lab.destroy();
   }
   const tEnd = performance.now();

@@ -14,6 +14,7 @@ import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
 import { compareRuns } from '../compare/differential.js';
+import { keepEvidence } from '../report/evidence.js';
 
 export interface SuiteOptions {
   engines: string[];
@@ -35,6 +36,12 @@ export interface SuiteOptions {
   vm?: Partial<VmRunOptions>;
   /** compare engines per scenario (default); the guest leaves it to the host */
   compare?: boolean;
+  /**
+   * where the logs of a real daemon (and a microVM guest) go when a scenario fails or its
+   * comparison disagrees, named in the failure messages (`run` puts them beside the JUnit
+   * file: reports/logs); without it, results carry them in memory (the guest sends them home)
+   */
+  evidenceDir?: string;
 }
 
 /**
@@ -163,5 +170,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   }
   // reports list scenarios in their order, whatever order they finished in
   const ordered = onHost.flatMap((_, s) => [...byScenario[s].filter((r): r is ScenarioResult => r !== undefined), ...comparisons[s]]);
-  return [...ordered, ...vmResults];
+  const all = [...ordered, ...vmResults];
+  if (opts.evidenceDir) keepEvidence(all, opts.evidenceDir);
+  return all;
 }

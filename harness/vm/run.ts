@@ -87,5 +87,7 @@ function failedResult(sc: Scenario, engine: string, g: GuestRun): ScenarioResult
     probes: 0,
     phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: {},
+    // the whole console, kept under reports/ with the failure (its tail is in the message)
+    evidence: [{ name: 'guest-console.log', text: g.console }],
   };
 }
