@@ -190,7 +190,7 @@ async function enginesOrExit(requested: string[], profiles: string[] | undefined
     const { builds } = await resolveDockerTargets(docker, { dockerd });
     const m = await loadDockerEngine();
     for (const b of builds) m.configureDockerPool({ label: b.label, install: b.install });
-    const plainReference = opts.pair && requested.includes('reference') && !profiles?.length;
+    const plainReference = opts.pair && requested.includes('reference') && !requested.includes(`reference:${DEFAULT_PROFILE}`) && !profiles?.length;
     const all = opts.pair && requested.includes(ALL_BUILDS);
     const labels: string[] = [];
     for (const t of targets) {

@@ -10,7 +10,7 @@ import { dockerPool } from '../harness/engine/docker/pool.js';
 import { daemonKey } from '../harness/engine/docker/flags.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import { fingerprintStartingNamespace } from './support/fingerprint.js';
-import { expectMachineClean, explain, runBoth, runOn, scenario } from './support/engines.js';
+import { expectMachineClean, explain, runBoth, runOn, scenario, specTargets } from './support/engines.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -244,7 +244,7 @@ expect:
 `);
     const first = await runOn('docker', messy);
     expectPassed(first);
-    const daemon = dockerPool()
+    const daemon = dockerPool((await specTargets()).docker)
       .daemons()
       .find((x) => x.key === daemonKey(messy.hosts[0].daemon, messy.hosts[0]))!;
     const { hostNs, served } = daemon;
