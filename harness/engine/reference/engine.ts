@@ -64,6 +64,11 @@ interface ContState {
   extraHosts: HostsRecord[];
   /** the container's own records (an address per network it joined), as the engine keeps them */
   ownHosts: HostsRecord[];
+  /**
+   * joined a user-defined network once: its resolv.conf names the embedded DNS from then on,
+   * also after it left (seen with 20.10.24, 26.1.5 and 28.5.2: leaving rewrites nothing)
+   */
+  embeddedDns?: boolean;
   info: ContainerInfo;
   endpoints: Endpoint[];
   forwards: PortForward[];
@@ -297,7 +302,8 @@ export class ReferenceEngine implements Engine {
   private refreshEtc(st: ContState, files = st.files): void {
     if (!files || st.info.mode === 'host' || st.info.mode === 'container') return;
     writeFileSync(files.hosts, hostsFile(st.extraHosts, st.ownHosts, { netipDefaults: this.behaviour.netipHosts }));
-    const embedded = st.endpoints.some((ep) => ep.net.info.name !== 'bridge');
+    st.embeddedDns ||= st.endpoints.some((ep) => ep.net.info.name !== 'bridge');
+    const embedded = st.embeddedDns;
     const o = { dns: st.spec.dns, dnsSearch: st.spec.dnsSearch };
     const release = this.behaviour.generatedResolvConf;
     const resolv = release ? generatedResolvConf(this.hostResolvConf, { ...o, transform: embedded ? 'internal resolver' : 'legacy', release }) : resolvConf(this.hostResolvConf, { ...o, embedded });

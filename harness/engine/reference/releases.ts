@@ -28,17 +28,17 @@ export interface ReleaseBehaviour {
   /** 28: /etc/hosts defaults as Go's netip prints them (fe00:: rather than fe00::0) */
   netipHosts: boolean;
   /**
-   * 26: leaving a network deletes every /etc/hosts line that ends with the container's
+   * Up to 26: leaving a network deletes every /etc/hosts line that ends with the container's
    * hostname (etchosts.Delete matches the names only), so its records on the networks it is
-   * still on go too (seen with 26.1.5; 20.10 and 28 delete only the record of the address).
+   * still on go too (seen with 20.10.24 and 26.1.5; 28 deletes only the record of the address).
    */
-  hostsDeleteByName?: boolean;
+  hostsDeleteByName: boolean;
 }
 
 export const RELEASES: Record<Profile, ReleaseBehaviour> = {
-  'docker-20.10': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: false, netipHosts: false },
+  'docker-20.10': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: false, netipHosts: false, hostsDeleteByName: true },
   'docker-26': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: true, generatedResolvConf: 26, netipHosts: false, hostsDeleteByName: true },
-  'docker-28': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true },
+  'docker-28': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
   // not measured on a real 29 (no Debian build yet): as 28
-  'docker-29': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true },
+  'docker-29': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
 };
