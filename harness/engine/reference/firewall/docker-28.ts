@@ -193,12 +193,16 @@ export class Docker28Firewall implements FirewallDriver {
   }
 
   // AddLink: appended to DOCKER (link traffic stays on the bridge, so the per-network DROP,
-  // which only matches packets from elsewhere, never sees it)
+  // which only matches packets from elsewhere, never sees it); only where icc is off, as in
+  // 20.10 (bridge_linux.go calls d.link under !EnableICC; measured on 28.5.2: a --link under
+  // the default --icc=true adds nothing)
   addLink(ed: RuleEditor, link: LinkRule): void {
+    if (link.net.icc) return;
     for (const rule of this.linkRules(link)) appendOnce(ed, 'filter', 'DOCKER', rule);
   }
 
   removeLink(ed: RuleEditor, link: LinkRule): void {
+    if (link.net.icc) return;
     for (const rule of this.linkRules(link)) ed.delete('filter', 'DOCKER', rule);
   }
 }
