@@ -57,9 +57,17 @@ suite_ready() {
   local suite=$1 dir="$cache/.apt/$1"
   [ -n "${updated[$suite]:-}" ] && return 0
   mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
-  echo "deb $mirror $suite main" > "$dir/sources.list"
-  # lists of a moving suite (sid) go stale: refresh them once a day
-  if [ -z "$(find "$dir/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
+  local sources
+  sources="deb $mirror $suite main"
+  # a stable suite's current packages (runc's fixes among them) come with its updates and security suites
+  if [ "$suite" != sid ] && [ "$suite" != unstable ]; then
+    sources+=$'\n'"deb $mirror $suite-updates main"$'\n'"deb ${mirror%/debian}/debian-security $suite-security main"
+  fi
+  local changed=no
+  [ "$(cat "$dir/sources.list" 2>/dev/null)" = "$sources" ] || changed=yes
+  echo "$sources" > "$dir/sources.list"
+  # lists of a moving suite (sid) go stale: refresh them once a day, and when the sources change
+  if [ $changed = yes ] || [ -z "$(find "$dir/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
     say "reading the package lists of $suite"
     # shellcheck disable=SC2046
     apt-get $(apt_opts "$suite") update -qq >/dev/null || { say "apt-get update of $suite ($mirror) failed"; return 1; }
