@@ -22,7 +22,7 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
   builder.name('netconform');
   const skipReasons: string[] = [];
   for (const r of results) {
-    const suite = builder.testSuite().name(`${r.scenarioId} [${r.engine}]`).time(r.timeMs / 1000);
+    const suite = builder.testSuite().name(`${r.scenarioId} [${r.engine}]`).time(seconds(r.timeMs));
     suite.timestamp(new Date());
     for (const [k, v] of Object.entries(r.properties)) suite.property(k, v);
     suite.property('scenario.file', relative(cwd, r.file));
@@ -33,14 +33,15 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
         .className(`${r.engine}.${r.scenarioId}`)
         .name(c.name)
         .file(relative(cwd, c.loc.file))
-        .time(c.timeMs / 1000);
+        .time(seconds(c.timeMs));
       setAttribute(tc, 'line', c.loc.line);
       for (const [k, v] of Object.entries(r.caseProperties ?? {})) tc.property(k, v);
       if (c.finding) tc.property('finding', c.finding);
       // The whole lab story goes with the first case and with every case that did not pass.
       const full = idx === 0 || c.status === 'failed' || c.status === 'error';
       tc.standardOutput([c.transcript ?? '', full ? transcriptOf(r) : ''].filter(Boolean).join('\n\n'));
-      const body = [c.message ?? '', c.diff ?? ''].filter(Boolean).join('\n\n');
+      // the YAML location leads the text too: Jenkins shows the text, not the file/line attributes
+      const body = [`at ${relative(cwd, c.loc.file)}:${c.loc.line}:${c.loc.col}`, c.message ?? '', c.diff ?? ''].filter(Boolean).join('\n\n');
       if (c.status === 'failed') tc.failure(firstLine(c.message), 'AssertionFailure').stacktrace(body);
       else if (c.status === 'error') tc.error(firstLine(c.message), 'ScenarioError', body);
       else if (c.status === 'skipped') {
@@ -56,6 +57,11 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
 
 function transcriptOf(r: ScenarioResult): string {
   return `engine: ${r.engineDescription}\n\n== probe transcript\n${r.transcript.join('\n')}\n\n== rules\n${r.ruleDump}`;
+}
+
+/** Milliseconds as seconds with three decimals: never an exponent ("1e-7"), which JUnit's time type rejects. */
+function seconds(ms: number): number {
+  return Number((ms / 1000).toFixed(3));
 }
 
 function firstLine(s?: string): string {

@@ -1,6 +1,7 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
 import type { Expectation, Loc, Outcome, Proto } from '../scenario/types.js';
-import type { Ruleset } from '../rules/ruleset.js';
+import type { Ruleset } from '../rules/iptables/save.js';
+import type { NftRuleset } from '../rules/nft/model.js';
 import type { Facts } from '../rules/symbolic.js';
 
 export type Status = 'passed' | 'failed' | 'skipped' | 'error';
@@ -42,7 +43,7 @@ export interface ScenarioResult {
   engine: string; // engine name as given on the command line
   engineDescription: string;
   cases: CaseResult[];
-  /** iptables-save of the lab host at the end of each phase */
+  /** the lab host's rules at the end of each phase (iptables-save, and nft list ruleset where read) */
   ruleDump: string;
   /** one line per probe and step */
   transcript: string[];
@@ -66,9 +67,12 @@ export interface ScenarioResult {
 export interface Snapshot {
   phase: number;
   host: string;
+  /** iptables-save */
   rules: Ruleset;
   /** ip6tables-save of the same host (27+ write IPv6 rules by default) */
   rules6?: Ruleset;
+  /** the nftables rule set, where it was read */
+  nft?: NftRuleset;
   facts: Facts;
   /** container reference → path → content: /etc/hosts, /etc/resolv.conf, /etc/hostname as its processes read them */
   files?: Record<string, Record<string, string>>;

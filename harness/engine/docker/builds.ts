@@ -7,7 +7,7 @@
 // with one sentence saying what to do.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_PROFILE, PROFILES, dockerLabel, releaseOf, type Profile, type Target } from '../../targets.js';
+import { DEFAULT_PROFILE, PROFILES, baseProfile, dockerLabel, releaseOf, type Profile, type Target } from '../../targets.js';
 import { DockerNotFoundError, findDockerd, locateDocker, type DockerInstall } from './locate.js';
 
 export const FETCH_HINT = 'run ./scripts/get-engines.sh (./scripts/setup.sh does, unless NETCONFORM_ENGINES=none)';
@@ -18,7 +18,11 @@ export const RELEASES: Record<Profile, string> = {
   'docker-26': "Debian trixie's docker.io 26.1.5 (engine cache, fetched by get-engines.sh)",
   'docker-28': "Debian sid's docker.io 28.5.2 (engine cache, fetched by get-engines.sh)",
   'docker-29': 'no Debian build yet: certify one with --dockerd PATH',
+  'docker-29-nftables': 'a Docker 29 build (--dockerd PATH) started with --firewall-backend=nftables',
 };
+
+/** A profile's release without its firewall-backend variant: docker-29-nftables → docker-29. */
+const releaseProfile = (p: Profile) => baseProfile(p) as Profile;
 
 export function engineCache(env = process.env): string {
   return env.NETCONFORM_ENGINE_CACHE ?? '/var/cache/netconform/engines';
@@ -43,7 +47,7 @@ export function profileOfVersion(version: string): Profile | undefined {
 
 /** The cached build of a release (its dockerd), if scripts/get-engines.sh fetched it. */
 export function cachedBuild(profile: Profile, env = process.env): string | undefined {
-  const p = join(engineCache(env), releaseOf(profile), 'dockerd');
+  const p = join(engineCache(env), releaseOf(releaseProfile(profile)), 'dockerd');
   return existsSync(p) ? p : undefined;
 }
 
@@ -52,7 +56,8 @@ export function cachedReleases(env = process.env): Profile[] {
   const dir = engineCache(env);
   if (!existsSync(dir)) return [];
   const names = new Set(readdirSync(dir));
-  return PROFILES.filter((p) => names.has(releaseOf(p)) && existsSync(join(dir, releaseOf(p), 'dockerd')));
+  // a firewall-backend variant (docker-29-nftables) runs the build of its release when named
+  return PROFILES.filter((p) => releaseProfile(p) === p && names.has(releaseOf(p)) && existsSync(join(dir, releaseOf(p), 'dockerd')));
 }
 
 /** A docker target with the build it runs. */
@@ -73,8 +78,9 @@ async function checked(dockerd: string | undefined, t: { profile?: Profile; name
     if (!own) throw new DockerNotFoundError(`${install.dockerd} is Docker ${number}, which has no profile of its own (profiles: ${PROFILES.join(', ')}): name the one to hold it to, e.g. --engine docker:${releaseOf(DEFAULT_PROFILE)}`);
     return { label: dockerLabel(own), profile: own, install };
   }
-  if (own && own !== t.profile) {
-    throw new DockerNotFoundError(`${from} ${install.dockerd} is Docker ${number}, not ${releaseOf(t.profile!)}: name --engine ${release(own)} (profile ${own}) for it, or give a ${releaseOf(t.profile!)} build`);
+  const wanted = releaseProfile(t.profile!);
+  if (own && own !== wanted) {
+    throw new DockerNotFoundError(`${from} ${install.dockerd} is Docker ${number}, not ${releaseOf(wanted)}: name --engine ${release(own)} (profile ${own}) for it, or give a ${releaseOf(wanted)} build`);
   }
   // a build without a profile of its own (e.g. 24.0.9) is held to the one the target names
   return { label: dockerLabel(t.profile!), profile: t.profile!, install };
@@ -92,7 +98,8 @@ export async function buildFor(t: Target, opts: { dockerd?: string; env?: NodeJS
   const cached = t.named && t.profile ? cachedBuild(t.profile, env) : undefined;
   if (cached) return checked(cached, t, env, 'the cached build');
   if (t.named && t.profile && t.profile !== DEFAULT_PROFILE) {
-    throw new DockerNotFoundError(`no Docker ${releaseOf(t.profile)} build in ${engineCache(env)}: ${t.profile === 'docker-29' ? 'give one with --dockerd PATH' : `${FETCH_HINT}, or give one with --dockerd PATH`}`);
+    const release = releaseProfile(t.profile);
+    throw new DockerNotFoundError(`no Docker ${releaseOf(release)} build in ${engineCache(env)}: ${release === 'docker-29' ? 'give one with --dockerd PATH' : `${FETCH_HINT}, or give one with --dockerd PATH`}`);
   }
   return checked(undefined, t, { ...env, NETCONFORM_DOCKERD: undefined }, 'dockerd on PATH');
 }
@@ -149,5 +156,5 @@ export function describeBuildSource(profile: Profile, env = process.env): string
       return 'not installed';
     }
   }
-  return profile === 'docker-29' ? 'none (--dockerd PATH)' : `not fetched (${FETCH_HINT})`;
+  return releaseProfile(profile) === 'docker-29' ? 'none (--dockerd PATH)' : `not fetched (${FETCH_HINT})`;
 }

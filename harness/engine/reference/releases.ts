@@ -41,4 +41,6 @@ export const RELEASES: Record<Profile, ReleaseBehaviour> = {
   'docker-28': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
   // not measured on a real 29 (no Debian build yet): as 28
   'docker-29': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
+  // the firewall backend changes the rules only
+  'docker-29-nftables': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
 };
