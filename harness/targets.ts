@@ -84,7 +84,7 @@ export function parseTarget(name: string): Target {
     if (profile === undefined) return { engine, profile: DEFAULT_PROFILE, label: 'docker' };
     if (profile === 'all') throw new Error(`${ALL_BUILDS} stands for every build present: expand it first (expandTargets)`);
     const p = profileOfRelease(profile);
-    if (!p) throw new Error(`unknown release "${profile}" (known: ${PROFILES.map(releaseOf).join(', ')}, all; e.g. docker:28)`);
+    if (!p) throw new Error(`unknown release "${profile}" (known: ${PROFILES.filter((q) => baseProfile(q) === q).map(releaseOf).join(', ')}, all; e.g. docker:28)`);
     return { engine, profile: p, label: dockerLabel(p), named: true };
   }
   const p = profile ?? DEFAULT_PROFILE;

@@ -5,7 +5,7 @@
 // file or an ip6tables rule differs, and that a failure keeps the daemon's log as evidence.
 // A release that is not cached is skipped, saying how to fetch it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadScenarios } from '../harness/scenario/load.js';
@@ -105,8 +105,10 @@ describe.skipIf(!have28)('the comparison sees container files and ip6tables (rea
     expect(c.diff).toMatch(/^\+192\.0\.2\.10\tlegacy\.example\.org$/m);
   });
 
+  const tmp = mkdtempSync(join(tmpdir(), 'netconform-evidence-'));
+
   it("a failure keeps the real daemon's log under the evidence folder and names it", async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'netconform-evidence-')), 'logs');
+    const dir = join(tmp, 'logs');
     const failing = scenario(`id: evidence-check
 title: egress said to be blocked, which it is not
 covers: [EG-01]
@@ -128,6 +130,7 @@ expect:
   });
 
   afterAll(async () => {
+    rmSync(tmp, { recursive: true, force: true });
     await expectMachineClean(before);
   });
 });

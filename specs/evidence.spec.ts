@@ -1,7 +1,7 @@
 // Evidence kept for failures: which runs' logs are written (a failed run's, and both runs of a
 // comparison that disagreed; never a passing run's), where, and how the messages name them.
-import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keepEvidence } from '../harness/report/evidence.js';
@@ -27,8 +27,13 @@ function run(scenarioId: string, engine: string, status: Status, log?: string): 
 }
 
 describe('evidence of failures', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'netconform-ev-'));
+  let n = 0;
+  const logsDir = () => join(tmp, String(++n), 'logs');
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
   it("keeps a failed run's log and the logs a disagreeing comparison compared; nothing of passing runs", () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'netconform-ev-')), 'logs');
+    const dir = logsDir();
     const results = [
       run('ok', 'docker:docker-28', 'passed', 'all fine'),
       run('broken', 'docker:docker-28', 'failed', 'daemon said no'),
@@ -48,7 +53,7 @@ describe('evidence of failures', () => {
   });
 
   it('keeps only the last run: evidence of an earlier run goes', () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'netconform-ev-')), 'logs');
+    const dir = logsDir();
     keepEvidence([run('broken', 'docker', 'failed', 'first')], dir);
     keepEvidence([run('fine', 'docker', 'passed', 'second')], dir);
     expect(existsSync(join(dir, 'broken'))).toBe(false);

@@ -62,6 +62,16 @@ describe('targets', () => {
   it('has a firewall driver per profile, named after it', () => {
     for (const p of PROFILES) expect(createFirewall(p, { iptables: 'nft' }).profile).toBe(p);
   });
+
+  it('writes ip6tables beside iptables from 28 on (27+ enable it by default), in the host\'s variant', () => {
+    const backends = (p: (typeof PROFILES)[number], iptables: 'nft' | 'legacy') => createFirewall(p, { iptables }).backends.map((b) => b.name);
+    expect(backends('docker-20.10', 'nft')).toEqual(['iptables-nft']);
+    expect(backends('docker-26', 'nft')).toEqual(['iptables-nft']);
+    expect(backends('docker-28', 'nft')).toEqual(['iptables-nft', 'ip6tables-nft']);
+    expect(backends('docker-29', 'legacy')).toEqual(['iptables-legacy', 'ip6tables-legacy']);
+    expect(createFirewall('docker-28', { iptables: 'nft' }).init6).toBeTypeOf('function');
+    expect(createFirewall('docker-26', { iptables: 'nft' }).init6).toBeUndefined();
+  });
 });
 
 describe('expectations per profile', () => {
