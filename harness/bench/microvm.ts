@@ -49,11 +49,11 @@ export async function microvmFigures(): Promise<void> {
   const { scenarios } = loadScenarios([join(packageRoot(), 'scenarios', 'vlan')]);
   const engines = ['reference', 'docker'];
   const docker = await loadDockerEngine();
-  const install = await docker.dockerPool().install();
+  const dockers = new Map([['docker', await docker.dockerPool().install()]]);
   const factories = new Map(engines.map((e) => [parseTarget(e).label, engineFactory(e)]));
   const lines: string[] = [];
   const t0 = performance.now();
-  const { results, guest } = await runInVm(scenarios, { kernel, engines, factories, docker: install, onProgress: (l) => lines.push(l) });
+  const { results, guest } = await runInVm(scenarios, { kernel, engines, factories, dockers, onProgress: (l) => lines.push(l) });
   const wall = performance.now() - t0;
   console.log(`VLAN scenarios in one guest: ${s(wall)} for ${scenarios.length} scenarios × ${engines.length} engines (guest ready in ${s(guest.timing.readyMs)}; ${load()})`);
   for (const r of results) {

@@ -23,8 +23,8 @@ export interface VmRunOptions {
   engines: string[];
   /** engine factories by target label (the suite's; the docker one needs its modules loaded) */
   factories: Map<string, () => Engine>;
-  /** the dockerd build the host located, for docker targets (the guest sees the same files) */
-  docker?: DockerInstall;
+  /** the dockerd build the host located for each docker target, by label (the guest sees the same files) */
+  dockers?: Map<string, DockerInstall>;
   /** a limit on the guest's whole run (--vm-timeout); none by default: see defaultTimeoutMs */
   /** the iptables the guest's lab hosts run */
   hostIptables?: IptablesVariant;
@@ -69,7 +69,10 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
       await onMachine(m, async () => {
         const caps = await guestCapabilities(guest);
         const environment = { kernel: guest.release, iptables: caps.iptables, node: process.version, runner: 'microvm', 'host.kernel': hostRelease() };
-        if (opts.docker) (await import('../engine/docker/pool.js')).configureDockerPool({ install: opts.docker });
+        if (opts.dockers?.size) {
+          const { configureDockerPool } = await import('../engine/docker/pool.js');
+          for (const [label, install] of opts.dockers) configureDockerPool({ label, install });
+        }
         const runs = scenarios.flatMap((sc) => opts.engines.map((e) => ({ sc, label: parseTarget(e).label })));
         const lane = async (queue: typeof runs) => {
           while (queue.length && guest.ready && !opts.signal?.aborted) {
@@ -84,7 +87,16 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
         const isDocker = (r: (typeof runs)[number]) => parseTarget(r.label).engine === 'docker';
         const shared = runs.filter((r) => !isDocker(r));
         const jobs = Math.max(1, Math.min(opts.jobs ?? 4, shared.length || 1));
-        await Promise.all([lane(runs.filter(isDocker)), ...Array.from({ length: jobs }, () => lane(shared))]);
+        // real builds take turns, one target after the other: a target's daemons stop once its
+        // last scenario is done (the guest's memory holds a few daemons, not every build's)
+        const dockerTurns = async () => {
+          const labels = [...new Set(runs.filter(isDocker).map((r) => r.label))];
+          for (const label of labels) {
+            await lane(runs.filter((r) => r.label === label));
+            if (labels.length > 1) await (await import('../engine/docker/pool.js')).shutdownDockerPool(label);
+          }
+        };
+        await Promise.all([dockerTurns(), ...Array.from({ length: jobs }, () => lane(shared))]);
       });
     } catch (e) {
       guest.fail('harness-failed', `running the scenarios in the guest: ${(e as Error).stack ?? e}`);
@@ -94,7 +106,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
   }
   await guest.stop();
   // nothing to stop in there: the guest's end took its daemons along; the pool is forgotten
-  if (opts.docker && guest.machine) await onMachine(guest.machine, async () => (await import('../engine/docker/pool.js')).shutdownDockerPool());
+  if (opts.dockers?.size && guest.machine) await onMachine(guest.machine, async () => (await import('../engine/docker/pool.js')).shutdownDockerPool());
   const results: ScenarioResult[] = [];
   for (const sc of scenarios) {
     for (const engine of opts.engines.map((e) => parseTarget(e).label)) {
@@ -147,5 +159,7 @@ function failedResult(sc: Scenario, engine: string, g: Guest): ScenarioResult {
     phaseMs: { build: 0, probe: 0, teardown: 0 },
     properties: { runner: 'microvm', kernel: g.release, 'vm.accel': g.accel },
     caseProperties: { runner: 'microvm', kernel: g.release },
+    // the whole console, kept under reports/ with the failure (its tail is in the message)
+    evidence: [{ name: 'guest-console.log', text: g.console() }],
   };
 }

@@ -87,6 +87,7 @@ export class DockerEngine implements Engine {
    */
   private dirty = false;
   readonly timings: DockerTimings = { containerMs: {} };
+  private logFrom = { dockerd: 0, containerd: 0 };
 
   constructor(private readonly pool: DaemonPool = dockerPool()) {}
 
@@ -99,7 +100,20 @@ export class DockerEngine implements Engine {
     this.sc = sc;
     this.host = host;
     this.d = await this.pool.acquire(host);
+    // a pooled daemon served earlier scenarios: this one's part of its logs starts here
+    const m = this.pool.machine;
+    this.logFrom = { dockerd: (await readLog(m, this.d.paths.dockerdLog)).length, containerd: (await readLog(m, this.d.paths.containerdLog)).length };
     return this.d.hostNs;
+  }
+
+  /** dockerd's and containerd's log lines of this scenario (from the daemon's start when it started for it). */
+  async evidence(): Promise<{ name: string; text: string }[]> {
+    if (!this.d) return [];
+    const m = this.pool.machine;
+    return [
+      { name: 'dockerd.log', text: await readFrom(m, this.d.paths.dockerdLog, this.logFrom.dockerd) },
+      { name: 'containerd.log', text: await readFrom(m, this.d.paths.containerdLog, this.logFrom.containerd) },
+    ].filter((e) => e.text);
   }
 
   async start(ctx: EngineContext): Promise<void> {
@@ -279,4 +293,15 @@ async function mainProcessEnv(m: Machine, pid: number): Promise<string[]> {
     await new Promise((r) => setTimeout(r, 20));
   }
   return env;
+}
+
+/** A daemon's log on its machine (a guest's logs are in the guest), as bytes; empty when it is not there. */
+async function readLog(m: Machine, path: string): Promise<Buffer> {
+  return Buffer.from(await m.readFile(path).catch(() => ''));
+}
+
+/** A log file from a byte offset on (at most its last 4 MB). */
+async function readFrom(m: Machine, path: string, offset: number): Promise<string> {
+  const log = await readLog(m, path);
+  return log.subarray(Math.max(offset, log.length - (4 << 20))).toString('utf8');
 }

@@ -14,7 +14,9 @@ import { machineIptablesVariant } from '../../rules/iptables/tools.js';
 import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
 import { linkNames, resetHost, restoreHost, snapshotHost, type HostSnapshot } from './hoststate.js';
-import { locateDocker, type DockerInstall } from './locate.js';
+import { DockerNotFoundError, type DockerInstall } from './locate.js';
+import { buildFor } from './builds.js';
+import { parseTarget } from '../../targets.js';
 import { newDaemonPaths, removeIfEmpty, stateBase, type DaemonPaths } from './paths.js';
 
 const HOST = 'host';
@@ -44,9 +46,11 @@ export interface PooledDaemon {
 }
 
 export interface PoolOptions {
-  /** dockerd binary to certify (default: NETCONFORM_DOCKERD, then PATH) */
+  /** the target whose daemons these are ("docker", "docker:docker-28"): which build, which profile */
+  label?: string;
+  /** dockerd binary to certify (default: NETCONFORM_DOCKERD, the engine cache for a named release, then PATH) */
   dockerd?: string;
-  /** the build, already located (a guest's pool takes the host's: it sees the same files) */
+  /** the build, when the edge has located and checked it already (a guest's pool takes the host's: it sees the same files) */
   install?: DockerInstall;
   /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
   maxIdle?: number;
@@ -63,10 +67,20 @@ export class DaemonPool {
     readonly machine: Machine = currentMachine(),
   ) {}
 
-  /** The dockerd build in use; rejects with DockerNotFoundError when there is none. */
+  /**
+   * The dockerd build in use; rejects with DockerNotFoundError when there is none, or when its
+   * version is another release than the pool's target expects.
+   */
   install(): Promise<DockerInstall> {
-    this.installation ??= this.opts.install ? Promise.resolve(this.opts.install) : locateDocker(this.opts.dockerd);
+    this.installation ??= this.opts.install ? Promise.resolve(this.opts.install) : this.locate();
     return this.installation;
+  }
+
+  private async locate(): Promise<DockerInstall> {
+    const label = this.opts.label ?? 'docker';
+    const b = await buildFor(parseTarget(label), { dockerd: this.opts.dockerd });
+    if (b.label !== label) throw new DockerNotFoundError(`${b.install.dockerd} is ${b.install.version.replace(/,.*/, '')}: run it as --engine docker:${b.profile.slice('docker-'.length)} (profile ${b.profile}), not ${label}`);
+    return b.install;
   }
 
   /** A daemon for one Docker host of a scenario: an idle one with the same key, or a new (not yet started) one. */
@@ -159,29 +173,40 @@ async function emptyDaemon(docker: Dockerode): Promise<void> {
   await Promise.all(networks.filter((n) => !PREDEFINED_NETWORKS.has(n.Name)).map((n) => docker.getNetwork(n.Id).remove()));
 }
 
-const pools = new Map<Machine, DaemonPool>();
+/** The pools of this process: per machine (this host, a guest), one per docker target. */
+const pools = new Map<Machine, Map<string, DaemonPool>>();
 
-/** The pool of the current machine (a run's scenarios share daemons). */
-export function dockerPool(): DaemonPool {
+function poolsHere(): Map<string, DaemonPool> {
   const m = currentMachine();
-  let p = pools.get(m);
-  if (!p) pools.set(m, (p = new DaemonPool({}, m)));
+  let here = pools.get(m);
+  if (!here) pools.set(m, (here = new Map()));
+  return here;
+}
+
+/** The pool of a docker target on the current machine ("docker" is Debian's 20.10, or the --dockerd build). */
+export function dockerPool(label = 'docker'): DaemonPool {
+  const here = poolsHere();
+  let p = here.get(label);
+  if (!p) here.set(label, (p = new DaemonPool({ label })));
   return p;
 }
 
-/** Choose the dockerd to certify (`run --dockerd PATH`) before the first scenario on this machine. */
+/** Choose the dockerd of a target (`run --dockerd PATH`, a cached release) before its first scenario on this machine. */
 export function configureDockerPool(opts: PoolOptions): DaemonPool {
-  const m = currentMachine();
-  if (pools.get(m)?.daemons().length) throw new Error('the docker daemon pool is in use; configure it before the first scenario');
-  const p = new DaemonPool(opts, m);
-  pools.set(m, p);
+  const label = opts.label ?? 'docker';
+  const here = poolsHere();
+  if (here.get(label)?.daemons().length) throw new Error(`the docker daemon pool of ${label} is in use; configure it before the first scenario`);
+  const p = new DaemonPool({ ...opts, label });
+  here.set(label, p);
   return p;
 }
 
-/** Stop the daemons of this process on the current machine (end of a run, or of a test file). */
-export async function shutdownDockerPool(): Promise<void> {
-  const m = currentMachine();
-  const p = pools.get(m);
-  pools.delete(m);
-  await p?.shutdown();
+/** Stop the daemons of one target (its last scenario is done), or of every target of this process, on the current machine. */
+export async function shutdownDockerPool(label?: string): Promise<void> {
+  const here = poolsHere();
+  const which = label === undefined ? [...here.keys()] : [label];
+  const stopping = which.map((l) => here.get(l)).filter((p): p is DaemonPool => p !== undefined);
+  for (const l of which) here.delete(l);
+  if (here.size === 0) pools.delete(currentMachine());
+  await Promise.all(stopping.map((p) => p.shutdown()));
 }
