@@ -13,6 +13,7 @@ import type { CaseResult, ScenarioResult, Status } from '../report/results.js';
 import type { Ruleset } from '../rules/ruleset.js';
 import { symbolize, type Facts } from '../rules/symbolic.js';
 import type { Scenario } from '../scenario/types.js';
+import { sideBySide } from '../trace/render.js';
 
 export const DIFF_ID = 'DIFF';
 
@@ -53,7 +54,14 @@ export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResu
     const factsB = b.snapshots?.find((s) => s.phase === e.phase)?.facts ?? lastFacts(b);
     const va = verdictOf(ca, factsA);
     const vb = verdictOf(cb, factsB);
-    if (va !== vb) lines.push(`${sc.file}:${e.loc.line} ${ca?.name ?? cb?.name ?? e.id}: ${a.engine} ${va}; ${b.engine} ${vb}`);
+    if (va === vb) continue;
+    lines.push(`${sc.file}:${e.loc.line} ${ca?.name ?? cb?.name ?? e.id}: ${a.engine} ${va}; ${b.engine} ${vb}`);
+    // where the two packets went different ways, with the engines' own names made symbolic
+    if (ca?.trace && cb?.trace) {
+      const facts = { a: factsA, b: factsB };
+      const normalize = (s: string, side: 'a' | 'b') => (facts[side] ? symbolize(s, facts[side]!) : s);
+      lines.push(sideBySide({ label: a.engine, path: ca.trace }, { label: b.engine, path: cb.trace }, normalize).replace(/^/gm, '    '));
+    }
   }
   return lines.length ? { message: `${a.engine} and ${b.engine} disagree on ${lines.length} verdict${lines.length === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
 }

@@ -41,6 +41,7 @@ export function failureReport(results: ScenarioResult[]): string {
       out.push(`  ${MARK[c.status]} ${c.name}  ${dim(`${c.loc.file}:${c.loc.line}`)}`);
       if (c.message) out.push(indent(c.message, 6));
       if (c.diff) out.push(indent(colorDiff(c.diff), 6));
+      if (c.rulePath) out.push(indent(c.rulePath, 6));
     }
     const table = truthTable(r.cases);
     if (table) out.push('', indent(table, 4));
