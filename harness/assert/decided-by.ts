@@ -1,13 +1,15 @@
 // `decided-by:` on a reach: not only that a packet was stopped (or let through), but which
 // layer did it: a chain and verdict (`{ table: filter, chain: DOCKER-ISOLATION-STAGE-2,
 // verdict: DROP }`, `policy: true` for the chain's policy), or the deciding rule's text as
-// iptables-save prints it, with ${…} placeholders.
+// iptables-save prints it, with ${…} placeholders; or `none`: no rule decided (nothing
+// filtered the packet, or only a chain's ACCEPT policy let it through).
 import { normalizeRule } from '../rules/editor.js';
 import type { Decision, RulePath } from '../trace/path.js';
 import { where } from '../trace/path.js';
 import type { DecidedBy } from '../scenario/types.js';
 
 export function describeDecidedBy(d: DecidedBy): string {
+  if (d.none) return 'no rule';
   const at = d.table && d.chain ? `${d.table}:${d.chain}${d.policy ? ' policy' : ''} ${d.verdict ?? ''}`.trim() : '';
   const rule = d.rule ? `rule ${JSON.stringify(d.rule)}` : '';
   return [at, rule].filter(Boolean).join(', ') + (d.host ? ` on ${d.host}` : '');
@@ -24,6 +26,10 @@ function describeDecision(d: Decision, multiHost: boolean): string {
 export function checkDecidedBy(want: DecidedBy, path: RulePath, expand: (host: string, text: string) => string, multiHost: boolean): { ok: boolean; message: string } {
   const d = path.decision;
   const expected = describeDecidedBy(want);
+  if (want.none) {
+    if (!d || (d.policy && d.verdict === 'ACCEPT')) return { ok: true, message: '' };
+    return { ok: false, message: `decided by ${describeDecision(d, multiHost)}, expected no rule to decide it` };
+  }
   if (!d) return { ok: false, message: `no firewall rule decided this packet (${path.end}); expected it decided by ${expected}` };
   const problems: string[] = [];
   if (want.host && d.host !== want.host) problems.push(`on ${d.host}`);

@@ -112,7 +112,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
       if (/^\/segments\//.test(e.instancePath)) return { message: `${JSON.stringify(e.data)}: expected a segment name, or { name: NAME, switch: bridge | ovs }` };
       if (/\/finding\//.test(e.schemaPath)) return { message: `${JSON.stringify(e.data)}: expected why it is a finding (text), or a map of profile or engine to text, e.g. { docker-20.10: "reachable from the LAN" }` };
       if (/\/decided-by\//.test(e.schemaPath)) {
-        return { message: `${JSON.stringify(e.data)}: expected the deciding rule's text, or { table, chain, verdict: ACCEPT | DROP | REJECT } (with host, policy: true or rule if wanted), or a map of profile or engine to either` };
+        return { message: `${JSON.stringify(e.data)}: expected the deciding rule's text, none, or { table, chain, verdict: ACCEPT | DROP | REJECT } (with host, policy: true or rule if wanted), or a map of profile or engine to either` };
       }
       if (/\/(result|seen-source)\//.test(e.schemaPath)) {
         return { message: `${JSON.stringify(e.data)}: expected a value, or a map of profile or engine to value, e.g. { docker-20.10: connected, default: timeout }` };
@@ -754,6 +754,7 @@ class Resolver {
     if (raw === undefined || raw === null) return {};
     const isOne = (v: unknown) => typeof v === 'string' || (typeof v === 'object' && v !== null && ['table', 'chain', 'verdict', 'rule'].some((k) => k in v));
     const one = (v: unknown, at: Path): DecidedBy => {
+      if (v === 'none') return { none: true };
       if (typeof v === 'string') return { rule: v };
       const d = v as DecidedBy;
       if (d.host !== undefined && !ctx.hosts.has(d.host)) this.err([...at, 'host'], `unknown host '${d.host}' (hosts: ${[...ctx.hosts.keys()].join(', ')})`);

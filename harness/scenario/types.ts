@@ -185,9 +185,11 @@ export interface ReachExpect extends ExpectBase {
 
 /**
  * The step of a probe's rule path that decided it: a chain and verdict (the chain's policy
- * when `policy` is true), and/or the deciding rule's text (iptables-save form, ${…} allowed).
+ * when `policy` is true), and/or the deciding rule's text (iptables-save form, ${…} allowed);
+ * or `none`: no rule decided (nothing filtered the packet, or only an ACCEPT policy let it by).
  */
 export interface DecidedBy {
+  none?: boolean;
   host?: string;
   table?: string;
   chain?: string;
