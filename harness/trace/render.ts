@@ -48,11 +48,14 @@ export function renderRulePath(p: RulePath): string {
   return ['rule path (nftables trace of the Docker hosts it crossed):', ...p.hosts.flatMap(hostLines), `end: ${p.end}`].join('\n');
 }
 
-/** The comparable lines of a path: steps as "host table:chain #n VERDICT rule", then the end. */
+/** The comparable lines of a path: steps as "[host] table:chain #n VERDICT rule", then each host's end. */
 export function pathSteps(p: RulePath): string[] {
   if (p.unavailable) return [`unavailable: ${p.unavailable}`];
-  // no ports in them: a probe's source port is the kernel's choice, different on every run
-  const lines = p.hosts.flatMap((h) => [...h.steps.map((s) => `${h.host} ${stepWhere(s)} ${stepVerdict(s)} ${ruleBody(s)}`.trimEnd()), `${h.host} ${hostEnd(h, false)}`]);
+  // no ports in them: a probe's source port is the kernel's choice, different on every run;
+  // hosts named where a scenario has several
+  const named = p.hosts.some((h) => h.host !== 'host');
+  const on = (h: HostPath) => (named ? `${h.host} ` : '');
+  const lines = p.hosts.flatMap((h) => [...h.steps.map((s) => `${on(h)}${stepWhere(s)} ${stepVerdict(s)} ${ruleBody(s)}`.trimEnd()), `${on(h)}${hostEnd(h, false)}`]);
   return lines.length ? lines : [p.end];
 }
 

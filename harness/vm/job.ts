@@ -4,7 +4,7 @@ import type { Capability } from '../lab/capabilities.js';
 import type { Scenario } from '../scenario/types.js';
 
 export type GuestJob =
-  | { kind: 'suite'; scenarios: Scenario[]; engines: string[]; color: boolean; /** the dockerd the host certifies (docker targets) */ dockerd?: string }
+  | { kind: 'suite'; scenarios: Scenario[]; engines: string[]; color: boolean; /** the dockerd the host certifies (docker targets) */ dockerd?: string; /** false: no rule paths (run --no-rule-paths) */ rulePaths?: boolean }
   | { kind: 'capabilities'; color: boolean };
 
 /** Files the guest writes into the job share. */

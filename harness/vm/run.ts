@@ -15,6 +15,8 @@ export interface VmRunOptions {
   engines: string[];
   /** the dockerd for docker targets (the host's choice; the guest sees the host's files) */
   dockerd?: string;
+  /** false: the guest traces no rule paths */
+  rulePaths?: boolean;
   /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run (180 s on docker) */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -32,7 +34,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
   // a dockerd run costs several reference runs in the guest (daemon start 8-45 s under TCG): count it as three
   const runs = scenarios.length * opts.engines.reduce((n, e) => n + (parseTarget(e).engine === 'docker' ? 3 : 1), 0);
   const guest = await bootGuest(
-    { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
+    { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, rulePaths: opts.rulePaths, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
     {
       kernel: opts.kernel,
       modules: GUEST_MODULES,
