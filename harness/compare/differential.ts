@@ -46,6 +46,7 @@ function lastFacts(r: ScenarioResult): Facts | undefined {
 
 export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResult): Finding | undefined {
   const lines: string[] = [];
+  let differ = 0;
   for (const [i, e] of sc.expect.entries()) {
     if (e.kind !== 'reach' && e.kind !== 'start') continue;
     const ca = a.cases.find((c) => c.expectIndex === i);
@@ -55,6 +56,7 @@ export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResu
     const va = verdictOf(ca, factsA);
     const vb = verdictOf(cb, factsB);
     if (va === vb) continue;
+    differ++;
     lines.push(`${sc.file}:${e.loc.line} ${ca?.name ?? cb?.name ?? e.id}: ${a.engine} ${va}; ${b.engine} ${vb}`);
     // where the two packets went different ways, with the engines' own names made symbolic
     if (ca?.trace && cb?.trace) {
@@ -63,7 +65,7 @@ export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResu
       lines.push(sideBySide({ label: a.engine, path: ca.trace }, { label: b.engine, path: cb.trace }, normalize).replace(/^/gm, '    '));
     }
   }
-  return lines.length ? { message: `${a.engine} and ${b.engine} disagree on ${lines.length} verdict${lines.length === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
+  return differ ? { message: `${a.engine} and ${b.engine} disagree on ${differ} verdict${differ === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
 }
 
 type Chains = Map<string, { policy?: string; rules: string[] }>; // "table/chain" →

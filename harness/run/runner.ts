@@ -148,6 +148,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       const probes = expects.filter((e) => e.kind === 'reach');
       const tracer = await tracing;
       if (tracer && phase === 0) await traced('trace monitors ready', tracer.ready(labAgents.hosts));
+      if (tracer && probes.length > 0) tracer.phaseStarted();
       const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
       distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
       if (probes.length > 0) {

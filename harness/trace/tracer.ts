@@ -5,8 +5,10 @@
 // When the trace cannot be whole it says so, for the phase, and no path is shown as if it
 // were: nft missing, a monitor that died or lost events, a marker that never showed, or
 // iptables-legacy tables in a host (x_tables rules are invisible to nftables tracing).
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import type { Lab } from '../lab/lab.js';
-import { run } from '../lab/exec.js';
+import type { RunResult } from '../lab/exec.js';
 import type { ProbeAgent } from '../probe/agent.js';
 import type { Ruleset } from '../rules/ruleset.js';
 import { TraceMonitor } from './monitor.js';
@@ -27,11 +29,18 @@ export interface Collected {
   hosts: Map<string, { traversals: Traversal[]; dump?: RuleDump }>;
 }
 
-/** Whether `nft` (Debian's nftables) is installed: asked once per process. */
-let nftCheck: Promise<boolean> | undefined;
-export function haveNft(): Promise<boolean> {
-  nftCheck ??= run('sh', ['-c', 'command -v nft'], { allowFail: true }).then((r) => r.exitCode === 0);
-  return nftCheck;
+/** Whether `nft` (Debian's nftables) is on PATH: looked up once per process, without a process. */
+let nftFound: boolean | undefined;
+export function haveNft(): boolean {
+  nftFound ??= (process.env.PATH ?? '').split(':').some((dir) => {
+    try {
+      accessSync(join(dir || '.', 'nft'), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return nftFound;
 }
 
 export const NFT_MISSING = 'nft is not installed (apt-get install -y nftables, which ./scripts/setup.sh does)';
@@ -49,6 +58,8 @@ export class LabTracer {
   private readonly monitors = new Map<string, TraceMonitor>();
   /** a problem that makes every path of this lab unavailable */
   private broken?: string;
+  /** this phase's rule dumps, taken while its probes run */
+  private dumps = new Map<string, Promise<RunResult>>();
 
   private constructor(
     private readonly lab: Lab,
@@ -58,7 +69,7 @@ export class LabTracer {
   /** Load the tracing table and start a monitor in every Docker host namespace. */
   static async start(lab: Lab, hosts: TracedHost[]): Promise<LabTracer> {
     const t = new LabTracer(lab, hosts);
-    if (!(await haveNft())) {
+    if (!haveNft()) {
       t.broken = NFT_MISSING;
       return t;
     }
@@ -109,6 +120,19 @@ export class LabTracer {
   }
 
   /**
+   * A phase's rules are settled (its steps ran, the engines synced): dump them by handle while
+   * its probes run, so that the dump costs the phase no time of its own.
+   */
+  phaseStarted(): void {
+    if (this.broken) return;
+    for (const h of this.hosts) {
+      const p = this.lab.exec(h.ns, 'nft', ['-a', 'list', 'ruleset'], { allowFail: true });
+      p.catch(() => {}); // awaited in collect()
+      this.dumps.set(h.name, p);
+    }
+  }
+
+  /**
    * After a phase's probes: every event they caused, per host, with the rules by handle
    * (iptables-save's text for iptables-nft's tables, from the phase's dump).
    */
@@ -121,8 +145,9 @@ export class LabTracer {
         const [problem, legacy, listed] = await Promise.all([
           this.marker(h, agent),
           agent.readFile('/proc/net/ip_tables_names').catch(() => ''),
-          this.lab.exec(h.ns, 'nft', ['-a', 'list', 'ruleset'], { allowFail: true }),
+          this.dumps.get(h.name) ?? this.lab.exec(h.ns, 'nft', ['-a', 'list', 'ruleset'], { allowFail: true }),
         ]);
+        this.dumps.delete(h.name);
         const { events, lost } = this.monitors.get(h.name)!.take();
         const legacyTables = legacy.split('\n').filter(Boolean);
         const why =

@@ -92,6 +92,15 @@ export function defineProfileConformance(profile: string): void {
         expect(r.cases[0].message).toMatch(/expected timeout, got connected/);
       });
 
+      it('UN-02 is decided in raw PREROUTING: without the raw DROPs the probe still times out, decided-by fails', async () => {
+        const keep = (e: Expectation) => e.kind === 'reach' && e.from === 'web' && e.to === 'db' && e.phase === 0;
+        const r = await runOn(withSteps(byId('networks-user-defined'), ['-t raw -F PREROUTING'], keep), engine);
+        expect(r.cases.map((c) => [c.status, c.reach?.actual])).toEqual([['failed', 'timeout']]);
+        // a later layer stops it now: 28's isolation chain, 29's DROP for the bridge in DOCKER
+        expect(r.cases[0].message).toMatch(/timeout as expected, but decided by filter:(DOCKER-ISOLATION-STAGE-2|DOCKER) rule \d+ DROP \(.*-j DROP\), expected raw:PREROUTING DROP/);
+        expect(r.cases[0].rulePath).not.toMatch(/raw:PREROUTING #/);
+      });
+
       it('the raw direct-access DROP alone is a defence: without the DOCKER DROP ports stay closed', async () => {
         const commands = ['-P FORWARD ACCEPT', '-D DOCKER ! -i docker0 -o docker0 -j DROP'];
         const r = await runOn(withSteps(byId('ingress-direct-routing'), commands, (e) => e.kind === 'reach' && e.phase === 1), engine);
