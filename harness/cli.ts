@@ -24,6 +24,7 @@ import { featureTable, placementLines, probeGuest, type KernelColumn } from './v
 import { locateDocker } from './engine/docker/locate.js';
 import { gcDockerDaemons } from './engine/docker/gc.js';
 import { haveConntrack } from './engine/docker/hoststate.js';
+import { haveNft, NFT_MISSING } from './trace/tracer.js';
 import { ovsUserspace } from './lab/ovs.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -359,6 +360,7 @@ async function cmdDoctor(args: string[]): Promise<number> {
   const ovs = await ovsUserspace();
   optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
+  optional(haveNft(), 'nft (nftables)', haveNft() ? 'traces the rule path of every reach probe (nft monitor trace)' : `no rule paths, decided-by: cases skipped: ${NFT_MISSING}`);
   if (!root) return 2;
   const caps = await detectCapabilities();
   const choice = chooseKernel(undefined);

@@ -111,7 +111,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
     case 'anyOf':
       if (/^\/segments\//.test(e.instancePath)) return { message: `${JSON.stringify(e.data)}: expected a segment name, or { name: NAME, switch: bridge | ovs }` };
       if (/\/finding\//.test(e.schemaPath)) return { message: `${JSON.stringify(e.data)}: expected why it is a finding (text), or a map of profile or engine to text, e.g. { docker-20.10: "reachable from the LAN" }` };
-      if (/\/decided-by\//.test(e.schemaPath)) {
+      if (/\/decided-by\/|\/decidedBy\//.test(e.schemaPath)) {
         return { message: `${JSON.stringify(e.data)}: expected the deciding rule's text, none, or { table, chain, verdict: ACCEPT | DROP | REJECT } (with host, policy: true or rule if wanted), or a map of profile or engine to either` };
       }
       if (/\/(result|seen-source)\//.test(e.schemaPath)) {
@@ -145,7 +145,7 @@ function schemaDiagnostics(errors: ErrorObject[], at: Positions): Diagnostic[] {
     out.push({ file: at.file, line: loc.line, col: loc.col, path: pathText(key ? [...path, key] : path), message });
   }
   // propertyNames failures name the key in params; the pattern error beside it names the kind
-  for (const e of errors.filter((x) => x.keyword === 'propertyNames')) {
+  for (const e of errors.filter((x) => x.keyword === 'propertyNames' && !anyOfPaths.has(x.instancePath))) {
     const path: Path = e.instancePath.split('/').slice(1);
     const bad = (e.params as { propertyName: string }).propertyName;
     const inner = errors.find((x) => x.keyword === 'pattern' && x.propertyName === bad && x.instancePath === e.instancePath);
