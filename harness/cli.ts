@@ -360,7 +360,7 @@ async function cmdDoctor(args: string[]): Promise<number> {
   const ovs = await ovsUserspace();
   optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
-  optional(haveNft(), 'nft (nftables)', haveNft() ? 'traces the rule path of every reach probe (nft monitor trace)' : `no rule paths, decided-by: cases skipped: ${NFT_MISSING}`);
+  optional(haveNft(), 'nft (nftables)', haveNft() ? 'names the rules of every reach probe\'s rule path (nft -a list ruleset)' : `no rule paths, decided-by: cases skipped: ${NFT_MISSING}`);
   if (!root) return 2;
   const caps = await detectCapabilities();
   const choice = chooseKernel(undefined);

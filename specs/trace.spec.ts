@@ -1,10 +1,10 @@
-// Rule paths from recorded trace output (specs/fixtures/trace: one real lab's `nft monitor
-// trace`, `nft -a list ruleset` and `iptables-save`): parsing, traversals (also across a trace
+// Rule paths from recorded trace output (specs/fixtures/trace: one real lab's trace monitor
+// lines, `nft -a list ruleset` and `iptables-save`): parsing, traversals (also across a trace
 // id that changes after routing), NAT, ends, the deciding rule, decided-by and the side-by-side.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePacket, parseTraceLine, type TraceEvent } from '../harness/trace/events.js';
+import { parseTraceLine, type TraceEvent } from '../harness/trace/events.js';
 import { attachIptablesText, parseNftRuleset, ruleByHandle } from '../harness/trace/ruledump.js';
 import { buildRulePath, splitTraversals, type ProbeFacts, type RulePath, type Traversal } from '../harness/trace/path.js';
 import { renderRulePath, sideBySide } from '../harness/trace/render.js';
@@ -22,47 +22,31 @@ attachIptablesText(dump, parseIptablesSave(fixture('iptables-save.txt')));
 const hosts = new Map([['host', { traversals: splitTraversals(events), dump }]]);
 
 // the probes of the recorded lab, as the agent reported what it sent
-const webToDb: ProbeFacts = { proto: 'tcp', dst: '10.10.1.2', port: 5432, sent: { kind: 'port', address: '10.10.0.2', port: 52776 }, outcome: 'timeout', fromHost: 'host', toHost: 'host' };
-const wanToHost: ProbeFacts = { proto: 'tcp', dst: '203.0.113.1', port: 8080, sent: { kind: 'port', address: '198.51.100.7', port: 60459 }, outcome: 'connected', toHost: 'host' };
-const webPing: ProbeFacts = { proto: 'icmp', dst: '198.51.100.7', sent: { kind: 'icmp', id: 18098, seq: 1 }, outcome: 'connected', fromHost: 'host' };
+const webToDb: ProbeFacts = { proto: 'tcp', dst: '10.10.1.2', port: 5432, sent: { kind: 'port', address: '10.10.0.2', port: 60410 }, outcome: 'timeout', fromHost: 'host', toHost: 'host' };
+const wanToHost: ProbeFacts = { proto: 'tcp', dst: '203.0.113.1', port: 8080, sent: { kind: 'port', address: '198.51.100.7', port: 39753 }, outcome: 'connected', toHost: 'host' };
+const webPing: ProbeFacts = { proto: 'icmp', dst: '198.51.100.7', sent: { kind: 'icmp', id: 568, seq: 1 }, outcome: 'connected', fromHost: 'host' };
 
-describe('nft monitor trace lines', () => {
-  it('reads packets, rules by handle (known or not to nft), policies', () => {
-    expect(parseTraceLine('trace id 9cd20bfe ip nat PREROUTING rule tcp dport 8080 counter packets 0 bytes 0 dnat to 10.99.2.2:80 # handle 2 (verdict accept)')).toEqual({
+describe('trace monitor lines', () => {
+  it('reads packets with the headers that identify them, rules by handle and verdict, policies', () => {
+    expect(parseTraceLine('P 9cd20bfe ip nat PREROUTING eth0 - 198.51.100.7 203.0.113.1 64 48276 tcp 60459 8080 - - -')).toEqual({
       id: '9cd20bfe',
       family: 'ip',
       table: 'nat',
       chain: 'PREROUTING',
-      kind: 'rule',
-      handle: 2,
-      verdict: 'accept',
+      kind: 'packet',
+      packet: { iif: 'eth0', saddr: '198.51.100.7', daddr: '203.0.113.1', ttl: 64, ipId: 48276, proto: 'tcp', sport: 60459, dport: 8080 },
     });
-    expect(parseTraceLine('trace id 89d8eefd ip filter FORWARD unknown rule handle 7 (verdict drop)')).toMatchObject({ kind: 'rule', handle: 7, verdict: 'drop' });
-    expect(parseTraceLine('trace id 89d8eefd ip filter DOCKER-X rule counter packets 2 bytes 100 jump DOCKER-Y # handle 4 (verdict jump DOCKER-Y)')).toMatchObject({ verdict: 'jump DOCKER-Y' });
-    expect(parseTraceLine('trace id 9cd20bfe ip filter FORWARD policy drop ')).toMatchObject({ kind: 'policy', verdict: 'drop' });
-    expect(parseTraceLine('# ERROR: We lost some netlink events!')).toBeUndefined();
-    expect(parseTraceLine('')).toBeUndefined();
-  });
-
-  it('reads the headers that identify a packet, also ICMP and interfaces nft cannot name', () => {
-    expect(parsePacket('iif "eth0" ip saddr 198.51.100.7 ip daddr 203.0.113.1 ip ttl 64 ip id 48276 ip protocol tcp tcp sport 60459 tcp dport 8080 tcp flags == syn')).toEqual({
-      iif: 'eth0',
-      saddr: '198.51.100.7',
-      daddr: '203.0.113.1',
-      ttl: 64,
-      ipId: 48276,
-      proto: 'tcp',
-      sport: 60459,
-      dport: 8080,
+    expect(parseTraceLine('P 1 ip filter FORWARD br-x eth0 10.0.0.2 5.6.7.8 63 9 icmp - - 8 18098 1')).toMatchObject({
+      packet: { iif: 'br-x', oif: 'eth0', proto: 'icmp', icmpType: 'echo-request', icmpId: 18098, icmpSeq: 1, ttl: 63 },
     });
-    expect(parsePacket('oif 7 ip saddr 1.2.3.4 ip daddr 5.6.7.8 ip ttl 63 ip id 9 icmp type echo-request icmp code net-unreachable icmp id 18098 icmp sequence 1')).toMatchObject({
-      oif: 'ifindex 7',
-      proto: 'icmp',
-      icmpType: 'echo-request',
-      icmpId: 18098,
-      icmpSeq: 1,
-      ipId: 9,
-    });
+    expect(parseTraceLine('E 9cd20bfe ip nat DOCKER rule 11 accept')).toEqual({ id: '9cd20bfe', family: 'ip', table: 'nat', chain: 'DOCKER', kind: 'rule', handle: 11, verdict: 'accept' });
+    expect(parseTraceLine('E 1 ip filter FORWARD rule 4 jump DOCKER-USER')).toMatchObject({ kind: 'rule', handle: 4, verdict: 'jump DOCKER-USER' });
+    expect(parseTraceLine('E 1 ip filter FORWARD policy - drop')).toMatchObject({ kind: 'policy', verdict: 'drop' });
+    // kernel 6.1: a RETURN rule comes as a return event naming the rule; a chain's end names none
+    expect(parseTraceLine('E 1 ip filter DOCKER-USER return 30 return')).toMatchObject({ kind: 'rule', handle: 30, verdict: 'return' });
+    expect(parseTraceLine('E 1 ip filter DOCKER return - continue')).toMatchObject({ kind: 'verdict', verdict: 'continue' });
+    expect(parseTraceLine('ready')).toBeUndefined();
+    expect(parseTraceLine('LOST')).toBeUndefined();
   });
 
   it('the agent reports what its probe sent, apart from the outcome', () => {
@@ -128,7 +112,7 @@ describe('rule paths', () => {
     expect(p.decision!.rule).toMatch(/^-A DOCKER-ISOLATION-STAGE-2 -o br-\w+ -j DROP$/);
     expect(p.end).toMatch(/^DROP by filter:DOCKER-ISOLATION-STAGE-2 rule 1: .*; the probe: timeout$/);
     const text = renderRulePath(p);
-    expect(text).toMatch(/^host: 10\.10\.0\.2:52776 → 10\.10\.1\.2:5432 tcp, in on br-\w+$/m);
+    expect(text).toMatch(/^host: 10\.10\.0\.2:60410 → 10\.10\.1\.2:5432 tcp, in on br-\w+$/m);
     expect(text).toMatch(/^ {2}filter:DOCKER-ISOLATION-STAGE-2 #1 +DROP +-o br-\w+ -j DROP$/m);
   });
 

@@ -14,22 +14,23 @@ import { containerIndex } from './endpoints.js';
 
 export const RULE_PATHS_OFF = 'rule paths are off for this run (--no-rule-paths)';
 
-function probeFacts(c: CaseResult, cx: EvalContext): ProbeFacts {
+function probeFacts(c: CaseResult, hostOf: (endpoint: string) => string | undefined): ProbeFacts {
   const r = c.reach!;
-  const index = containerIndex(cx.sc);
-  const hostOf = (name: string) => {
-    const base = name.split('@')[0];
-    return cx.sc.hosts.find((h) => h.name === base)?.name ?? index.get(base)?.host.name;
-  };
   return { proto: r.proto, dst: r.address, port: r.port, sent: r.sent, outcome: r.actual, detail: r.detail, fromHost: hostOf(r.from), toHost: hostOf(r.to) };
 }
 
 /** `collected` undefined: tracing is off, and only decided-by needs saying so. */
 export function attachRulePaths(cases: CaseResult[], cx: EvalContext, collected: Collected | undefined): void {
+  // the Docker host an endpoint is or runs on, where it is one of them
+  const index = containerIndex(cx.sc);
+  const hostOf = (name: string) => {
+    const base = name.split('@')[0];
+    return cx.sc.hosts.find((h) => h.name === base)?.name ?? index.get(base)?.host.name;
+  };
   for (const c of cases) {
     if (c.kind !== 'reach' || !c.reach || c.status === 'skipped') continue;
     const e = cx.sc.expect[c.expectIndex] as ReachExpect;
-    const path = !collected ? unavailablePath(RULE_PATHS_OFF) : collected.unavailable ? unavailablePath(collected.unavailable) : buildRulePath(probeFacts(c, cx), collected.hosts);
+    const path = !collected ? unavailablePath(RULE_PATHS_OFF) : collected.unavailable ? unavailablePath(collected.unavailable) : buildRulePath(probeFacts(c, hostOf), collected.hosts);
     if (collected) {
       c.trace = path;
       c.rulePath = renderRulePath(path);

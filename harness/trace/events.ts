@@ -1,11 +1,11 @@
-// `nft -a monitor trace` output as typed events. One line per event:
-//   trace id 9cd20bfe ip nat PREROUTING packet: iif "hc" … ip saddr 10.99.1.2 ip daddr 10.99.1.1 … tcp sport 47748 tcp dport 8080 …
-//   trace id 9cd20bfe ip nat PREROUTING rule tcp dport 8080 counter packets 0 bytes 0 dnat to 10.99.2.2:80 # handle 2 (verdict accept)
-//   trace id 89d8eefd ip filter FORWARD unknown rule handle 2 (verdict drop)
-//   trace id 9cd20bfe ip filter FORWARD policy accept
-// (nftables 1.0.6, Debian 12). nft's own rule text is not used: its cache is not refreshed
-// while it monitors, so rules added after it started come as "unknown rule handle N". The
-// text comes from a rule dump taken after the probes (trace/ruledump.ts), by handle.
+// The trace monitor's lines (harness/trace/tracemon.c) as typed events:
+//   P 9cd20bfe ip nat PREROUTING hc - 10.99.1.2 10.99.1.1 64 46170 tcp 47748 8080 - - -
+//   E 9cd20bfe ip nat PREROUTING rule 2 accept
+//   E 89d8eefd ip filter FORWARD rule 4 jump DOCKER-X
+//   E 9cd20bfe ip filter FORWARD policy - drop
+// A P line (the packet's headers where a base chain saw it) comes before the event that
+// carried them. Rules are known by handle only; their text comes from a rule dump
+// (trace/ruledump.ts).
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
 
@@ -28,7 +28,7 @@ export interface PacketHeaders {
 }
 
 interface EventBase {
-  id: string; // trace id: one packet's traversal of one namespace's hooks
+  id: string; // trace id: one packet's traversal of one namespace's hooks (it may change on the way)
   family: string;
   table: string;
   chain: string;
@@ -39,64 +39,38 @@ export type TraceEvent =
   /** a rule whose match held: its handle and the verdict it gave ("accept", "drop", "jump X", "continue", "return") */
   | (EventBase & { kind: 'rule'; handle?: number; verdict: string })
   | (EventBase & { kind: 'policy'; verdict: string })
+  /** the end of a chain without a rule's verdict (a return to the calling chain) */
   | (EventBase & { kind: 'verdict'; verdict: string });
 
-/** The monitor's own complaint when its socket overflowed: events are missing from here on. */
-export const LOST_EVENTS = /lost some netlink events|No buffer space available/i;
+/** The monitor's line when its socket overflowed: events are missing from here on. */
+export const LOST_EVENTS = 'LOST';
 
-const HEAD = /^trace id ([0-9a-f]+) (\S+) (\S+) (\S+) (.*)$/;
+const ICMP_TYPES: Record<string, string> = { '0': 'echo-reply', '3': 'destination-unreachable', '8': 'echo-request', '11': 'time-exceeded' };
 
-/** One line of `nft -a monitor trace`; undefined for anything else (blank lines, errors). */
+const opt = (w: string) => (w === '-' ? undefined : w);
+const num = (w: string | undefined) => (w === undefined || w === '-' ? undefined : Number(w));
+
+/** One line of the trace monitor; undefined for anything else ("ready", blank lines). */
 export function parseTraceLine(line: string): TraceEvent | undefined {
-  const m = HEAD.exec(line.trimEnd());
-  if (!m) return undefined;
-  const [, id, family, table, chain, rest] = m;
-  const base = { id, family, table: unquote(table), chain: unquote(chain) };
-  if (rest.startsWith('packet: ')) return { ...base, kind: 'packet', packet: parsePacket(rest.slice(8)) };
-  if (rest.startsWith('policy ')) return { ...base, kind: 'policy', verdict: rest.slice(7).trim().split(' ')[0] };
-  if (rest.startsWith('verdict ')) return { ...base, kind: 'verdict', verdict: rest.slice(8).trim() };
-  const verdict = /\(verdict ([^)]+)\)\s*$/.exec(rest)?.[1];
-  if ((rest.startsWith('rule ') || rest.startsWith('unknown rule handle ')) && verdict) {
-    const handle = /(?:# handle|unknown rule handle) (\d+)/.exec(rest)?.[1];
-    return { ...base, kind: 'rule', handle: handle ? Number(handle) : undefined, verdict };
+  const w = line.trimEnd().split(' ');
+  if ((w[0] !== 'P' && w[0] !== 'E') || w.length < 8) return undefined;
+  const base = { id: w[1], family: w[2], table: w[3], chain: w[4] };
+  if (w[0] === 'P') {
+    if (w.length < 17) return undefined;
+    const [iif, oif, saddr, daddr, ttl, ipId, proto, sport, dport, icmpType, icmpId, icmpSeq] = w.slice(5);
+    const p: PacketHeaders = { iif: opt(iif), oif: opt(oif), saddr, daddr, ttl: Number(ttl), ipId: Number(ipId) };
+    if (proto === 'tcp' || proto === 'udp') Object.assign(p, { proto, sport: Number(sport), dport: Number(dport) });
+    else if (proto === 'icmp') Object.assign(p, { proto, icmpType: ICMP_TYPES[icmpType] ?? `type ${icmpType}`, icmpId: num(icmpId), icmpSeq: num(icmpSeq) });
+    for (const k of Object.keys(p) as (keyof PacketHeaders)[]) if (p[k] === undefined) delete p[k];
+    return { ...base, kind: 'packet', packet: p };
   }
-  return undefined;
-}
-
-function unquote(s: string): string {
-  return s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s;
-}
-
-export function parsePacket(text: string): PacketHeaders {
-  const p: PacketHeaders = {};
-  const word = (re: RegExp) => re.exec(text)?.[1];
-  const num = (re: RegExp) => {
-    const v = word(re);
-    return v === undefined ? undefined : Number(v);
-  };
-  // an interface nft cannot name (made after it started) comes as its index
-  p.iif = word(/\biif "([^"]+)"/) ?? word(/\biif (\d+)/)?.replace(/^/, 'ifindex ');
-  p.oif = word(/\boif "([^"]+)"/) ?? word(/\boif (\d+)/)?.replace(/^/, 'ifindex ');
-  p.saddr = word(/\bip saddr (\S+)/);
-  p.daddr = word(/\bip daddr (\S+)/);
-  p.ttl = num(/\bip ttl (\d+)/);
-  p.ipId = num(/\bip id (\d+)/);
-  if (/\btcp sport /.test(text)) {
-    p.proto = 'tcp';
-    p.sport = num(/\btcp sport (\d+)/);
-    p.dport = num(/\btcp dport (\d+)/);
-  } else if (/\budp sport /.test(text)) {
-    p.proto = 'udp';
-    p.sport = num(/\budp sport (\d+)/);
-    p.dport = num(/\budp dport (\d+)/);
-  } else if (/\bicmp type /.test(text)) {
-    p.proto = 'icmp';
-    p.icmpType = word(/\bicmp type (\S+)/);
-    p.icmpId = num(/\bicmp id (\d+)/);
-    p.icmpSeq = num(/\bicmp sequence (\d+)/);
-  }
-  for (const k of Object.keys(p) as (keyof PacketHeaders)[]) if (p[k] === undefined) delete p[k];
-  return p;
+  const [kind, handle, verdict, target] = w.slice(5);
+  const v = target ? `${verdict} ${target}` : verdict;
+  if (kind === 'policy') return { ...base, kind: 'policy', verdict: v };
+  // an event without a rule is the end of a chain ("continue": back to the caller); kernel
+  // 6.1 reports a RETURN rule as a "return" event that still names the rule
+  if (handle !== '-' && (kind === 'rule' || (kind === 'return' && verdict === 'return'))) return { ...base, kind: 'rule', handle: Number(handle), verdict: v };
+  return { ...base, kind: 'verdict', verdict: v };
 }
 
 /** "10.0.0.2:4242 → 10.0.0.3:80 tcp" (ICMP: "10.0.0.2 → 10.0.0.3 icmp echo-request id 7 seq 1"). */

@@ -1,6 +1,6 @@
-// One `nft -a monitor trace` per Docker host namespace of a lab: started with the lab, read
-// line by line into events, stopped by its pid at teardown. Trace events stay in their
-// namespace, so each host's monitor sees exactly the packets that crossed that host.
+// One trace monitor (harness/trace/tracemon.c) per Docker host namespace of a lab: started
+// with the lab, read line by line into events, stopped by its pid at teardown. Trace events
+// stay in their namespace, so each host's monitor sees exactly the packets that crossed it.
 //
 // When the events of a moment are all in is decided by a marker, never by waiting: a packet
 // the host itself sends after the probes (trace/tracer.ts) is traced like them, and the
@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { LOST_EVENTS, parseTraceLine, type TraceEvent } from './events.js';
+import { tracemonPath } from '../native.js';
+import { TRACE_TABLE } from './table.js';
 
 interface Waiter {
   match: (e: TraceEvent) => boolean;
@@ -33,14 +35,11 @@ export class TraceMonitor {
     return this.child.pid!;
   }
 
-  /** Spawns the monitor inside the namespace at nsPath (nsenter execs nft in place: one pid). */
+  /** Spawns the monitor inside the namespace at nsPath. */
   static start(nsPath: string, label: string): TraceMonitor {
-    const child = spawn('nsenter', [`--net=${nsPath}`, '--', 'nft', '-a', 'monitor', 'trace'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(tracemonPath(), ['--netns', nsPath, '--skip-table', TRACE_TABLE], { stdio: ['ignore', 'pipe', 'pipe'] });
     const m = new TraceMonitor(child, label);
-    child.stderr!.on('data', (d) => {
-      m.stderr += String(d);
-      if (LOST_EVENTS.test(m.stderr)) m.lost = true;
-    });
+    child.stderr!.on('data', (d) => (m.stderr += String(d)));
     child.on('error', (e) => m.exit(e.message));
     child.on('exit', (code, sig) => m.exit(`exited (${sig ?? code})${m.stderr.trim() ? `: ${m.stderr.trim()}` : ''}`));
     createInterface({ input: child.stdout! }).on('line', (line) => m.line(line));
@@ -48,7 +47,7 @@ export class TraceMonitor {
   }
 
   private line(line: string): void {
-    if (LOST_EVENTS.test(line)) {
+    if (line === LOST_EVENTS) {
       this.lost = true;
       return;
     }

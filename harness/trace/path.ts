@@ -93,23 +93,24 @@ export interface Traversal {
  */
 export function splitTraversals(events: TraceEvent[]): Traversal[] {
   const open = new Map<string, Traversal>();
-  const last = new Map<Traversal, PacketHeaders>();
+  const byPacket = new Map<string, Traversal>(); // what NAT and routing leave alone → the latest traversal with it
   const out: Traversal[] = [];
-  const samePacket = (a: PacketHeaders, b: PacketHeaders) =>
-    a.ipId !== undefined && a.ipId === b.ipId && a.saddr === b.saddr && a.proto === b.proto && a.sport === b.sport && a.icmpId === b.icmpId && a.icmpSeq === b.icmpSeq;
+  const key = (p: PacketHeaders) => (p.ipId === undefined ? undefined : `${p.ipId} ${p.saddr} ${p.proto} ${p.sport} ${p.icmpId} ${p.icmpSeq}`);
   for (const e of events) {
     if (e.table === TRACE_TABLE && e.kind === 'packet' && (e.chain === CHAIN.pre || e.chain === CHAIN.out)) {
       const t: Traversal = { events: [], first: e.packet, local: e.chain === CHAIN.out };
       open.set(e.id, t);
       out.push(t);
     } else if (!open.has(e.id) && e.kind === 'packet') {
-      const t = [...out].reverse().find((x) => samePacket(last.get(x)!, e.packet));
+      const k = key(e.packet);
+      const t = k === undefined ? undefined : byPacket.get(k);
       if (t) open.set(e.id, t);
     }
     const t = open.get(e.id);
     if (!t) continue;
     t.events.push(e);
-    if (e.kind === 'packet') last.set(t, e.packet);
+    const k = e.kind === 'packet' ? key(e.packet) : undefined;
+    if (k !== undefined) byPacket.set(k, t);
   }
   return out;
 }
@@ -216,17 +217,17 @@ function identityLeaving(p: PacketHeaders): PacketHeaders {
 export function probeHosts(probe: ProbeFacts, traversals: Map<string, { traversals: Traversal[]; dump?: RuleDump }>): HostPath[] {
   const start = identityOfProbe(probe);
   if (!start) return [];
-  const found: { host: string; t: Traversal; order: number }[] = [];
+  const found: { host: string; t: Traversal; path: HostPath; order: number }[] = [];
   const used = new Set<Traversal>();
   const wanted = [start];
   for (let i = 0; i < wanted.length && i < 16; i++) {
     for (const [host, { traversals: ts, dump }] of traversals) {
-      for (const t of ts) {
+      for (const t of startingWith(ts, wanted[i])) {
         if (used.has(t) || !sameIdentity(t.first, wanted[i])) continue;
         used.add(t);
-        found.push({ host, t, order: found.length });
-        const built = hostPath(host, t, dump);
-        if (built.end.kind === 'left') wanted.push(identityLeaving(built.end.packet));
+        const path = hostPath(host, t, dump);
+        found.push({ host, t, path, order: found.length });
+        if (path.end.kind === 'left') wanted.push(identityLeaving(path.end.packet));
       }
     }
   }
@@ -237,8 +238,24 @@ export function probeHosts(probe: ProbeFacts, traversals: Map<string, { traversa
   hops.sort((a, b) => (b.t.first.ttl ?? 0) - (a.t.first.ttl ?? 0) || rank(a) - rank(b) || a.order - b.order);
   return hops.map((f) => {
     const repeats = found.filter((r) => r.host === f.host && r.t.first.ipId !== ipId && r.t.first.ttl === f.t.first.ttl).length;
-    return { ...hostPath(f.host, f.t, traversals.get(f.host)!.dump), ...(repeats ? { repeats } : {}) };
+    return { ...f.path, ...(repeats ? { repeats } : {}) };
   });
+}
+
+/** Traversals by the destination and ports (or ICMP id) they start with: a matrix has thousands. */
+const starts = new WeakMap<Traversal[], Map<string, Traversal[]>>();
+const startKey = (p: PacketHeaders) => (p.proto === 'icmp' ? `icmp ${p.daddr} ${p.icmpId} ${p.icmpSeq}` : `${p.proto} ${p.daddr} ${p.dport} ${p.sport}`);
+function startingWith(ts: Traversal[], want: PacketHeaders): Traversal[] {
+  let index = starts.get(ts);
+  if (!index) {
+    index = new Map();
+    for (const t of ts) {
+      const k = startKey(t.first);
+      index.set(k, [...(index.get(k) ?? []), t]);
+    }
+    starts.set(ts, index);
+  }
+  return index.get(startKey(want)) ?? [];
 }
 
 const FILTERING_TABLES_SKIPPED = new Set(['raw', 'mangle', TRACE_TABLE]);

@@ -12,6 +12,8 @@ export interface DumpedChain {
   /** base chains: their type ("filter", "nat", "route"), hook, priority and policy */
   base?: { type: string; hook: string; priority: string; policy: string };
   rules: { handle: number; nft: string; iptables?: string }[];
+  /** handle → index in rules */
+  byHandle: Map<number, number>;
 }
 
 export interface RuleDump {
@@ -52,7 +54,7 @@ export function parseNftRuleset(text: string): RuleDump {
     }
     const c = /^chain (\S+) \{/.exec(line);
     if (c && table) {
-      chain = { family: table.family, table: table.name, name: unquote(c[1]), rules: [] };
+      chain = { family: table.family, table: table.name, name: unquote(c[1]), rules: [], byHandle: new Map() };
       chains.set(chainKey(chain.family, chain.table, chain.name), chain);
       continue;
     }
@@ -72,7 +74,10 @@ export function parseNftRuleset(text: string): RuleDump {
       continue;
     }
     const r = /^(.*?)\s*# handle (\d+)$/.exec(line);
-    if (r) chain.rules.push({ handle: Number(r[2]), nft: stripCounters(r[1]) });
+    if (r) {
+      chain.byHandle.set(Number(r[2]), chain.rules.length);
+      chain.rules.push({ handle: Number(r[2]), nft: stripCounters(r[1]) });
+    }
   }
   return { chains };
 }
@@ -95,8 +100,8 @@ export function attachIptablesText(dump: RuleDump, iptables: Ruleset): void {
 /** A rule by its handle: its text (iptables-save's where known) and its 1-based position. */
 export function ruleByHandle(dump: RuleDump, family: string, table: string, chain: string, handle: number): { text: string; iptables: boolean; position: number } | undefined {
   const c = dump.chains.get(chainKey(family, table, chain));
-  const i = c?.rules.findIndex((r) => r.handle === handle) ?? -1;
-  if (!c || i < 0) return undefined;
+  const i = c?.byHandle.get(handle);
+  if (!c || i === undefined) return undefined;
   const r = c.rules[i];
   return { text: r.iptables ?? r.nft, iptables: r.iptables !== undefined, position: i + 1 };
 }

@@ -1,5 +1,5 @@
-// Tracing for one lab: in every Docker host namespace the lab's tracing table and one
-// `nft monitor trace`, from the lab's build to its teardown; after each phase's probes, the
+// Tracing for one lab: in every Docker host namespace the lab's tracing table and one trace
+// monitor (tracemon.c), from the lab's build to its teardown; after each phase's probes, the
 // events of every host, cut into traversals, with the rule dump that names their rules.
 //
 // When the trace cannot be whole it says so, for the phase, and no path is shown as if it
