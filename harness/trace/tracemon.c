@@ -27,6 +27,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +199,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--netns") == 0) netns = argv[i + 1];
     else if (strcmp(argv[i], "--skip-table") == 0) skip = argv[i + 1];
   }
+  /* it never reads stdin: without this, a harness killed outright would leave it behind */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return 0;
   if (netns) {
     int fd = open(netns, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
