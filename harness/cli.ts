@@ -24,7 +24,7 @@ import { featureTable, placementLines, probeGuest, type KernelColumn } from './v
 import { locateDocker } from './engine/docker/locate.js';
 import { gcDockerDaemons } from './engine/docker/gc.js';
 import { haveConntrack } from './engine/docker/hoststate.js';
-import { haveNft, NFT_MISSING } from './trace/tracer.js';
+import { tracingReady } from './trace/tracer.js';
 import { ovsUserspace } from './lab/ovs.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -360,7 +360,8 @@ async function cmdDoctor(args: string[]): Promise<number> {
   const ovs = await ovsUserspace();
   optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
-  optional(haveNft(), 'nft (nftables)', haveNft() ? 'names the rules of every reach probe\'s rule path (nft -a list ruleset)' : `no rule paths, decided-by: cases skipped: ${NFT_MISSING}`);
+  const tracing = tracingReady();
+  optional(tracing.ok, 'rule paths (nftables)', tracing.ok ? `traces every reach probe's packet (${tracing.detail})` : `no rule paths, decided-by: cases skipped: ${tracing.detail}`);
   if (!root) return 2;
   const caps = await detectCapabilities();
   const choice = chooseKernel(undefined);

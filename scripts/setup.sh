@@ -9,8 +9,8 @@ installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok
 
 need=()
 # qemu-system-x86 and kmod: the microVM kernel runner (scenarios the host kernel cannot run);
-# conntrack: flushing connection tracking between scenarios on a reused dockerd, and the NAT a
-# traced probe got; nftables: `nft monitor trace`, the rule path of every reach probe
+# conntrack: flushing connection tracking between scenarios on a reused dockerd;
+# nftables: libnftables, which the trace monitor of rule paths loads
 for pkg in iproute2 iptables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack nftables; do
   installed "$pkg" || need+=("$pkg")
 done

@@ -1,9 +1,9 @@
 // Rule paths in real labs: decided-by holds on the catalogue and fails when the DROP moves to
 // another chain (the verdict staying timeout); JUnit and the terminal carry the path of a
 // failing case; the engine comparison and `explain` show where two paths part; and when
-// tracing cannot be whole (iptables-legacy tables in a host, no nft) the cases say so.
+// tracing cannot be whole (iptables-legacy tables in a host, no libnftables) the cases say so.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -102,21 +102,20 @@ describe.skipIf(!isRoot)('rule paths in real labs', () => {
     expect(c.trace?.hosts).toEqual([]);
   });
 
-  it('without nft the run says why there are no paths and skips what needs one', async () => {
-    // PATH with every tool of /usr/sbin but nft
-    const bin = mkdtempSync(join(tmpdir(), 'ncf-nonft-'));
+  it('without libnftables the run says why there are no paths and skips what needs one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ncf-nonft-'));
     try {
-      for (const f of readdirSync('/usr/sbin')) if (f !== 'nft') symlinkSync(join('/usr/sbin', f), join(bin, f));
-      const junit = join(bin, 'junit.xml');
-      const env = { ...process.env, PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`, NO_COLOR: '1' };
+      const junit = join(dir, 'junit.xml');
+      // the trace monitor loads libnftables by this name: one that is not there
+      const env = { ...process.env, NETCONFORM_LIBNFTABLES: 'libnftables-missing.so.1', NO_COLOR: '1' };
       const { stdout } = await run('node', [join(root, 'dist/harness/cli.js'), 'run', join(root, 'scenarios/security/network-isolation.yaml'), '--junit', junit], { env, cwd: root });
       expect(stdout).toMatch(/ skipped/);
       const xml = readFileSync(junit, 'utf8');
-      expect(xml).toContain('rule path unavailable: nft is not installed (apt-get install -y nftables, which ./scripts/setup.sh does)');
-      expect(xml).toMatch(/<skipped message="the verdict \(timeout\) is as expected; decided-by not checked: rule path unavailable: nft is not installed/);
+      expect(xml).toContain('rule path unavailable: libnftables is not installed (apt-get install -y nftables, which ./scripts/setup.sh does)');
+      expect(xml).toMatch(/<skipped message="the verdict \(timeout\) is as expected; decided-by not checked: rule path unavailable: libnftables is not installed/);
       expect(xml).not.toContain('rule path (nftables trace');
     } finally {
-      rmSync(bin, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

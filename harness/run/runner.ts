@@ -146,14 +146,12 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       if (phase > 0) await forgetArp();
       const neighboursBefore = neighbourStats();
       const probes = expects.filter((e) => e.kind === 'reach');
-      const tracer = await tracing;
-      if (tracer && phase === 0) await traced('trace monitors ready', tracer.ready(labAgents.hosts));
-      if (tracer && probes.length > 0) tracer.phaseStarted();
+      const tracer = await traced('trace monitors ready', tracing ?? Promise.resolve(undefined));
       const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
       distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
       if (probes.length > 0) {
         const rulesets = new Map([...cx.rules].map(([host, snap]) => [host, snap.rs]));
-        attachRulePaths(probed, cx, tracer ? await traced('rule paths', tracer.collect(labAgents.hosts, rulesets)) : undefined);
+        attachRulePaths(probed, cx, tracer ? await traced('rule paths', tracer.collect(rulesets)) : undefined);
       }
       const observed = await Promise.all(expects.filter((e) => e.kind !== 'reach').map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
       const cases = [...probed, ...observed];
