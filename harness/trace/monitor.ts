@@ -81,7 +81,8 @@ export class TraceMonitor {
     this.ruleset = [];
     this.lost = false;
     if (w[2] === 'done') p.resolve({ ...out, legacy: w[4] && w[4] !== '-' ? w[4].split(',') : [], ms });
-    else if (w[2] === 'nomarker') p.resolve({ problem: `no marker packet showed within ${ms} ms${w[4] ? ` (${w.slice(4).join(' ')})` : ''}` });
+    else if (w[2] === 'nomarker' && w[4]?.startsWith('cannot-send:')) p.resolve({ problem: `the marker packet could not be sent: ${w.slice(4).join(' ').slice(12)}` });
+    else if (w[2] === 'nomarker') p.resolve({ problem: `no marker packet showed within ${ms} ms` });
     else p.resolve({ problem: `listing the rule set failed: ${w.slice(4).join(' ')}` });
   }
 

@@ -82,7 +82,7 @@ export class LabTracer {
         const s = await this.monitors.get(h.name)!.sync(bound);
         if ('problem' in s) {
           const figures = markerMs.length ? `markers before took ${Math.min(...markerMs)}–${Math.max(...markerMs)} ms; the bound is 100× the slowest, at least ${MARKER_FLOOR_MS} ms` : `the bound is at least ${MARKER_FLOOR_MS} ms`;
-          return { h, why: `on ${h.name}: ${s.problem}${/no marker/.test(s.problem) ? ` (${figures})` : ''}` };
+          return { h, why: `on ${h.name}: ${s.problem}${/^no marker/.test(s.problem) ? ` (${figures})` : ''}` };
         }
         markerMs.push(s.ms);
         const why =
