@@ -1,4 +1,5 @@
-// The rule text behind a trace event's handle. `nft -a list ruleset` names every rule by its
+// The rule text behind a trace event's handle. `list ruleset` with handles (what the trace
+// monitor prints through libnftables, as `nft -a list ruleset` would) names every rule by its
 // handle, in chain order; for the tables iptables-nft manages (ip filter, nat, raw, mangle,
 // security), the same chain in `iptables-save` lists the same rules in the same order, so the
 // n-th rule of both is one rule and the path can show it as iptables-save prints it. A chain
