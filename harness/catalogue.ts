@@ -44,4 +44,6 @@ export const CATALOGUE: Record<string, string> = {
   'SC-03': 'a FORWARD DROP policy does not break published ports or egress',
   'SC-04': 'iptables=false exposes every container port (non-compliant)',
   'SC-05': 'containers on different networks cannot reach each other via gateways',
+  'NF-01': 'with the nftables backend the engine writes its own nftables table and nothing into iptables',
+  'NF-02': 'with nftables the administrator\'s own table on the forward hook filters container traffic (no DOCKER-USER)',
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // netconform: run, validate and list container-networking scenarios; clean up; check the machine.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -10,9 +10,15 @@ import { probeScenario, renderExplanation, type ProbeSpec } from './run/explain.
 import { CATALOGUE } from './catalogue.js';
 import { destroyAllLabs, gc } from './lab/lab.js';
 import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
+import { isIptablesVariant, type IptablesVariant } from './rules/iptables/tools.js';
 import { run } from './lab/exec.js';
 import { loadDockerEngine, runSuite } from './run/suite.js';
-import { writeJunit } from './report/junit.js';
+import { besideJunit, writeOutputs } from './report/outputs.js';
+import { RECORD_FORMAT, readRecord, type RunRecord, type ShardInfo } from './report/record.js';
+import { parseShard, planShards, type ShardSpec } from './report/shard.js';
+import { readTimings, type TimingsTable } from './report/timings.js';
+import { mergeRecords } from './report/merge.js';
+import { formatMs } from './report/view.js';
 import { bold, dim, failureReport, findingsReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus } from './report/results.js';
 import type { Scenario } from './scenario/types.js';
@@ -37,9 +43,22 @@ commands:
                       reference:docker-28, reference:docker-29 pick the reference engine's profile;
                       docker: a real dockerd the harness starts; with reference and docker, each
                       scenario also gets a comparison of the two)
-      --profile LIST  run the reference engine under these profiles (comma-separated, or all)
+      --profile LIST  run the reference engine under these profiles (comma-separated, or all;
+                      docker-29-nftables is Docker 29 with --firewall-backend=nftables)
+      --host-iptables nft|legacy  the iptables lab hosts run, called by its own binaries
+                      (iptables-nft…, iptables-legacy…; default: $NETCONFORM_HOST_IPTABLES, else
+                      the variant the machine's iptables is); a scenario's host: iptables: wins
       --dockerd PATH  the dockerd to certify (default: $NETCONFORM_DOCKERD, then PATH)
-      --junit PATH    JUnit XML output (default: reports/junit.xml)
+      --junit PATH    JUnit XML output (default: reports/junit.xml); beside it the run writes
+                      report.html, report.md and run.json (the record \`merge\` reads), and appends
+                      the Markdown to $GITHUB_STEP_SUMMARY when that is set
+      --html PATH     the HTML report (default: report.html beside the JUnit)
+      --markdown PATH the Markdown report (default: report.md beside the JUnit)
+      --sarif PATH    also write SARIF 2.1.0: failed cases (error) and compliance findings (warning)
+      --shard I/N     run the I-th of N parts of the scenarios, split by recorded durations so
+                      the parts take about as long (all targets of a scenario stay together)
+      --timings PATH  recorded durations for --shard (default: reports/timings.json)
+      --save-timings  update the --timings table with this run's durations
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
@@ -55,10 +74,16 @@ commands:
                       build the scenario's lab, send that one probe and print the rule path its
                       packet took on each Docker host (after the steps of --phase N; default 0)
       --engine/--profile/--dockerd as for run (two engines: both paths side by side); --source IP
+  merge [paths…]      combine the run records (run.json, or folders holding them) of shards or
+                      runs into one set: JUnit, report.html, report.md, SARIF, run.json, timings
+      --out DIR       where the merged set goes (default: reports)
+      --sarif PATH    the merged SARIF (default: findings.sarif in --out)
+      --timings PATH  the timings table to update with the shards' durations (default: timings.json in --out)
   diff --from T --to T [paths…]
                       run the scenarios under two targets (profiles or engines) and report what
                       changes: chains, rules per chain, packet verdicts (also to reports/*.md)
       --out PATH      markdown report (default: reports/upgrade-FROM-to-TO.md)
+      --host-iptables nft|legacy  as for run
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
   gc [--all]          remove labs left by killed runs (--all: also those of live runs)
@@ -117,14 +142,24 @@ async function cmdRun(args: string[]): Promise<number> {
       'vm-timeout': { type: 'string' },
       'fail-on-findings': { type: 'boolean', default: false },
       'no-rule-paths': { type: 'boolean', default: false },
+      html: { type: 'string' },
+      markdown: { type: 'string' },
+      sarif: { type: 'string' },
+      shard: { type: 'string' },
+      timings: { type: 'string', default: 'reports/timings.json' },
+      'save-timings': { type: 'boolean', default: false },
+      'host-iptables': { type: 'string' },
     },
   });
+  const hostIptables = hostIptablesOrExit(values['host-iptables']);
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) {
     console.error(red(`--jobs must be a whole number of at least 1, not "${values.jobs}"`));
     return 2;
   }
-  const scenarios = load(positionals, values.only);
+  const shardSpec = values.shard !== undefined ? shardOrExit(values.shard) : undefined;
+  const table = shardSpec || values['save-timings'] ? timingsOrExit(values.timings!) : undefined;
+  const selected = load(positionals, values.only);
   const choice = chooseKernel(values.kernel, process.env, values['kernel-modules']);
   if (choice.error && values.kernel) {
     console.error(red(`netconform: ${choice.error}`));
@@ -133,11 +168,13 @@ async function cmdRun(args: string[]): Promise<number> {
   if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
   requireRoot();
   const engines = targetsOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean));
+  const { scenarios, shard } = shardSpec ? pickShard(selected, engines, table!, shardSpec, jobs) : { scenarios: selected, shard: undefined };
   if (values.dockerd) (await loadDockerEngine()).configureDockerPool({ dockerd: values.dockerd });
   const abort = new AbortController();
   installSignalHandlers(abort);
+  const startedAt = new Date().toISOString();
   const t0 = performance.now();
-  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}`));
+  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}${shard ? ` (shard ${shard.index}/${shard.count})` : ''}`));
   const results = await runSuite(scenarios, {
     engines,
     updateGolden: values['update-golden'],
@@ -146,6 +183,7 @@ async function cmdRun(args: string[]): Promise<number> {
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
     ...guestKernel(choice),
+    hostIptables,
     allInVm: Boolean(values.kernel),
     vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
     rulePaths: !values['no-rule-paths'],
@@ -155,15 +193,112 @@ async function cmdRun(args: string[]): Promise<number> {
   if (failures) console.log(failures);
   const findings = findingsReport(results);
   if (findings) console.log(findings);
-  writeJunit(values.junit!, results);
-  console.log(`\n${summaryLine(results, wall)}\n${dim(`JUnit: ${values.junit}`)}`);
+  const record: RunRecord = { format: RECORD_FORMAT, startedAt, wallMs: wall, targets: engines, scenarios: selected.map((s) => s.id), ...(shard ? { shard } : {}), results };
+  const written = writeOutputs(
+    record,
+    besideJunit(values.junit!, { html: values.html, markdown: values.markdown, sarif: values.sarif, timings: values['save-timings'] ? values.timings : undefined }),
+  );
+  console.log(`\n${summaryLine(results, wall)}\n${dim(written.join('\n'))}`);
   if (results.some((r) => ['failed', 'error'].includes(scenarioStatus(r)))) return 1;
   // a compliance gate: the behaviour is as documented, and the documented behaviour is an exposure
   return values['fail-on-findings'] && results.some((r) => r.cases.some((c) => c.finding)) ? 1 : 0;
 }
 
+function shardOrExit(text: string): ShardSpec {
+  try {
+    return parseShard(text);
+  } catch (e) {
+    console.error(red(`netconform: ${(e as Error).message}`));
+    process.exit(2);
+  }
+}
+
+function timingsOrExit(path: string): TimingsTable {
+  try {
+    return readTimings(path);
+  } catch (e) {
+    console.error(red(`netconform: ${(e as Error).message}`));
+    process.exit(2);
+  }
+}
+
+/** This runner's part of a split; every runner computes the same split from the same inputs. */
+function pickShard(all: Scenario[], targets: string[], table: TimingsTable, spec: ShardSpec, jobs: number): { scenarios: Scenario[]; shard: ShardInfo } {
+  const plan = planShards(
+    all.map((s) => s.id),
+    targets,
+    table,
+    spec.count,
+    jobs,
+  );
+  const mine = new Set(plan.shards[spec.index - 1]);
+  const estimates = plan.estimatesMs.map((ms, i) => `${i + 1}/${spec.count} ${formatMs(ms)}`).join(', ');
+  console.log(dim(`shard ${spec.index}/${spec.count}: ${mine.size} of ${all.length} scenarios (split ${plan.digest}; estimated ${estimates})`));
+  if (plan.unknown.length) console.log(dim(`  no recorded duration for ${plan.unknown.join(', ')}: counted at the median (run --save-timings to record them)`));
+  const longest = Math.max(...plan.estimatesMs);
+  if (longest > 1.2 * Math.min(...plan.estimatesMs) && longest <= plan.longestMs * 1.001) {
+    console.log(dim(`  the shards cannot end within 20 % of each other: one scenario alone takes ${formatMs(plan.longestMs)}`));
+  }
+  return { scenarios: all.filter((s) => mine.has(s.id)), shard: { index: spec.index, count: spec.count, plan: plan.digest } };
+}
+
+/** run.json files, or folders holding one (also one level down, as CI artifact downloads lay them out). */
+function recordPaths(paths: string[]): string[] {
+  return paths.flatMap((p) => {
+    if (!existsSync(p) || !statSync(p).isDirectory()) return [p];
+    if (existsSync(join(p, 'run.json'))) return [join(p, 'run.json')];
+    return readdirSync(p)
+      .map((d) => join(p, d, 'run.json'))
+      .filter((f) => existsSync(f))
+      .sort();
+  });
+}
+
+function cmdMerge(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', default: 'reports' },
+      sarif: { type: 'string' },
+      timings: { type: 'string' },
+    },
+  });
+  const files = recordPaths(positionals);
+  if (!files.length) {
+    console.error(red('netconform merge needs the run records of the shards: netconform merge shards/*/run.json (or their folders)'));
+    return 2;
+  }
+  let record: RunRecord;
+  try {
+    record = mergeRecords(files.map((path) => ({ path, record: readRecord(path) })));
+  } catch (e) {
+    console.error(red(`netconform merge: ${(e as Error).message}`));
+    return 2;
+  }
+  const out = values.out!;
+  const written = writeOutputs(
+    record,
+    besideJunit(join(out, 'junit.xml'), { sarif: values.sarif ?? join(out, 'findings.sarif'), timings: values.timings ?? join(out, 'timings.json') }),
+  );
+  const results = record.results;
+  console.log(`${bold(`merged ${files.length} run records`)} ${dim(files.join(' '))}`);
+  const failures = failureReport(results);
+  if (failures) console.log(failures);
+  console.log(`\n${summaryLine(results, record.wallMs)}\n${dim(written.join('\n'))}`);
+  return results.some((r) => ['failed', 'error'].includes(scenarioStatus(r))) ? 1 : 0;
+}
+
 /** The teardown a signal started; the process exits when it is done, not before. */
 let teardown: Promise<void> | undefined;
+
+/** --host-iptables, else NETCONFORM_HOST_IPTABLES; undefined: the machine's own variant. */
+function hostIptablesOrExit(option: string | undefined): IptablesVariant | undefined {
+  const v = option ?? (process.env.NETCONFORM_HOST_IPTABLES || undefined);
+  if (v === undefined || isIptablesVariant(v)) return v;
+  console.error(red(`netconform: --host-iptables must be nft or legacy, not "${v}"${option === undefined ? ' (from NETCONFORM_HOST_IPTABLES)' : ''}`));
+  process.exit(2);
+}
 
 function targetsOrExit(engines: string[], profiles?: string[]): string[] {
   try {
@@ -184,8 +319,10 @@ async function cmdDiff(args: string[]): Promise<number> {
       out: { type: 'string' },
       only: { type: 'string' },
       'no-rule-paths': { type: 'boolean', default: false },
+      'host-iptables': { type: 'string' },
     },
   });
+  const hostIptables = hostIptablesOrExit(values['host-iptables']);
   if (!values.from || !values.to) {
     console.error(red('netconform diff needs --from and --to, e.g. --from reference:docker-20.10 --to reference:docker-29'));
     return 2;
@@ -202,6 +339,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   console.log(bold(`netconform diff: ${scenarios.length} scenarios, ${from} → ${to}`));
   const results = await runSuite(scenarios, {
     engines: [from, to],
+    hostIptables,
     signal: abort.signal,
     rulePaths: !values['no-rule-paths'],
     ...guestKernel(choice),
@@ -357,6 +495,9 @@ async function cmdDoctor(args: string[]): Promise<number> {
   } catch (e) {
     optional(false, 'dockerd (--engine docker)', (e as Error).message);
   }
+  // the nftables profile (docker-29-nftables) and nft steps and checks need it
+  const nft = await run('nft', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
+  optional(nft.exitCode === 0, 'nft (nftables)', nft.exitCode === 0 ? nft.stdout.trim() : 'apt-get install -y nftables (scripts/setup.sh does)');
   const ovs = await ovsUserspace();
   optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
@@ -398,6 +539,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdDiff(rest);
     case 'explain':
       return cmdExplain(rest);
+    case 'merge':
+      return cmdMerge(rest);
     case 'validate':
       return cmdValidate(rest);
     case 'list':

@@ -3,8 +3,28 @@
 // scenario loader can check profile names and the runner can pick a driver.
 
 /** Profiles of the reference engine, oldest first. */
-export const PROFILES = ['docker-20.10', 'docker-28', 'docker-29'] as const;
+export const PROFILES = [
+  'docker-20.10',
+  'docker-28',
+  'docker-29',
+  'docker-29-nftables',
+] as const;
 export type Profile = (typeof PROFILES)[number];
+
+/** The rule backend a profile's engine writes: `<release>-nftables` is <release> with Docker's nftables backend. */
+export type FirewallBackend = 'iptables' | 'nftables';
+
+export function firewallBackend(profile: string): FirewallBackend {
+  return profile.endsWith('-nftables') ? 'nftables' : 'iptables';
+}
+
+/**
+ * The release a backend variant belongs to (docker-29-nftables → docker-29): per-profile
+ * verdicts stated for the release hold for the variant unless it has its own.
+ */
+export function baseProfile(profile: string): string {
+  return profile.replace(/-nftables$/, '');
+}
 
 /** `reference` alone means the layout the seeds show and Debian's docker.io writes. */
 export const DEFAULT_PROFILE: Profile = 'docker-20.10';

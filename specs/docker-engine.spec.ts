@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Dockerode from 'dockerode';
 import { dockerPool } from '../harness/engine/docker/pool.js';
 import { daemonKey } from '../harness/engine/docker/flags.js';
+import { machineIptablesVariant } from '../harness/rules/iptables/tools.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import { fingerprintStartingNamespace } from './support/fingerprint.js';
 import { expectMachineClean, explain, runBoth, runOn, scenario } from './support/engines.js';
@@ -244,9 +245,10 @@ expect:
 `);
     const first = await runOn('docker', messy);
     expectPassed(first);
+    const variant = await machineIptablesVariant(); // the run's hosts run the machine's own
     const daemon = dockerPool()
       .daemons()
-      .find((x) => x.key === daemonKey(messy.hosts[0].daemon, messy.hosts[0]))!;
+      .find((x) => x.key === daemonKey(messy.hosts[0].daemon, { ...messy.hosts[0], iptables: variant }))!;
     const { hostNs, served } = daemon;
     const second = await runOn('docker', clean);
     expectPassed(second);

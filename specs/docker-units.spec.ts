@@ -51,6 +51,14 @@ describe('dockerd flags', () => {
     expect(daemonKey(defaults, host)).not.toBe(daemonKey({ ...defaults, icc: false }, host));
     expect(daemonKey(defaults, host)).not.toBe(daemonKey(defaults, { sysctls: { 'net.ipv4.ip_forward': '1' }, rules: [] }));
     expect(daemonKey(defaults, host)).not.toBe(daemonKey(defaults, { sysctls: {}, rules: ['-P FORWARD DROP'] }));
+    // the host's iptables variant and an administrator's nft commands are host preparation too
+    expect(daemonKey(defaults, { ...host, iptables: 'nft' })).not.toBe(daemonKey(defaults, { ...host, iptables: 'legacy' }));
+    expect(daemonKey(defaults, host)).not.toBe(daemonKey(defaults, { ...host, nft: ['add table inet admin'] }));
+  });
+
+  it('passes Docker 29\'s firewall backend when the target is an nftables profile, and only then', () => {
+    expect(optionFlags({ ...defaults, 'firewall-backend': 'nftables' })).toContain('--firewall-backend=nftables');
+    expect(optionFlags(defaults).some((f) => f.startsWith('--firewall-backend'))).toBe(false);
   });
 });
 

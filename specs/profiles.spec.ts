@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ScenarioError, loadScenarioText } from '../harness/scenario/load.js';
 import { resolveForTarget } from '../harness/scenario/per-target.js';
-import { expandTargets, parseTarget } from '../harness/targets.js';
+import { PROFILES, expandTargets, parseTarget } from '../harness/targets.js';
 import type { ReachExpect } from '../harness/scenario/types.js';
 import { createFirewall } from '../harness/engine/reference/firewall/registry.js';
 import { buildJunit } from '../harness/report/junit.js';
@@ -35,18 +35,19 @@ describe('targets', () => {
   });
 
   it('refuses unknown profiles and engines', () => {
-    expect(() => parseTarget('reference:docker-27')).toThrow(/unknown profile "docker-27" \(known: docker-20.10, docker-28, docker-29\)/);
+    expect(() => parseTarget('reference:docker-27')).toThrow(`unknown profile "docker-27" (known: ${PROFILES.join(', ')})`);
     expect(() => parseTarget('podman')).toThrow(/unknown engine "podman" \(known: reference, docker\)/);
   });
 
   it('expands --profile over the reference engine, once per target', () => {
-    expect(expandTargets(['reference'], ['all']).map((t) => t.label)).toEqual(['reference:docker-20.10', 'reference:docker-28', 'reference:docker-29']);
+    expect(expandTargets(['reference'], ['all']).map((t) => t.label)).toEqual(PROFILES.map((p) => `reference:${p}`));
+    expect(PROFILES).toContain('docker-29-nftables');
     expect(expandTargets(['reference', 'reference:docker-28'], ['docker-28']).map((t) => t.label)).toEqual(['reference:docker-28']);
     expect(() => expandTargets(['reference'], ['docker-19'])).toThrow(/unknown profile "docker-19"/);
   });
 
   it('has a firewall driver per profile, named after it', () => {
-    for (const p of ['docker-20.10', 'docker-28', 'docker-29'] as const) expect(createFirewall(p).profile).toBe(p);
+    for (const p of PROFILES) expect(createFirewall(p, { iptables: 'nft' }).profile).toBe(p);
   });
 });
 
@@ -123,7 +124,7 @@ expect:
     reach: { from: wan, to: host, proto: tcp, port: 8080 }
     result: { docker-27: connected, default: timeout }
 `);
-    expect(errs).toContain("6:23 profiles[1]: unknown profile 'docker-30' (known: docker-20.10, docker-28, docker-29)");
+    expect(errs).toContain(`6:23 profiles[1]: unknown profile 'docker-30' (known: ${PROFILES.join(', ')})`);
     expect(errs).toContain("9:16 expect[0].profiles[0]: profile 'docker-29' is not one the scenario runs under (profiles: [docker-28, docker-30])");
     expect(errs.find((e) => e.startsWith('11:15 expect[0].result'))).toMatch(/unknown profile or engine 'docker-27'/);
   });

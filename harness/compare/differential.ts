@@ -2,16 +2,19 @@
 // things are compared, each a case of its own so a report says which one disagrees:
 // - packet verdicts: every probe's outcome and the source its listener saw (by name), and
 //   every expected refusal;
-// - the lab host's rule set after each phase, with engine-specific names made symbolic
-//   (br-<id> → ${bridge:net}, addresses → ${container}, veth names, published host ports),
-//   chain by chain and in order, with a unified diff per differing chain;
+// - the lab host's rule sets after each phase (iptables, and nftables where read), with
+//   engine-specific names made symbolic (br-<id> → ${bridge:net}, addresses → ${container},
+//   veth names, published host ports), chain by chain and in order, with a unified diff per
+//   differing chain;
 // - the engines' facts: container addresses, network subnets and gateways, host ports.
 // A comparison is itself a ScenarioResult (engine "a-vs-b"), so the terminal and JUnit
 // reports show it like any scenario run, and a disagreement fails the run.
 import { createTwoFilesPatch } from 'diff';
 import type { CaseResult, ScenarioResult, Status } from '../report/results.js';
-import type { Ruleset } from '../rules/ruleset.js';
+import type { Ruleset } from '../rules/iptables/save.js';
+import type { NftRuleset } from '../rules/nft/model.js';
 import { symbolize, type Facts } from '../rules/symbolic.js';
+import { chainViews, viewHeader, viewLine } from '../rules/views.js';
 import type { Scenario } from '../scenario/types.js';
 import { sideBySide } from '../trace/render.js';
 
@@ -68,34 +71,48 @@ export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResu
   return differ ? { message: `${a.engine} and ${b.engine} disagree on ${differ} verdict${differ === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
 }
 
-type Chains = Map<string, { policy?: string; rules: string[] }>; // "table/chain" →
+type Chains = Map<string, { header: string; rules: string[]; line: (r: string) => string }>; // "table/chain" →
 
-/** A rule set with engine-specific names made symbolic; empty built-in-only tables dropped. */
-export function normalizeRuleset(rs: Ruleset, facts: Facts): Chains {
+/** The rules a snapshot holds (iptables-save, and the nftables rule set where it was read). */
+export interface RuleState {
+  rs: Ruleset;
+  nft?: NftRuleset;
+}
+
+/**
+ * Every backend's chains with engine-specific names made symbolic (in nftables chain names
+ * too: filter-forward-in__${bridge:back}); iptables tables holding only empty built-in
+ * chains with policy ACCEPT dropped (a table someone merely listed).
+ */
+export function normalizeRuleset(state: RuleState, facts: Facts): Chains {
   const out: Chains = new Map();
-  for (const t of rs) {
-    const empty = t.chains.every((c) => c.rules.length === 0 && (c.policy === 'ACCEPT' || c.policy === undefined)) && t.chains.every((c) => c.policy !== undefined);
-    if (empty) continue;
-    for (const c of t.chains) out.set(`${t.name}/${c.name}`, { policy: c.policy, rules: c.rules.map((r) => symbolize(r, facts)) });
+  const views = chainViews({ rules: state.rs, nft: state.nft });
+  const untouched = new Set(
+    state.rs.filter((t) => t.chains.every((c) => c.rules.length === 0 && c.policy !== undefined && c.policy === 'ACCEPT')).map((t) => t.name),
+  );
+  for (const v of views) {
+    if (v.backend === 'iptables' && untouched.has(v.table)) continue;
+    const chain = v.backend === 'nft' ? symbolize(v.chain, facts) : v.chain;
+    const sym = { ...v, chain };
+    out.set(`${v.table}/${chain}`, { header: viewHeader(sym), rules: v.rules.map((r) => symbolize(r, facts)), line: (r) => viewLine(sym, r) });
   }
   return out;
 }
 
-function chainLines(name: string, c?: { policy?: string; rules: string[] }): string[] {
+function chainLines(c?: { header: string; rules: string[]; line: (r: string) => string }): string[] {
   if (!c) return [];
-  const chain = name.split('/')[1];
-  return [`:${chain} ${c.policy ?? '-'}`, ...c.rules.map((r) => `-A ${chain} ${r}`)];
+  return [c.header, ...c.rules.map(c.line)];
 }
 
-export function compareRulesets(a: { engine: string; rs: Ruleset; facts: Facts }, b: { engine: string; rs: Ruleset; facts: Facts }): Finding | undefined {
-  const na = normalizeRuleset(a.rs, a.facts);
-  const nb = normalizeRuleset(b.rs, b.facts);
+export function compareRulesets(a: { engine: string; facts: Facts } & RuleState, b: { engine: string; facts: Facts } & RuleState): Finding | undefined {
+  const na = normalizeRuleset(a, a.facts);
+  const nb = normalizeRuleset(b, b.facts);
   const names = [...new Set([...na.keys(), ...nb.keys()])].sort();
   const differing: string[] = [];
   const diffs: string[] = [];
   for (const n of names) {
-    const la = chainLines(n, na.get(n));
-    const lb = chainLines(n, nb.get(n));
+    const la = chainLines(na.get(n));
+    const lb = chainLines(nb.get(n));
     if (la.join('\n') === lb.join('\n')) continue;
     differing.push(n);
     const patch = createTwoFilesPatch(`${a.engine} ${n}`, `${b.engine} ${n}`, la.join('\n') + '\n', lb.join('\n') + '\n', '', '', { context: 50 });
@@ -155,7 +172,7 @@ export function compareRuns(sc: Scenario, a: ScenarioResult, b: ScenarioResult):
         cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, 'failed', { message: `no rule set of ${where || 'the scenario'} from ${!sa ? a.engine : b.engine}` }, 1 + i));
         continue;
       }
-      const r = compareRulesets({ engine: a.engine, rs: sa.rules, facts: sa.facts }, { engine: b.engine, rs: sb.rules, facts: sb.facts });
+      const r = compareRulesets({ engine: a.engine, rs: sa.rules, nft: sa.nft, facts: sa.facts }, { engine: b.engine, rs: sb.rules, nft: sb.nft, facts: sb.facts });
       cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, r ? 'failed' : 'passed', r, 1 + i));
       const f = compareFacts({ engine: a.engine, facts: sa.facts }, { engine: b.engine, facts: sb.facts });
       cases.push(caseOf(sc, `${engine}: addresses and ports agree${suffix}`, f ? 'failed' : 'passed', f, 1 + i));

@@ -3,6 +3,7 @@
 // about probes or assertions.
 import type { ContainerSpec, DaemonOptions, HostSpec, NetworkSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from '../lab/lab.js';
+import type { IptablesVariant } from '../rules/iptables/tools.js';
 
 export interface NetworkInfo {
   name: string; // scenario name; "bridge" is the default network
@@ -48,6 +49,8 @@ export interface EngineContext {
   /** lab namespace name that plays the Docker host */
   hostNs: string;
   daemon: DaemonOptions;
+  /** the host's iptables: iptables-nft or iptables-legacy (each lab host runs one) */
+  iptables: IptablesVariant;
   /** progress lines for long steps (daemon start, image import) */
   log: (line: string) => void;
 }

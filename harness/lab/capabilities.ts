@@ -47,6 +47,7 @@ export async function detectCapabilities(only?: string[]): Promise<Capability[]>
     ovs.detail = `${OVS_MISSING} (no ${tools.join(', ')})`;
   }
   if (wanted('iptables-nft') || wanted('iptables-legacy')) out.push(...(await iptablesBackends()).filter((c) => wanted(c.feature)));
+  if (wanted('nftables')) out.push(await nftables());
   return out.sort((a, b) => a.feature.localeCompare(b.feature));
 }
 
@@ -82,6 +83,28 @@ async function iptablesBackends(): Promise<Capability[]> {
   return out;
 }
 
+/** nft (Debian's nftables) works when it loads a table with the base chains and expressions Docker's nftables layout uses. */
+async function nftables(): Promise<Capability> {
+  const v = await run('nft', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '', stderr: '' }));
+  if (v.exitCode !== 0) return { feature: 'nftables', ok: false, detail: 'nft not found (apt-get install -y nftables, which ./scripts/setup.sh does)' };
+  const lab = Lab.create();
+  try {
+    await lab.addNamespaces(['nft']);
+    const probe = [
+      'table ip cap {',
+      '  map m { type ifname : verdict; }',
+      '  chain f { type filter hook forward priority 0; policy accept; oifname vmap @m; ct state established,related counter accept; }',
+      '  chain n { type nat hook postrouting priority 100; policy accept; fib saddr type local masquerade; }',
+      '  chain p { type nat hook prerouting priority -100; policy accept; tcp dport 8080 dnat to 192.0.2.2:80; }',
+      '}',
+    ].join('\n');
+    const r = await lab.exec('nft', 'nft', ['-f', '-'], { input: probe + '\n', allowFail: true });
+    return { feature: 'nftables', ok: r.exitCode === 0, detail: r.exitCode === 0 ? v.stdout.trim() : `nft -f: ${r.stderr.trim().split('\n')[0]}` };
+  } finally {
+    await lab.destroy();
+  }
+}
+
 /**
  * The modules of a stock distribution kernel (Debian's) that give each feature, loaded in the
  * microVM guest before the harness starts. The iptables list is what the engine's rules use:
@@ -97,6 +120,7 @@ export const FEATURE_MODULES: Record<string, string[]> = {
   openvswitch: ['openvswitch'],
   'iptables-nft': ['nf_tables', 'nft_compat', 'nft_chain_nat', 'nf_nat', 'nf_conntrack', 'xt_conntrack', 'xt_addrtype', 'xt_tcpudp', 'xt_MASQUERADE', 'xt_nat', 'xt_comment', 'xt_mark', 'nf_reject_ipv4', 'ipt_REJECT'],
   'iptables-legacy': ['ip_tables', 'iptable_filter', 'iptable_nat', 'iptable_raw', 'iptable_mangle'],
+  nftables: ['nf_tables', 'nft_chain_nat', 'nft_nat', 'nft_masq', 'nft_ct', 'nft_fib', 'nft_fib_ipv4', 'nft_reject', 'nft_reject_ipv4', 'nft_limit', 'nft_log'],
 };
 
 export const GUEST_MODULES = [...new Set(Object.values(FEATURE_MODULES).flat())];

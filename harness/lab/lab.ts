@@ -6,6 +6,9 @@ import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runInNetns } from './exec.js';
+import { shellLine, type Command, type Write } from '../rules/backend.js';
+
+const DUMP_MARK = '--netconform-dump--';
 
 export const LAB_PREFIX = 'ncf';
 const NAME_RE = new RegExp(`^${LAB_PREFIX}-(\\d+)-([a-z0-9]+)-`);
@@ -108,36 +111,38 @@ export class Lab {
   }
 
   /**
-   * Set sysctls and load a rule set in one process inside a lab namespace (each process
-   * spawned costs milliseconds; the kernel work itself costs microseconds).
+   * Set sysctls and load a rule set (a backend's write: iptables-restore, nft -f) in one
+   * process inside a lab namespace (each process spawned costs milliseconds; the kernel work
+   * itself costs microseconds).
    */
-  async configure(name: string, what: { sysctls?: Record<string, string>; iptablesRestore?: string }): Promise<void> {
+  async configure(name: string, what: { sysctls?: Record<string, string>; load?: Write }): Promise<void> {
     const entries = Object.entries(what.sysctls ?? {});
     for (const [k] of entries) {
       if (!NETNS_SYSCTL.test(k)) throw new Error(`sysctl ${k} is not per network namespace; the lab refuses to set it`);
     }
     // /proc/sys/net reflects the network namespace of the writing process.
     const writes = entries.map(([k, v]) => `echo ${shellQuote(v)} > /proc/sys/${k.replace(/\./g, '/')}`);
-    if (what.iptablesRestore !== undefined) {
+    const load = what.load;
+    if (load) {
       if (writes.length === 0) {
-        await this.exec(name, 'iptables-restore', [], { input: what.iptablesRestore });
+        await this.exec(name, load.file, load.args, { input: load.input });
         return;
       }
-      writes.push('exec iptables-restore');
+      writes.push(`exec ${shellLine(load)}`);
     }
     if (writes.length === 0) return;
-    await this.exec(name, 'sh', ['-ec', writes.join('\n')], { input: what.iptablesRestore });
+    await this.exec(name, 'sh', ['-ec', writes.join('\n')], { input: load?.input });
   }
 
-  /** Read sysctls and `iptables-save` of a lab namespace in one process. */
-  async snapshot(name: string, sysctls: string[]): Promise<{ sysctls: Record<string, string>; iptablesSave: string }> {
+  /** Read sysctls and rule dumps (iptables-save, nft -j list ruleset) of a lab namespace in one process. */
+  async snapshot(name: string, sysctls: string[], dumps: Command[] = []): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {
+    // a single dump needs no shell (a process less)
+    if (sysctls.length === 0 && dumps.length === 1) return { sysctls: {}, dumps: [(await this.exec(name, dumps[0].file, dumps[0].args)).stdout] };
     const reads = sysctls.map((k) => `cat /proc/sys/${k.replace(/\./g, '/')}`);
-    const r = await this.exec(name, 'sh', ['-ec', [...reads, 'iptables-save'].join('\n')]);
-    const lines = r.stdout.split('\n');
-    return {
-      sysctls: Object.fromEntries(sysctls.map((k, i) => [k, lines[i].trim()])),
-      iptablesSave: lines.slice(sysctls.length).join('\n'),
-    };
+    const r = await this.exec(name, 'sh', ['-ec', [...reads, ...dumps.flatMap((d) => [`echo ${DUMP_MARK}`, shellLine(d)])].join('\n')]);
+    const [head, ...parts] = r.stdout.split(`${DUMP_MARK}\n`);
+    const lines = head.split('\n');
+    return { sysctls: Object.fromEntries(sysctls.map((k, i) => [k, lines[i].trim()])), dumps: parts };
   }
 
   async getSysctl(name: string, key: string): Promise<string> {

@@ -11,6 +11,7 @@
 //   one namespace per lan peer (peer-<name>): eth0 into lan0, default route via the router.
 //   A segment with `switch: ovs` is an Open vSwitch bridge seg-<name> instead, run by the
 //   lab's own OVS daemons in the wan namespace (lab/ovs.ts); its ports are the same veths.
+import { iptablesTools, type IptablesVariant } from '../rules/iptables/tools.js';
 import type { HostSpec, PeerSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from './lab.js';
 import { run } from './exec.js';
@@ -73,7 +74,8 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
         ]),
         lab.setSysctls(hostNs(h), { ...HOST_DEFAULT_SYSCTLS, ...h.sysctls }),
       ]);
-      for (const rule of h.rules) await iptables(lab, hostNs(h), rule);
+      for (const rule of h.rules) await iptables(lab, hostNs(h), rule, h.iptables);
+      for (const cmd of h.nft) await nft(lab, hostNs(h), cmd);
     }),
     ...sc.lan.peers.map(async (p) => {
       await lab.ip(peerNs(p), [
@@ -121,9 +123,17 @@ export async function routeWanTo(lab: Lab, routes: { subnet: string; via: string
   );
 }
 
-/** An administrator's iptables command in a lab namespace ("-I DOCKER-USER -s 1.2.3.4 -j DROP"). */
-export async function iptables(lab: Lab, ns: string, rule: string): Promise<void> {
-  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', 'iptables', ...splitArgs(rule)]);
+/**
+ * An administrator's iptables command in a lab namespace ("-I DOCKER-USER -s 1.2.3.4 -j DROP"),
+ * with the host's variant (iptables-nft or iptables-legacy; unset: the machine's `iptables`).
+ */
+export async function iptables(lab: Lab, ns: string, rule: string, variant?: IptablesVariant): Promise<void> {
+  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', variant ? iptablesTools(variant).iptables : 'iptables', ...splitArgs(rule)]);
+}
+
+/** An administrator's nft command in a lab namespace ("add table inet admin"). */
+export async function nft(lab: Lab, ns: string, command: string): Promise<void> {
+  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', 'nft', ...splitArgs(command)]);
 }
 
 /** An administrator's `ip` command in a lab namespace ("link set eth1 master docker0"). */

@@ -22,7 +22,7 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
   builder.name('netconform');
   const skipReasons: string[] = [];
   for (const r of results) {
-    const suite = builder.testSuite().name(`${r.scenarioId} [${r.engine}]`).time(r.timeMs / 1000);
+    const suite = builder.testSuite().name(`${r.scenarioId} [${r.engine}]`).time(seconds(r.timeMs));
     suite.timestamp(new Date());
     for (const [k, v] of Object.entries(r.properties)) suite.property(k, v);
     suite.property('scenario.file', relative(cwd, r.file));
@@ -33,7 +33,7 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
         .className(`${r.engine}.${r.scenarioId}`)
         .name(c.name)
         .file(relative(cwd, c.loc.file))
-        .time(c.timeMs / 1000);
+        .time(seconds(c.timeMs));
       setAttribute(tc, 'line', c.loc.line);
       for (const [k, v] of Object.entries(r.caseProperties ?? {})) tc.property(k, v);
       if (c.finding) tc.property('finding', c.finding);
@@ -41,7 +41,8 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
       // a reach case's rule path with every reach case.
       const full = idx === 0 || c.status === 'failed' || c.status === 'error';
       tc.standardOutput([c.transcript ?? '', c.rulePath ?? '', full ? transcriptOf(r) : ''].filter(Boolean).join('\n\n'));
-      const body = [c.message ?? '', c.diff ?? '', c.rulePath ?? ''].filter(Boolean).join('\n\n');
+      // the YAML location leads the text too: Jenkins shows the text, not the file/line attributes
+      const body = [`at ${relative(cwd, c.loc.file)}:${c.loc.line}:${c.loc.col}`, c.message ?? '', c.diff ?? '', c.rulePath ?? ''].filter(Boolean).join('\n\n');
       // the failure message says where the packet ended; its body holds the whole path
       const ended = c.trace ? ` — ${c.trace.end}` : '';
       if (c.status === 'failed') tc.failure(firstLine(c.message) + ended, 'AssertionFailure').stacktrace(body);
@@ -59,6 +60,11 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
 
 function transcriptOf(r: ScenarioResult): string {
   return `engine: ${r.engineDescription}\n\n== probe transcript\n${r.transcript.join('\n')}\n\n== rules\n${r.ruleDump}`;
+}
+
+/** Milliseconds as seconds with three decimals: never an exponent ("1e-7"), which JUnit's time type rejects. */
+function seconds(ms: number): number {
+  return Number((ms / 1000).toFixed(3));
 }
 
 function firstLine(s?: string): string {

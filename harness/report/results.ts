@@ -1,6 +1,7 @@
 // What a run produces, independent of how it is shown (terminal, JUnit, upgrade diff).
 import type { Expectation, Loc, Outcome, Proto } from '../scenario/types.js';
-import type { Ruleset } from '../rules/ruleset.js';
+import type { Ruleset } from '../rules/iptables/save.js';
+import type { NftRuleset } from '../rules/nft/model.js';
 import type { Facts } from '../rules/symbolic.js';
 import type { PacketIdentity } from '../probe/agent.js';
 import type { RulePath } from '../trace/path.js';
@@ -55,7 +56,7 @@ export interface ScenarioResult {
   engine: string; // engine name as given on the command line
   engineDescription: string;
   cases: CaseResult[];
-  /** iptables-save of the lab host at the end of each phase */
+  /** the lab host's rules at the end of each phase (iptables-save, and nft list ruleset where read) */
   ruleDump: string;
   /** one line per probe and step */
   transcript: string[];
@@ -64,8 +65,11 @@ export interface ScenarioResult {
   /** where the time went: lab + engine + agents, probes and assertions, teardown */
   phaseMs: { build: number; probe: number; teardown: number; /** inside the engines' own calls */ engine?: number };
   properties: Record<string, string>;
-  /** per phase and Docker host: its rules and the engine's names (upgrade diff, engine comparison) */
-  snapshots?: { phase: number; host: string; rules: Ruleset; facts: Facts }[];
+  /**
+   * per phase and Docker host: its rules (iptables-save; the nftables rule set where it was
+   * read) and the engine's names (upgrade diff, engine comparison)
+   */
+  snapshots?: { phase: number; host: string; rules: Ruleset; nft?: NftRuleset; facts: Facts }[];
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;
 }

@@ -1,10 +1,17 @@
 // The upgrade diff: the same scenarios run under two targets (two profiles of the reference
 // engine, or two engines), and what changes between them — chains that appear or disappear,
 // rules added or removed per chain, policies, and packet verdicts expectation by expectation.
-// The question a team asks before an engine upgrade, answered from real runs.
+// The question a team asks before an engine upgrade, answered from real runs. Chains of every
+// backend take part (iptables tables, nftables tables by family and name); where the two
+// targets write different backends (iptables → nftables), each scenario's rules are also
+// shown side by side, each rule beside the one that does its job on the other side.
 import { basename } from 'node:path';
-import type { Ruleset } from '../rules/ruleset.js';
-import type { Facts } from '../rules/symbolic.js';
+import type { Ruleset } from '../rules/iptables/save.js';
+import type { NftRuleset } from '../rules/nft/model.js';
+import { symbolize, type Facts } from '../rules/symbolic.js';
+import { chainViews, viewLine } from '../rules/views.js';
+import { firewallBackend, parseTarget } from '../targets.js';
+import { pairRules, type SideBySide } from './side-by-side.js';
 import type { CaseResult, ScenarioResult } from './results.js';
 
 export interface ChainChange {
@@ -17,6 +24,8 @@ export interface ChainChange {
 export interface RuleChange {
   table: string;
   chain: string;
+  /** how the rule is written: `-A CHAIN rule` (iptables) or the rule itself (nftables) */
+  backend?: 'iptables' | 'nft';
   rule: string; // normalized
   change: 'added' | 'removed';
   scenarios: string[];
@@ -58,6 +67,8 @@ export interface UpgradeDiff {
   policies: PolicyChange[];
   verdicts: VerdictChange[];
   statuses: StatusChange[];
+  /** per scenario, when the targets write different rule backends: the rules side by side */
+  sideBySide: SideBySide[];
 }
 
 /**
@@ -68,19 +79,30 @@ export function normalizeForDiff(rule: string, facts: Facts): string {
   let out = rule;
   for (const [net, bridge] of Object.entries(facts.bridges)) {
     if (net === 'bridge') continue;
-    out = out.replace(new RegExp(`(?<![\\w.-])${bridge.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-])`, 'g'), `\${bridge:${net}}`);
+    // alone, or ending an nftables chain name (filter-forward-in__br-1a2b)
+    out = out.replace(new RegExp(`(?:(?<![\\w.-])|(?<=__))${bridge.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-])`, 'g'), `\${bridge:${net}}`);
   }
   return out.replace(/\bveth[0-9a-f]+\b/g, 'veth*');
 }
 
-type ChainMap = Map<string, { policy?: string; rules: Set<string> }>; // "table chain" → chain
+interface ChainEntry {
+  table: string;
+  chain: string;
+  backend: 'iptables' | 'nft';
+  /** iptables built-in chains exist as soon as their table does: only other chains appear or disappear */
+  builtin: boolean;
+  policy?: string;
+  rules: Set<string>;
+}
 
-// Built-in chains exist as soon as their table does: only user chains appear or disappear.
-const BUILTIN = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING']);
+type ChainMap = Map<string, ChainEntry>; // "table\tchain" →
 
-function chainsOf(rs: Ruleset, facts: Facts): ChainMap {
+function chainsOf(s: { rules: Ruleset; nft?: NftRuleset }, facts: Facts): ChainMap {
   const m: ChainMap = new Map();
-  for (const t of rs) for (const c of t.chains) m.set(`${t.name} ${c.name}`, { policy: c.policy, rules: new Set(c.rules.map((r) => normalizeForDiff(r, facts))) });
+  for (const v of chainViews(s)) {
+    const chain = normalizeForDiff(v.chain, facts);
+    m.set(`${v.table}\t${chain}`, { table: v.table, chain, backend: v.backend, builtin: v.builtin, policy: v.policy, rules: new Set(v.rules.map((r) => normalizeForDiff(r, facts))) });
+  }
   return m;
 }
 
@@ -110,6 +132,16 @@ export function buildUpgradeDiff(from: string, to: string, before: ScenarioResul
   const policies = new Tally<Omit<PolicyChange, 'scenarios'>>();
   const verdicts: VerdictChange[] = [];
   const statuses: StatusChange[] = [];
+  const sideBySide: SideBySide[] = [];
+  const backendOf = (label: string) => {
+    try {
+      const t = parseTarget(label);
+      return t.profile ? firewallBackend(t.profile) : 'iptables';
+    } catch {
+      return 'iptables'; // not a target name (a report built by hand)
+    }
+  };
+  const acrossBackends = backendOf(from) !== backendOf(to);
 
   for (const id of scenarios) {
     const ra = a.get(id)!;
@@ -117,17 +149,27 @@ export function buildUpgradeDiff(from: string, to: string, before: ScenarioResul
     for (const sa of ra.snapshots ?? []) {
       const sb = rb.snapshots?.find((s) => s.phase === sa.phase && s.host === sa.host);
       if (!sb) continue;
-      const ca = chainsOf(sa.rules, sa.facts);
-      const cb = chainsOf(sb.rules, sb.facts);
+      const ca = chainsOf(sa, sa.facts);
+      const cb = chainsOf(sb, sb.facts);
       for (const key of new Set([...ca.keys(), ...cb.keys()])) {
-        const [table, chain] = key.split(' ');
         const x = ca.get(key);
         const y = cb.get(key);
-        if (!x && !BUILTIN.has(chain)) chains.add(`${key} appears`, { table, chain, change: 'appears' }, id);
-        if (!y && !BUILTIN.has(chain)) chains.add(`${key} disappears`, { table, chain, change: 'disappears' }, id);
-        for (const rule of y?.rules ?? []) if (!x?.rules.has(rule)) rules.add(`${key} + ${rule}`, { table, chain, rule, change: 'added' }, id);
-        for (const rule of x?.rules ?? []) if (!y?.rules.has(rule)) rules.add(`${key} - ${rule}`, { table, chain, rule, change: 'removed' }, id);
+        const { table, chain, backend, builtin } = (x ?? y)!;
+        if (!x && !builtin) chains.add(`${key} appears`, { table, chain, change: 'appears' }, id);
+        if (!y && !builtin) chains.add(`${key} disappears`, { table, chain, change: 'disappears' }, id);
+        for (const rule of y?.rules ?? []) if (!x?.rules.has(rule)) rules.add(`${key} + ${rule}`, { table, chain, backend, rule, change: 'added' }, id);
+        for (const rule of x?.rules ?? []) if (!y?.rules.has(rule)) rules.add(`${key} - ${rule}`, { table, chain, backend, rule, change: 'removed' }, id);
         if (x && y && x.policy !== y.policy && x.policy && y.policy) policies.add(`${key} ${x.policy} ${y.policy}`, { table, chain, before: x.policy, after: y.policy }, id);
+      }
+    }
+    if (acrossBackends) {
+      // the state each Docker host ends the scenario in
+      const last = Math.max(...(ra.snapshots ?? []).map((x) => x.phase));
+      for (const sa of (ra.snapshots ?? []).filter((x) => x.phase === last)) {
+        const sb = rb.snapshots?.find((x) => x.phase === sa.phase && x.host === sa.host);
+        if (!sb) continue;
+        const side = pairRules(listed(sa), listed(sb));
+        if (side.rows.length) sideBySide.push({ scenario: id, host: sa.host, phase: sa.phase, ...side });
       }
     }
     for (const ca of ra.cases) {
@@ -153,7 +195,16 @@ export function buildUpgradeDiff(from: string, to: string, before: ScenarioResul
     policies: policies.list().sort(order),
     verdicts,
     statuses,
+    sideBySide,
   };
+}
+
+/** A snapshot's rules, symbolic, each written with its place: `-A CHAIN rule`, `chain: rule`. */
+function listed(s: { rules: Ruleset; nft?: NftRuleset; facts: Facts }): string[] {
+  return chainViews(s).flatMap((v) => {
+    const chain = symbolize(v.chain, s.facts);
+    return v.rules.map((r) => (v.backend === 'iptables' ? viewLine(v, symbolize(r, s.facts)) : `${chain}: ${symbolize(r, s.facts)}`));
+  });
 }
 
 function inWhich(scenarios: string[], all: number): string {
@@ -200,16 +251,28 @@ export function renderUpgradeDiff(d: UpgradeDiff): string {
 
   out.push('', '## Rules, chain by chain', '');
   if (d.rules.length === 0) out.push('No rule is added or removed.');
-  const chains = [...new Set(d.rules.map((r) => `${r.table} ${r.chain}`))];
+  const chains = [...new Set(d.rules.map((r) => `${r.table}\t${r.chain}`))];
   for (const key of chains) {
-    const [table, chain] = key.split(' ');
+    const [table, chain] = key.split('\t');
     out.push(`### ${table} ${chain}`, '', '```diff');
     for (const r of d.rules.filter((x) => x.table === table && x.chain === chain)) {
-      out.push(`${r.change === 'added' ? '+' : '-'} -A ${chain} ${r.rule}    # ${inWhich(r.scenarios, n)}`);
+      out.push(`${r.change === 'added' ? '+' : '-'} ${viewLine({ backend: r.backend ?? 'iptables', chain }, r.rule)}    # ${inWhich(r.scenarios, n)}`);
     }
     out.push('```', '');
   }
+  if (d.sideBySide.length) {
+    out.push('## Rules side by side', '', `Each scenario's rules at its end, ${d.from} on the left, ${d.to} on the right; a rule stands beside the one that matches the same addresses, ports, interfaces and verdict.`, '');
+    for (const s of d.sideBySide) {
+      out.push(`### ${s.scenario}${s.host !== 'host' ? ` (host ${s.host})` : ''}`, '', `| ${d.from} | ${d.to} |`, '|---|---|');
+      for (const [l, r] of s.rows) out.push(`| ${cell(l)} | ${cell(r)} |`);
+      out.push('');
+    }
+  }
   return out.join('\n').trimEnd() + '\n';
+}
+
+function cell(rule: string | undefined): string {
+  return rule === undefined ? '' : `\`${rule.replace(/\|/g, '\\|')}\``;
 }
 
 /** reports/upgrade-reference-docker-20.10-to-reference-docker-29.md */

@@ -62,7 +62,8 @@ export function symbolize(rule: string, facts: Facts, opts: { ports?: boolean } 
   const symbolOf = new Map<string, string>();
   for (const [concrete, symbol] of pairs) if (concrete && !symbolOf.has(concrete)) symbolOf.set(concrete, symbol);
   const alternatives = [...symbolOf.keys()].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
-  const re = new RegExp(`(?<![\\w.-])(?:${alternatives.join('|')})(?![\\w-]|\\.\\d)`, 'g');
+  // a name stands alone, or ends an nftables chain name (filter-forward-in__br-1a2b)
+  const re = new RegExp(`(?:(?<![\\w.-])|(?<=__))(?:${alternatives.join('|')})(?![\\w-]|\\.\\d)`, 'g');
   const out = alternatives.length ? rule.replace(re, (m) => symbolOf.get(m)!) : rule;
   // published host ports by name, so that ephemeral ports compare across engines (unless the
   // ports are part of what is compared, as in a document that publishes 8080)

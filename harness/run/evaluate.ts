@@ -2,7 +2,7 @@
 // frames, a rule check, an engine refusal or a file a container's processes read.
 import { dirname, resolve } from 'node:path';
 import type { Engine } from '../engine/types.js';
-import type { Ruleset } from '../rules/ruleset.js';
+import type { HostRules } from '../rules/snapshot.js';
 import { expand, type Facts } from '../rules/symbolic.js';
 import { checkRules } from '../assert/rules.js';
 import { evaluateReach } from '../assert/reach.js';
@@ -16,8 +16,8 @@ import { neighbourThreshold, type NeighbourStats } from '../lab/neighbours.js';
 export interface EvalContext {
   sc: Scenario;
   endpoints: Endpoints;
-  /** rule set and placeholder facts per Docker host */
-  rules: Map<string, { rs: Ruleset; facts: Facts }>;
+  /** rule sets and placeholder facts per Docker host */
+  rules: Map<string, { rules: HostRules; facts: Facts }>;
   /** container reference → the engine's refusal */
   startErrors: Map<string, string>;
   result: ScenarioResult;
@@ -87,9 +87,11 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         return c;
       }
       case 'rules': {
-        const { rs, facts } = cx.rules.get(e.host)!;
+        const { rules, facts } = cx.rules.get(e.host)!;
         const golden = e.golden ? resolve(dirname(cx.sc.file), e.golden) : undefined;
-        const r = checkRules(rs, { table: e.table, chain: e.chain, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy, exists: e.exists }, {
+        // nftables chain names carry the bridge's: filter-forward-in__${bridge:back}
+        const chain = e.chain === undefined ? undefined : expand(e.chain, facts);
+        const r = checkRules(rules, { family: e.family, table: e.table, chain, set: e.set, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy, exists: e.exists }, {
           expand: (s) => expand(s, facts),
           updateGolden: cx.updateGolden,
         });

@@ -6,14 +6,15 @@ import { Lab } from '../lab/lab.js';
 import { WAN, buildTopology, hostNs, peerNs, routeWanTo } from '../lab/topology.js';
 import { neighbourStats } from '../lab/neighbours.js';
 import { ProbeAgent } from '../probe/agent.js';
-import { parseIptablesSave } from '../rules/ruleset.js';
+import { machineIptablesVariant, type IptablesVariant } from '../rules/iptables/tools.js';
+import { readHostRules } from '../rules/snapshot.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
 import { describeStep, runStep } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
-import { parseTarget } from '../targets.js';
+import { firewallBackend, parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
 import { traced } from '../util/trace.js';
 import { EngineClock } from './engine-clock.js';
@@ -32,13 +33,16 @@ export interface RunOptions {
   onProgress?: (line: string) => void;
   /** trace every reach probe's rule path (default: on) */
   rulePaths?: boolean;
+  /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
+  hostIptables?: IptablesVariant;
 }
 
 export async function runScenario(scenario: Scenario, opts: RunOptions): Promise<ScenarioResult> {
   const t0 = performance.now();
   // per-profile expectations resolved for this run's engine and profile
   const target = parseTarget(opts.engineName);
-  const sc = resolveForTarget(scenario, target);
+  const sc = withHostIptables(resolveForTarget(scenario, target), opts.hostIptables ?? (await machineIptablesVariant()));
+  const nft = readsNft(sc, target);
   const result: ScenarioResult = {
     scenarioId: sc.id,
     title: sc.title,
@@ -51,10 +55,13 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     timeMs: 0,
     probes: 0,
     phaseMs: { build: 0, probe: 0, teardown: 0 },
-    properties: { ...opts.environment, ...(target.profile ? { profile: target.profile } : {}) },
+    properties: { ...opts.environment, ...(target.profile ? { profile: target.profile } : {}), 'host-iptables': [...new Set(sc.hosts.map((h) => h.iptables))].join(',') },
     snapshots: [],
   };
-  const missing = sc.requires.filter((f) => opts.missing?.has(f));
+  // the nftables rule set needs nft and the kernel's nf_tables, whatever the scenario requires
+  // so does the iptables variant of each host
+  const needs = new Set([...sc.requires, ...(nft ? ['nftables'] : []), ...sc.hosts.map((h) => `iptables-${h.iptables}`)]);
+  const missing = [...needs].filter((f) => opts.missing?.has(f));
   if (missing.length > 0) {
     const reason = missing.map((f) => `kernel feature ${f} is missing: ${opts.missing!.get(f)}`).join('; ');
     result.cases = sc.expect.map((e, i) => caseOf(e, i, 'skipped', 0, { message: reason }));
@@ -131,12 +138,12 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
       for (const step of steps) {
-        await runStep(step, lab, engines, index);
+        await runStep(step, lab, engines, index, sc);
         result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`);
       }
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
-      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase), startErrors, result, updateGolden: opts.updateGolden };
+      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase, nft), startErrors, result, updateGolden: opts.updateGolden };
       // packets first (what a probe leaves behind, a neighbour entry, may be observed next)
       const forgetArp = async () => {
         await Promise.all(endpoints.all().map((a) => a.forgetArp()));
@@ -150,7 +157,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
       distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
       if (probes.length > 0) {
-        const rulesets = new Map([...cx.rules].map(([host, snap]) => [host, snap.rs]));
+        const rulesets = new Map([...cx.rules].map(([host, snap]) => [host, snap.rules.iptables]));
         attachRulePaths(probed, cx, tracer ? await traced('rule paths', tracer.collect(rulesets)) : undefined);
       }
       const observed = await Promise.all(expects.filter((e) => e.kind !== 'reach').map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
@@ -200,7 +207,7 @@ async function buildHost(
   engine: Engine,
   cx: { lab: Lab; result: ScenarioResult; startErrors: Map<string, string>; running: Map<string, ContainerInfo>; log?: (l: string) => void },
 ): Promise<void> {
-  await engine.start({ lab: cx.lab, hostNs: hostNs(h), daemon: h.daemon, log: (l) => cx.log?.(l) });
+  await engine.start({ lab: cx.lab, hostNs: hostNs(h), daemon: h.daemon, iptables: h.iptables!, log: (l) => cx.log?.(l) });
   for (const n of h.networks) await engine.createNetwork(n);
   for (const c of h.containers) {
     try {
@@ -248,16 +255,36 @@ async function listenAll(agent: ProbeAgent, specs: string[]): Promise<void> {
   );
 }
 
-/** iptables-save of every Docker host, for rule checks and for the report. */
-async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number): Promise<EvalContext['rules']> {
-  const saved = await Promise.all(sc.hosts.map((h) => lab.exec(hostNs(h), 'iptables-save', [])));
+/** Every host gets an iptables variant: its own, else the run's. */
+function withHostIptables(sc: Scenario, variant: IptablesVariant): Scenario {
+  return { ...sc, hosts: sc.hosts.map((h) => (h.iptables ? h : { ...h, iptables: variant })) };
+}
+
+/** Whether a scenario's administrator or checks use nftables (whatever the engine writes). */
+export function usesNftables(sc: Scenario): boolean {
+  return (
+    sc.hosts.some((h) => h.nft.length > 0) ||
+    sc.phases.some((p) => p.steps.some((s) => s.kind === 'nft')) ||
+    sc.expect.some((e) => e.kind === 'rules' && e.family !== undefined && !e.notFor && !e.skipReason)
+  );
+}
+
+/** Whether the nftables rule set matters: the engine writes it, or the scenario's administrator or checks do. */
+function readsNft(sc: Scenario, t: ReturnType<typeof parseTarget>): boolean {
+  return usesNftables(sc) || sc.hosts.some((h) => h.daemon['firewall-backend'] === 'nftables') || (t.profile !== undefined && firewallBackend(t.profile) === 'nftables');
+}
+
+/** The rule sets of every Docker host (iptables-save, and nft where it matters), for rule checks and the report. */
+async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number, nft: boolean): Promise<EvalContext['rules']> {
+  const read = await Promise.all(sc.hosts.map((h) => readHostRules(lab, hostNs(h), { iptables: h.iptables!, nft })));
   const out: EvalContext['rules'] = new Map();
   sc.hosts.forEach((h, i) => {
-    const snap = { rs: parseIptablesSave(saved[i].stdout), facts: factsOf(sc, h, engines) };
+    const r = read[i];
+    const snap = { rules: { iptables: r.iptables, ...(r.nft ? { nft: r.nft } : {}) }, facts: factsOf(sc, h, engines) };
     out.set(h.name, snap);
-    (result.snapshots ??= []).push({ phase, host: h.name, rules: snap.rs, facts: snap.facts });
+    (result.snapshots ??= []).push({ phase, host: h.name, rules: r.iptables, ...(r.nft ? { nft: r.nft } : {}), facts: snap.facts });
     const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';
-    result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${saved[i].stdout.replace(/^#.*\n/gm, '')}\n`;
+    result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${r.text}\n`;
   });
   return out;
 }

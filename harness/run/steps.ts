@@ -1,12 +1,13 @@
 // Steps between phases: what an operator does to a running lab (connect, disconnect, remove a
-// container; administrator iptables, ip or bridge commands on a host or the switch, ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules).
+// container; administrator iptables, nft, ip or bridge commands on a host or the switch,
+// ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules).
 import type { Engine } from '../engine/types.js';
 import type { Lab } from '../lab/lab.js';
-import { WAN, bridgeCommand, hostNs, ipCommand, iptables, ovsVsctl } from '../lab/topology.js';
-import type { Step } from '../scenario/types.js';
+import { WAN, bridgeCommand, hostNs, ipCommand, iptables, nft, ovsVsctl } from '../lab/topology.js';
+import type { Scenario, Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
 
-export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>): Promise<void> {
+export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario): Promise<void> {
   const owner = (ref: string) => {
     const at = index.get(ref);
     if (!at) throw new Error(`no container ${ref}`);
@@ -31,7 +32,11 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
     }
     case 'iptables':
       await engines.get(step.host)?.sync();
-      return iptables(lab, nsOf(step.host), step.args);
+      // the host's own iptables variant; the switch's is the first host's
+      return iptables(lab, nsOf(step.host), step.args, (sc.hosts.find((h) => h.name === step.host) ?? sc.hosts[0]).iptables);
+    case 'nft':
+      await engines.get(step.host)?.sync();
+      return nft(lab, nsOf(step.host), step.args);
     case 'ip':
       await engines.get(step.host)?.sync();
       return ipCommand(lab, nsOf(step.host), step.args);
@@ -60,6 +65,8 @@ export function describeStep(step: Step, multiHost: boolean): string {
       return `unlink ${step.container}/${step.alias}`;
     case 'iptables':
       return `iptables ${step.args}${on(step.host)}`;
+    case 'nft':
+      return `nft ${step.args}${on(step.host)}`;
     case 'ip':
       return `ip ${step.args}${on(step.host)}`;
     case 'bridge':

@@ -8,8 +8,9 @@ import { ReferenceEngine } from '../engine/reference/engine.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
 import type { ScenarioResult } from '../report/results.js';
 import type { Scenario } from '../scenario/types.js';
-import { runScenario } from './runner.js';
-import { parseTarget } from '../targets.js';
+import { runScenario, usesNftables } from './runner.js';
+import { firewallBackend, parseTarget } from '../targets.js';
+import type { IptablesVariant } from '../rules/iptables/tools.js';
 import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
@@ -37,6 +38,8 @@ export interface SuiteOptions {
   compare?: boolean;
   /** trace every reach probe's rule path (default: on) */
   rulePaths?: boolean;
+  /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
+  hostIptables?: IptablesVariant;
 }
 
 /**
@@ -66,8 +69,19 @@ export function engineFactory(name: string): () => Engine {
   }
 }
 
+/** The rule backend a target's engine writes. */
+function firewallBackendOf(target: string) {
+  const t = parseTarget(target);
+  return t.profile ? firewallBackend(t.profile) : 'iptables';
+}
+
 export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promise<ScenarioResult[]> {
-  const caps = await detectCapabilities([...new Set(scenarios.flatMap((s) => s.requires))]);
+  // an nftables profile needs nft and the kernel's nf_tables, whatever the scenarios require; so
+  // do scenarios with nft steps or checks
+  const nftTarget = opts.engines.some((e) => firewallBackendOf(e) === 'nftables') || scenarios.some(usesNftables);
+  // and the iptables variants lab hosts run: the run's, and any a scenario's host names
+  const variants = [...new Set([opts.hostIptables, ...scenarios.flatMap((s) => s.hosts.map((h) => h.iptables))].filter((v): v is IptablesVariant => v !== undefined))];
+  const caps = await detectCapabilities([...new Set([...scenarios.flatMap((s) => s.requires), ...(nftTarget ? ['nftables'] : []), ...variants.map((v) => `iptables-${v}`)])]);
   const environment = {
     kernel: release(),
     iptables: await iptablesVersion(),
@@ -113,7 +127,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const lane = async (queue: typeof runs) => {
     while (queue.length && !opts.signal?.aborted) {
       const run = queue.shift()!;
-      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, rulePaths: opts.rulePaths });
+      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, rulePaths: opts.rulePaths, hostIptables: opts.hostIptables });
       byScenario[run.s][run.e] = r;
       opts.onResult?.(r, ++done, total);
       compareWhenComplete(run.s);
@@ -123,7 +137,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
     if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
     if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerd, rulePaths: opts.rulePaths, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
+    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerd, rulePaths: opts.rulePaths, hostIptables: opts.hostIptables, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
     // the guest sends each engine's run back; the comparison is made here, as for the host's
     const ofGuest = (sc: Scenario, label: string) => rs.find((r) => r.scenarioId === sc.id && r.engine === label)!;
     for (const sc of inVm) {

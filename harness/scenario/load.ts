@@ -9,7 +9,7 @@ import { CATALOGUE } from '../catalogue.js';
 import { inCidr, networkOf, parseCidr } from '../engine/reference/ipam.js';
 import { parsePublish } from './publish.js';
 import { packageRoot } from '../paths.js';
-import { DEFAULT_PROFILE, PROFILES, isProfile } from '../targets.js';
+import { DEFAULT_PROFILE, PROFILES, baseProfile, isProfile } from '../targets.js';
 import { targetKeyProblem, uncoveredProfiles } from './per-target.js';
 import type { ContainerSpec, DaemonOptions, DecidedBy, Expectation, HostSpec, Loc, NetworkSpec, Outcome, PeerSpec, Proto, PublishSpec, Scenario, Step } from './types.js';
 
@@ -121,7 +121,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
     case 'minProperties':
     case 'maxProperties':
       // ajv inlines $refs, so the schema path does not name the step: its place does
-      if (/\/steps\/\d+$/.test(e.instancePath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)' };
+      if (/\/steps\/\d+$/.test(e.instancePath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, nft, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)' };
       return { message: e.message ?? e.keyword };
     default:
       return { message: e.message ?? e.keyword };
@@ -245,6 +245,9 @@ export function loadScenarios(paths: string[]): { scenarios: Scenario[]; errors:
 }
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+/** The tables iptables-save lists. */
+const IPTABLES_TABLES = ['filter', 'nat', 'raw', 'mangle', 'security'];
+
 const KINDS = ['reach', 'matrix', 'rules', 'start', 'file', 'resolve', 'env', 'frames'];
 const DEFAULT_BIP = '172.17.0.1/16';
 const DEFAULT_LAN = { firstHost: 1, prefix: 24, base: '203.0.113', router: '203.0.113.254' };
@@ -362,6 +365,7 @@ class Resolver {
       expect,
       probeTimeoutMs: d['probe-timeout'] ?? 300,
       ...(profiles ? { profiles } : {}),
+      ...(d['firewall-backends'] ? { firewallBackends: d['firewall-backends'] } : {}),
       loc: this.loc([]),
     };
   }
@@ -382,11 +386,28 @@ class Resolver {
     return { segments, ovsSegments };
   }
 
+  /**
+   * What a rules check reads: an iptables table's chain (policies in capitals), or with
+   * family an nftables table's chain, set or map (policies in lower case), or the table.
+   */
+  private checkRuleTarget(r: Raw, p: Path): void {
+    if (!r.family) {
+      if (!IPTABLES_TABLES.includes(r.table)) this.err([...p, 'table'], `'${r.table}' is not an iptables table (${IPTABLES_TABLES.join(', ')}); for an nftables table add family: (ip, ip6, inet …)`);
+      if (r.chain === undefined) this.err(p, "missing required key 'chain'");
+      if (r.set !== undefined) this.err([...p, 'set'], 'sets are nftables\': add family: (ip, ip6, inet …)');
+      if (r.policy && r.policy !== r.policy.toUpperCase()) this.err([...p, 'policy'], `iptables policies are ACCEPT or DROP, not ${r.policy}`);
+      return;
+    }
+    if (r.chain !== undefined && r.set !== undefined) this.err(p, 'a rules check reads a chain or a set, not both');
+    if (r.policy && r.policy !== r.policy.toLowerCase()) this.err([...p, 'policy'], `nftables policies are accept or drop, not ${r.policy}`);
+    if (r.chain === undefined && r.set === undefined && r.exists !== false) this.err(p, 'name a chain: or a set: (only exists: false checks a whole table)');
+  }
+
   /** Profile names must be known (and, on an expectation, among the scenario's own). */
   private checkProfiles(list: string[] | undefined, path: Path, scenarioProfiles?: string[]): void {
     (list ?? []).forEach((name, i) => {
       if (!isProfile(name)) this.err([...path, i], `unknown profile '${name}' (known: ${PROFILES.join(', ')})`);
-      else if (scenarioProfiles && !scenarioProfiles.includes(name)) this.err([...path, i], `profile '${name}' is not one the scenario runs under (profiles: [${scenarioProfiles.join(', ')}])`);
+      else if (scenarioProfiles && !scenarioProfiles.includes(name) && !scenarioProfiles.includes(baseProfile(name))) this.err([...path, i], `profile '${name}' is not one the scenario runs under (profiles: [${scenarioProfiles.join(', ')}])`);
     });
   }
 
@@ -421,6 +442,8 @@ class Resolver {
       sysctls: Object.fromEntries(Object.entries(h.sysctls ?? {}).map(([k, v]) => [k, String(v)])),
       listen: h.listen ?? [],
       rules: h.rules ?? [],
+      nft: h.nft ?? [],
+      ...(h.iptables ? { iptables: h.iptables } : {}),
       extraAddresses: h.addresses ?? [],
       nics: h.nics ?? {},
       daemon,
@@ -623,9 +646,10 @@ class Resolver {
     if (s.on === 'lan') this.err([...p, 'on'], 'only ip, bridge, ovs-vsctl and iptables steps run on the lan\'s switch');
     const host = this.hostOf(s.on === 'lan' ? undefined : s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
     if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
+    if (s.nft) return { kind: 'nft', host, args: s.nft, loc };
     if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
     if (s.bridge) return { kind: 'bridge', host, args: s.bridge, loc };
-    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)');
+    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, nft, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)');
     return { kind: 'restart-rules', host, loc };
   }
 
@@ -695,7 +719,8 @@ class Resolver {
         const r = e.rules;
         if (!r.contains && !r.absent && !r.exact && !r.golden && !r.policy && r.exists === undefined) this.err([...p, 'rules'], 'rules needs at least one of: contains, absent, exact, golden, policy, exists: false');
         const host = this.hostOf(r.host, r.host !== undefined ? [...p, 'rules', 'host'] : [...p, 'rules'], ctx, 'a rules check');
-        out.push({ ...common, kind: 'rules', host, table: r.table, chain: r.chain, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
+        this.checkRuleTarget(r, [...p, 'rules']);
+        out.push({ ...common, kind: 'rules', host, family: r.family, table: r.table, chain: r.chain, set: r.set, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
         return;
       }
       if (kind === 'start') {

@@ -1,5 +1,7 @@
 // The resolved shape of a scenario: what the loader hands to the rest of the harness.
 // The YAML format is defined by schema.json; this file is its typed, defaults-applied form.
+import type { IptablesVariant } from '../rules/iptables/tools.js';
+import type { FirewallBackend } from '../targets.js';
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
 export type Outcome = 'connected' | 'refused' | 'timeout' | 'unreachable';
@@ -22,6 +24,8 @@ export interface DaemonOptions {
   'ip-forward': boolean;
   iptables: boolean;
   'userland-proxy': boolean;
+  /** Docker 29+'s --firewall-backend: set from the target's profile (`<release>-nftables`), not by scenarios */
+  'firewall-backend'?: 'iptables' | 'nftables';
 }
 
 /**
@@ -38,6 +42,10 @@ export interface HostSpec {
   listen: string[];
   /** iptables commands (without the leading `iptables`) run in the lab host before the engine starts */
   rules: string[];
+  /** nft commands (without the leading `nft`) run in the lab host before the engine starts */
+  nft: string[];
+  /** the host's iptables (iptables-nft or iptables-legacy); unset: the run's choice */
+  iptables?: IptablesVariant;
   /** extra addresses for the host's outside interface (CIDR) */
   extraAddresses: string[];
   /** further NICs: interface name → segment it is plugged into (e.g. eth1 → trunk) */
@@ -138,6 +146,7 @@ export type Step =
   | { kind: 'remove'; container: string; loc: Loc }
   | { kind: 'unlink'; container: string; alias: string; loc: Loc } // docker rm --link /container/alias
   | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
+  | { kind: 'nft'; host: string; args: string; loc: Loc } // administrator nft command, e.g. "add table inet admin"
   | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host (or "lan": the switch), e.g. "link set eth1 master docker0"
   | { kind: 'bridge'; host: string; args: string; loc: Loc } // administrator `bridge` command, e.g. "vlan add dev h0n0 vid 10" on a VLAN-aware switch
   | { kind: 'ovs-vsctl'; host: 'lan'; args: string; loc: Loc } // on the lab's Open vSwitch, e.g. "set port h0n0 tag=100"
@@ -202,8 +211,13 @@ export interface RulesExpect extends ExpectBase {
   kind: 'rules';
   /** the Docker host whose rule set is checked */
   host: string;
+  /** nftables family (ip, ip6, inet…): the check reads the nft rule set, not iptables-save */
+  family?: string;
   table: string;
-  chain: string;
+  /** the chain; with family, absent for a set or a whole table */
+  chain?: string;
+  /** an nftables set or map whose elements are checked */
+  set?: string;
   contains?: string[]; // ordered subsequence
   absent?: string[];
   exact?: string[]; // the chain's rules, exactly
@@ -291,5 +305,7 @@ export interface Scenario {
   probeTimeoutMs: number;
   /** reference-engine profiles the scenario runs under (all when absent) */
   profiles?: string[];
+  /** the firewall backends (iptables, nftables) it runs under (all when absent) */
+  firewallBackends?: FirewallBackend[];
   loc: Loc;
 }

@@ -27,6 +27,7 @@ async function main(jobPath: string): Promise<number> {
     prepareGuestDocker(job.dockerd);
     await runSuite(job.scenarios, {
       engines: job.engines,
+      hostIptables: job.hostIptables,
       kernel: null, // already in the guest: never boot another one
       compare: false, // the host compares the engines' runs once they are back
       rulePaths: job.rulePaths,

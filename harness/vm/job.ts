@@ -1,10 +1,22 @@
 // What the host hands the guest (job.json in the job share) and what comes back. Scenarios
 // travel as the loader's resolved data, so specs can send scenarios built in memory too.
+import type { IptablesVariant } from '../rules/iptables/tools.js';
 import type { Capability } from '../lab/capabilities.js';
 import type { Scenario } from '../scenario/types.js';
 
 export type GuestJob =
-  | { kind: 'suite'; scenarios: Scenario[]; engines: string[]; color: boolean; /** the dockerd the host certifies (docker targets) */ dockerd?: string; /** false: no rule paths (run --no-rule-paths) */ rulePaths?: boolean }
+  | {
+      kind: 'suite';
+      scenarios: Scenario[];
+      engines: string[];
+      color: boolean;
+      /** the dockerd the host certifies (docker targets) */
+      dockerd?: string;
+      /** the iptables the guest's lab hosts run (the host run's --host-iptables) */
+      hostIptables?: IptablesVariant;
+      /** false: no rule paths (run --no-rule-paths) */
+      rulePaths?: boolean;
+    }
   | { kind: 'capabilities'; color: boolean };
 
 /** Files the guest writes into the job share. */

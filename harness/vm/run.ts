@@ -3,6 +3,7 @@
 // fails (boot, module, timeout, crash), every scenario it did not finish gets an error case
 // carrying the guest console, never a pass.
 import { parseTarget } from '../targets.js';
+import type { IptablesVariant } from '../rules/iptables/tools.js';
 import { GUEST_MODULES } from '../lab/capabilities.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
 import { caseName } from '../run/runner.js';
@@ -17,6 +18,8 @@ export interface VmRunOptions {
   dockerd?: string;
   /** false: the guest traces no rule paths */
   rulePaths?: boolean;
+  /** the iptables the guest's lab hosts run */
+  hostIptables?: IptablesVariant;
   /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run (180 s on docker) */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -34,7 +37,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
   // a dockerd run costs several reference runs in the guest (daemon start 8-45 s under TCG): count it as three
   const runs = scenarios.length * opts.engines.reduce((n, e) => n + (parseTarget(e).engine === 'docker' ? 3 : 1), 0);
   const guest = await bootGuest(
-    { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, rulePaths: opts.rulePaths, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
+    { kind: 'suite', scenarios, engines: opts.engines, dockerd: opts.dockerd, hostIptables: opts.hostIptables, rulePaths: opts.rulePaths, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
     {
       kernel: opts.kernel,
       modules: GUEST_MODULES,

@@ -1,10 +1,14 @@
-// Moby's documented rule sets (specs/fixtures/moby/PROFILE/DOC.rules) and how both they and a
-// lab's rules are brought to one form: names replaced by what they stand for (${bridge:bridge1},
-// ${subnet:bridge1}, ${c1}), tables listed canonically.
+// Moby's documented rule sets (specs/fixtures/moby/PROFILE/DOC.rules for iptablesdoc,
+// PROFILE/DOC.nft for nftablesdoc) and how both they and a lab's rules are brought to one form:
+// names replaced by what they stand for (${bridge:bridge1}, ${subnet:bridge1}, ${c1}), tables
+// listed canonically.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalListing, parseListing } from '../../harness/rules/listing.js';
-import type { Ruleset } from '../../harness/rules/ruleset.js';
+import { canonicalListing, parseListing } from '../../harness/rules/iptables/listing.js';
+import type { Ruleset } from '../../harness/rules/iptables/save.js';
+import type { NftRuleset } from '../../harness/rules/nft/model.js';
+import { canonicalNftListing } from '../../harness/rules/nft/listing.js';
+import { parseNftText } from '../../harness/rules/nft/text.js';
 import { symbolize, type Facts } from '../../harness/rules/symbolic.js';
 
 export const MOBY_DIR = join(import.meta.dirname, '..', 'fixtures', 'moby');
@@ -39,4 +43,21 @@ export function readMobyFixture(profile: string, doc: string): MobyFixture {
 export function normalizedListing(rules: Ruleset, facts: Facts): string {
   // the documents' host ports are concrete (8080) and so are the lab's: compared as they are
   return canonicalListing(rules, TABLES, (r) => symbolize(r, facts, { ports: false }));
+}
+
+/** Docker's own nftables table. */
+export const NFT_TABLES = [{ family: 'ip', name: 'docker-bridges' }];
+
+export interface MobyNftFixture {
+  rules: NftRuleset;
+  names: Facts;
+}
+
+export function readMobyNftFixture(profile: string, doc: string): MobyNftFixture {
+  const text = readFileSync(join(MOBY_DIR, profile, `${doc}.nft`), 'utf8');
+  return { rules: parseNftText(text), names: parseNames(text) };
+}
+
+export function normalizedNftListing(rules: NftRuleset, facts: Facts): string {
+  return canonicalNftListing(rules, NFT_TABLES, (r) => symbolize(r, facts, { ports: false }));
 }

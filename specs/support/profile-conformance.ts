@@ -1,8 +1,9 @@
 // Every scenario of scenarios/ under one of the reference engine's newer profiles (docker-20.10
-// runs in conformance.spec.ts), one test per expectation; expectations stated for other
-// profiles are no tests here (the run leaves them out). Plus proof that the new layouts' assertions can fail, and that a
-// run names its profile in JUnit. One spec file per profile, so vitest's workers run them side
-// by side.
+// runs in conformance.spec.ts), one test per expectation; expectations the run leaves out
+// (stated for other profiles, or checks of iptables under an nftables profile) are no tests
+// here. Plus proof that the layout's assertions can fail (per rule backend), and that a run
+// names its profile in JUnit. One spec file per profile, so vitest's workers run them side by
+// side.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadScenarios } from '../../harness/scenario/load.js';
@@ -11,7 +12,9 @@ import { engineFactory, runSuite } from '../../harness/run/suite.js';
 import { detectCapabilities, missingFeatures } from '../../harness/lab/capabilities.js';
 import { buildJunit } from '../../harness/report/junit.js';
 import type { ScenarioResult } from '../../harness/report/results.js';
-import type { Expectation, Scenario } from '../../harness/scenario/types.js';
+import type { Expectation, Scenario, Step } from '../../harness/scenario/types.js';
+import { resolveForTarget } from '../../harness/scenario/per-target.js';
+import { firewallBackend, parseTarget } from '../../harness/targets.js';
 import { fingerprintStartingNamespace, labNamespaces } from './fingerprint.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -24,11 +27,11 @@ function runOn(sc: Scenario, engine: string): Promise<ScenarioResult> {
   return runScenario(sc, { engineName: engine, makeEngine: engineFactory(engine), missing, environment: { kernel: 'test' } });
 }
 
-/** The scenario again, with administrator iptables commands before the kept expectations. */
-function withSteps(sc: Scenario, commands: string[], keep: (e: Expectation) => boolean): Scenario {
+/** The scenario again, with administrator iptables (or nft) commands before the kept expectations. */
+function withSteps(sc: Scenario, commands: string[], keep: (e: Expectation) => boolean, kind: 'iptables' | 'nft' = 'iptables'): Scenario {
   const loc = sc.loc;
   const expect = sc.expect.filter(keep).map((e) => ({ ...e, phase: 0 }));
-  return { ...sc, phases: [{ steps: commands.map((args) => ({ kind: 'iptables' as const, host: 'host', args, loc })), loc }], expect };
+  return { ...sc, phases: [{ steps: commands.map((args): Step => ({ kind, host: 'host', args, loc })), loc }], expect };
 }
 
 /**
@@ -37,10 +40,12 @@ function withSteps(sc: Scenario, commands: string[], keep: (e: Expectation) => b
  * reason, and expectations stated for other profiles are no tests.
  */
 export function defineExpectationCases(scenarios: Scenario[], profile: string, results: Map<Scenario, ScenarioResult>): void {
+  const target = parseTarget(`reference:${profile}`);
   for (const sc of scenarios) {
+    const resolved = resolveForTarget(sc, target).expect;
     describe(`${sc.id} (${sc.covers.join(' ')})`, () => {
       for (const [i, e] of sc.expect.entries()) {
-        if (e.profiles && !e.profiles.includes(profile)) continue;
+        if (resolved[i].notFor) continue;
         it(`${e.id} ${e.kind} at line ${e.loc.line}`, (ctx) => {
           const result = results.get(sc)!;
           const c = result.cases.find((x) => x.expectIndex === i)!;
@@ -68,6 +73,30 @@ export function defineProfileConformance(profile: string): void {
 
     defineExpectationCases(scenarios, profile, results);
 
+    if (firewallBackend(profile) === 'nftables') nftablesNegatives(engine);
+    else iptablesNegatives(profile, engine);
+
+    it('JUnit names the profile: suites, classnames and properties', async () => {
+      const xml = buildJunit([await runOn(byId('egress-masquerade'), engine)]);
+      expect(xml).toContain(`<testsuite name="egress-masquerade [${engine}]"`);
+      expect(xml).toContain(`classname="${engine}.egress-masquerade"`);
+      expect(xml).toContain(`<property name="profile" value="${profile}"/>`);
+      expect(xml).toContain(`<property name="engine" value="reference ${profile}"/>`);
+    });
+
+    afterAll(async () => {
+      expect(await labNamespaces()).toEqual([]);
+      expect(await fingerprintStartingNamespace()).toBe(before);
+    });
+  });
+
+  describe.skipIf(isRoot)(`conformance under ${engine} without root`, () => {
+    it.skip('needs root: labs are network namespaces', () => {});
+  });
+}
+
+/** The iptables layouts (28, 29): delete a rule, watch the case fail. */
+function iptablesNegatives(profile: string, engine: string): void {
     describe('assertions fail when the rule behind them is gone', () => {
       it('BR-04 fails with a diff when DOCKER-FORWARD loses its jump to DOCKER-BRIDGE', async () => {
         const keep = (e: Expectation) => e.kind === 'rules' && e.id === 'BR-04' && e.profiles?.includes(profile) === true;
@@ -107,22 +136,31 @@ export function defineProfileConformance(profile: string): void {
         expect(r.cases.map((c) => c.status)).toEqual(['passed', 'passed', 'passed']);
       });
     });
+}
 
-    it('JUnit names the profile: suites, classnames and properties', async () => {
-      const xml = buildJunit([await runOn(byId('egress-masquerade'), engine)]);
-      expect(xml).toContain(`<testsuite name="egress-masquerade [${engine}]"`);
-      expect(xml).toContain(`classname="${engine}.egress-masquerade"`);
-      expect(xml).toContain(`<property name="profile" value="${profile}"/>`);
-      expect(xml).toContain(`<property name="engine" value="reference ${profile}"/>`);
+/** Docker 29's nftables layout: take a rule or an element out of its table (or the administrator's table away), watch the case fail. */
+function nftablesNegatives(engine: string): void {
+  describe('assertions fail when the rule behind them is gone', () => {
+    it('NF-01 fails with a diff when a verdict map loses a bridge', async () => {
+      const keep = (e: Expectation) => e.kind === 'rules' && e.set === 'filter-forward-in-jumps';
+      const r = await runOn(withSteps(byId('nftables-tables'), ['delete element ip docker-bridges filter-forward-in-jumps { docker0 }'], keep, 'nft'), engine);
+      expect(r.cases.map((c) => c.status)).toEqual(['failed']);
+      expect(r.cases[0].message).toBe('ip docker-bridges @filter-forward-in-jumps differs from the expected elements');
+      expect(r.cases[0].diff).toMatch(/^-docker0 : jump filter-forward-in__docker0$/m);
     });
 
-    afterAll(async () => {
-      expect(await labNamespaces()).toEqual([]);
-      expect(await fingerprintStartingNamespace()).toBe(before);
+    it('SC-02 fails when raw-PREROUTING no longer drops direct access (the published port opens to the LAN)', async () => {
+      const r = await runOn(withSteps(byId('ingress-direct-routing'), ['flush chain ip docker-bridges raw-PREROUTING'], (e) => e.kind === 'reach' && e.phase === 1, 'nft'), engine);
+      const exposed = r.cases.filter((c) => c.status === 'failed');
+      expect(exposed.map((c) => `${c.reach!.to}:${c.reach!.port} ${c.reach!.actual}`)).toEqual(['web:80 connected']);
+      // the unpublished port stays closed: the bridge chain's UNPUBLISHED PORT DROP
+      expect(r.cases.filter((c) => c.status === 'passed').map((c) => c.reach!.actual)).toContain('timeout');
     });
-  });
 
-  describe.skipIf(isRoot)(`conformance under ${engine} without root`, () => {
-    it.skip('needs root: labs are network namespaces', () => {});
+    it('NF-02 fails without the administrator\'s table: the blocked source gets through', async () => {
+      const keep = (e: Expectation) => e.kind === 'reach' && e.phase === 1 && e.id === 'FW-01';
+      const r = await runOn(withSteps(byId('nftables-admin-table'), ['add table inet admin'], keep, 'nft'), engine);
+      expect(r.cases.map((c) => `${c.status} ${c.reach!.actual}`)).toEqual(['failed connected', 'passed connected']);
+    });
   });
 }

@@ -3,10 +3,11 @@
 // a socket. Started with `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides
 // the cgroup mounts dockerd needs); ready when its API answers; stopped by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { delimiter } from 'node:path';
+import { delimiter, join } from 'node:path';
 import type { DaemonOptions } from '../../scenario/types.js';
+import { xtablesMulti, type IptablesVariant } from '../../rules/iptables/tools.js';
 import type { DockerInstall } from './locate.js';
 import type { DaemonPaths } from './paths.js';
 import { dockerdArgs } from './flags.js';
@@ -81,6 +82,8 @@ export class DockerDaemon {
     /** /run/netns/<lab host> */
     readonly netnsPath: string,
     readonly options: DaemonOptions,
+    /** the host's iptables: what `iptables` is on the daemon's PATH */
+    readonly iptables: IptablesVariant,
   ) {}
 
   get socket(): string {
@@ -88,8 +91,25 @@ export class DockerDaemon {
   }
 
   private env(): NodeJS.ProcessEnv {
-    // companions (runc, shims, docker-proxy) from the certified build's folder first
-    return { ...process.env, PATH: `${this.install.binDir}${delimiter}${process.env.PATH ?? ''}` };
+    // the host's iptables variant first (the machine's alternatives are never consulted), then
+    // companions (runc, shims, docker-proxy) from the certified build's folder
+    return { ...process.env, PATH: [this.iptablesShim(), this.install.binDir, process.env.PATH ?? ''].join(delimiter) };
+  }
+
+  /**
+   * A folder of its own whose iptables, iptables-save, iptables-restore (and ip6tables …) are
+   * the host's variant: links to xtables-legacy-multi or xtables-nft-multi, which act by the
+   * name they are called with. dockerd runs `iptables` from its PATH.
+   */
+  private iptablesShim(): string {
+    const dir = join(this.paths.stateDir, `iptables-${this.iptables}`);
+    const multi = findOnPath(xtablesMulti(this.iptables));
+    if (!multi) throw new Error(`${xtablesMulti(this.iptables)} not found: the host's iptables is ${this.iptables}, whose binaries Debian's iptables package installs (apt-get install -y iptables)`);
+    mkdirSync(dir, { recursive: true });
+    for (const base of ['iptables', 'ip6tables']) {
+      for (const tool of [base, `${base}-save`, `${base}-restore`]) if (!existsSync(join(dir, tool))) symlinkSync(multi, join(dir, tool));
+    }
+    return dir;
   }
 
   private spawnLogged(args: string[], log: string): ChildProcess {
@@ -170,6 +190,12 @@ export class DockerDaemon {
     await terminate(this.containerd, 5_000);
     await removeCgroup(this.paths.cgroupParent);
   }
+}
+
+/** A program's path on PATH (or in the sbin folders a root shell has), or undefined. */
+function findOnPath(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter(Boolean);
+  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
 }
 
 /** A /proc link (namespace, exe) of a process, or undefined when it is gone. */

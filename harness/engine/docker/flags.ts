@@ -12,6 +12,8 @@ export function optionFlags(d: DaemonOptions): string[] {
   else if (d.bip) f.push(`--bip=${d.bip}`);
   if (d['fixed-cidr']) f.push(`--fixed-cidr=${d['fixed-cidr']}`);
   if (d.ip) f.push(`--ip=${d.ip}`);
+  // Docker 29+ (a profile named <release>-nftables); older daemons do not know the flag
+  if (d['firewall-backend']) f.push(`--firewall-backend=${d['firewall-backend']}`);
   return f;
 }
 
@@ -41,8 +43,8 @@ export function dockerdArgs(d: DaemonOptions, paths: DaemonPaths, proxy?: string
   ];
 }
 
-/** Daemons are shared by scenarios whose options and pre-start host state are the same. */
-export function daemonKey(d: DaemonOptions, host: Pick<HostSpec, 'sysctls' | 'rules'>): string {
+/** Daemons are shared by scenarios whose options and pre-start host state (its iptables too) are the same. */
+export function daemonKey(d: DaemonOptions, host: Pick<HostSpec, 'sysctls' | 'rules'> & Partial<Pick<HostSpec, 'nft' | 'iptables'>>): string {
   const sorted = (o: object) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-  return JSON.stringify({ daemon: sorted(d), sysctls: sorted(host.sysctls), rules: host.rules });
+  return JSON.stringify({ daemon: sorted(d), sysctls: sorted(host.sysctls), rules: host.rules, nft: host.nft ?? [], iptables: host.iptables });
 }

@@ -3,16 +3,23 @@
 // - right after the daemon started, a snapshot: its rule set, the sysctls that the lab and
 //   the daemon set, and the interfaces that belong to the daemon (docker0, a -b bridge);
 // - after a scenario, a reset to a fresh namespace's state: every interface the lab added is
-//   deleted (synchronously, so the next lab can reuse the names), every table flushed,
+//   deleted (synchronously, so the next lab can reuse the names), every table flushed (the
+//   host's iptables variant's, and the nftables tables of the engine and the administrator),
 //   connection tracking emptied;
 // - before the next scenario (after the lab re-prepared the namespace exactly as before the
 //   daemon's first start), the snapshot is restored.
-import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
+import { parseIptablesSave, serializeRuleset } from '../../rules/iptables/save.js';
+import { iptablesTools, type IptablesTools, type IptablesVariant } from '../../rules/iptables/tools.js';
+import { NFT_DUMP, parseNftDump } from '../../rules/nft/backend.js';
+import { deleteTableScript, rulesetText } from '../../rules/nft/text.js';
 import type { Lab } from '../../lab/lab.js';
 import { run } from '../../lab/exec.js';
 
 export interface HostSnapshot {
+  tools: IptablesTools;
   iptables: string;
+  /** the daemon's nftables tables (Docker 29's nftables backend) as an nft -f script; '' when none */
+  nft: string;
   sysctls: Record<string, string>;
   /** interfaces that stay: lo and what the daemon created at start */
   keepLinks: string[];
@@ -37,11 +44,20 @@ async function readSysctls(lab: Lab, ns: string, keys: string[]): Promise<Record
   return out;
 }
 
-export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string[], linksBeforeDaemon: string[]): Promise<HostSnapshot> {
-  const saved = await lab.exec(ns, 'iptables-save', []);
+/** The host's nftables tables (not iptables-nft's), or none when nft is not installed. */
+async function nftTables(lab: Lab, ns: string) {
+  if (!(await haveNft())) return [];
+  return parseNftDump((await lab.exec(ns, NFT_DUMP.file, NFT_DUMP.args)).stdout);
+}
+
+export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string[], linksBeforeDaemon: string[], variant: IptablesVariant): Promise<HostSnapshot> {
+  const tools = iptablesTools(variant);
+  const saved = await lab.exec(ns, tools.save, []);
   const now = await linkNames(lab, ns);
   return {
+    tools,
     iptables: serializeRuleset(parseIptablesSave(saved.stdout)),
+    nft: rulesetText(await nftTables(lab, ns)),
     sysctls: await readSysctls(lab, ns, [...new Set([...DAEMON_SYSCTLS, ...scenarioSysctls])]),
     keepLinks: ['lo', ...now.filter((l) => !linksBeforeDaemon.includes(l))],
   };
@@ -50,7 +66,8 @@ export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string
 /** Put the daemon's start state back (the lab just re-applied its pre-start state). */
 export async function restoreHost(lab: Lab, ns: string, snap: HostSnapshot): Promise<void> {
   await lab.setSysctls(ns, snap.sysctls);
-  await lab.exec(ns, 'iptables-restore', [], { input: snap.iptables });
+  await lab.exec(ns, snap.tools.restore, [], { input: snap.iptables });
+  if (snap.nft) await lab.exec(ns, 'nft', ['-f', '-'], { input: snap.nft });
 }
 
 /** Empty every table that exists: flush, delete user chains, ACCEPT policies. */
@@ -70,10 +87,20 @@ export async function resetHost(lab: Lab, ns: string, snap: HostSnapshot): Promi
   if (extra.length) await lab.exec(ns, 'ip', ['-force', '-batch', '-'], { input: extra.map((l) => `link del ${l}`).join('\n') + '\n', allowFail: true });
   const left = (await linkNames(lab, ns)).filter((l) => !snap.keepLinks.includes(l));
   if (left.length) throw new Error(`could not delete lab interfaces ${left.join(', ')} from the daemon's host namespace`);
-  const saved = await lab.exec(ns, 'iptables-save', []);
-  await lab.exec(ns, 'iptables-restore', [], { input: emptyTables(saved.stdout) });
+  const saved = await lab.exec(ns, snap.tools.save, []);
+  await lab.exec(ns, snap.tools.restore, [], { input: emptyTables(saved.stdout) });
+  const tables = await nftTables(lab, ns);
+  if (tables.length) await lab.exec(ns, 'nft', ['-f', '-'], { input: tables.map(deleteTableScript).join('') });
   // stale NAT bindings of the last scenario's flows must not steer the next one's packets
   await lab.exec(ns, 'conntrack', ['-F'], { allowFail: true });
+}
+
+let nftInstalled: Promise<boolean> | undefined;
+
+/** Whether `nft` (Debian's nftables package) is there. */
+export function haveNft(): Promise<boolean> {
+  nftInstalled ??= run('sh', ['-c', 'command -v nft'], { allowFail: true }).then((r) => r.exitCode === 0);
+  return nftInstalled;
 }
 
 /** Whether `conntrack` (Debian's conntrack package) is there to flush connection tracking. */

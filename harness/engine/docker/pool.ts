@@ -9,6 +9,7 @@ import Dockerode from 'dockerode';
 import { Lab } from '../../lab/lab.js';
 import type { HostSpec } from '../../scenario/types.js';
 import { DockerDaemon } from './daemon.js';
+import { machineIptablesVariant } from '../../rules/iptables/tools.js';
 import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
 import { linkNames, resetHost, restoreHost, snapshotHost, type HostSnapshot } from './hoststate.js';
@@ -90,7 +91,7 @@ export class DaemonPool {
     const install = await this.install();
     const linksBefore = await linkNames(d.lab, HOST);
     await d.lab.ip(HOST, bridgeSetup(h.daemon));
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon);
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, h.iptables ?? (await machineIptablesVariant()));
     const { startMs } = await d.daemon.start();
     d.docker = new Dockerode({ socketPath: d.paths.socket });
     const imageMs = await ensureImage(d.docker);
@@ -98,7 +99,7 @@ export class DaemonPool {
     // storage and cgroups depend on the kernel it runs on (a microVM guest's differs from the host's)
     const info = (await d.docker.info()) as { Driver?: string; CgroupVersion?: string; CgroupDriver?: string };
     log(`dockerd started in ${d.hostNs} in ${startMs.toFixed(0)} ms, image imported in ${imageMs.toFixed(0)} ms (storage ${info.Driver}, cgroup v${info.CgroupVersion} ${info.CgroupDriver})`);
-    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore);
+    d.snapshot = await snapshotHost(d.lab, HOST, Object.keys(h.sysctls), linksBefore, d.daemon.iptables);
   }
 
   /** Empty the daemon and its namespace; keep it for later scenarios when it can serve them. */

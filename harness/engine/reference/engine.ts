@@ -13,14 +13,14 @@ import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCi
 import { PortAllocator } from './ports.js';
 import { dockerBindingOrder } from './portorder.js';
 import { KernelPlan } from './plan.js';
-import type { RuleEditor } from '../../rules/editor.js';
 import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
 import { BridgeDriver } from './drivers/bridge.js';
 import { MacvlanDriver, type MacvlanMode } from './drivers/macvlan.js';
 import type { EndpointPlan, NetworkDriver } from './drivers/types.js';
 import { createFirewall } from './firewall/registry.js';
+import { iptablesTools } from '../../rules/iptables/tools.js';
 import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewall/types.js';
-import type { Profile } from '../../targets.js';
+import { DEFAULT_PROFILE, firewallBackend, type Profile } from '../../targets.js';
 import { Refd } from './refd.js';
 import { EmbeddedDns } from './embedded-dns.js';
 import { DEFAULT_PATH, hostsFile, linkEnv, resolvConf, type HostsRecord } from './container-files.js';
@@ -78,7 +78,9 @@ export class ReferenceEngine implements Engine {
   private plan!: KernelPlan;
   private proxies!: UserlandProxies;
   private bridgeDriver!: BridgeDriver;
-  private readonly firewall: FirewallDriver;
+  private readonly profile?: Profile;
+  /** made at start(), for the host's iptables variant */
+  private firewall!: FirewallDriver;
   private readonly pools = new PoolAllocator();
   private readonly portAlloc = new PortAllocator();
   private readonly nets = new Map<string, NetState>();
@@ -92,11 +94,11 @@ export class ReferenceEngine implements Engine {
 
   /** profile: the rule layout of one Docker release (default docker-20.10) */
   constructor(profile?: Profile) {
-    this.firewall = createFirewall(profile);
+    this.profile = profile;
   }
 
   describe(): string {
-    return `reference ${this.firewall.profile}`;
+    return `reference ${this.profile ?? DEFAULT_PROFILE}`;
   }
 
   /** Plans the daemon's start; nothing reaches the kernel before the first sync(). */
@@ -107,20 +109,25 @@ export class ReferenceEngine implements Engine {
     this.plan = new KernelPlan(ctx.lab, ctx.hostNs);
     this.proxies = new UserlandProxies(ctx.lab, ctx.hostNs);
     this.bridgeDriver = new BridgeDriver(ctx.hostNs, !ctx.daemon['userland-proxy']);
-    this.dns = new EmbeddedDns(ctx.lab, () => this.helper());
+    this.dns = new EmbeddedDns(ctx.lab, () => this.helper(), firewallBackend(this.profile ?? DEFAULT_PROFILE), iptablesTools(ctx.iptables));
     this.hostResolvConf = readOptional('/etc/resolv.conf');
     this.helper().catch(() => {}); // starts while the daemon is planned; errors surface on use
     const d = ctx.daemon;
-    const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward']);
-    this.plan.seedRules(state.iptablesSave);
-    if (d['ip-forward'] && state.sysctls['net.ipv4.ip_forward'] !== '1') {
-      // Docker turns forwarding on itself, and then closes the FORWARD policy.
-      this.plan.sysctl(ctx.hostNs, 'net.ipv4.ip_forward', '1');
-      if (d.iptables) (await this.plan.editRules()).setPolicy('filter', 'FORWARD', 'DROP');
+    this.firewall = createFirewall(this.profile, { iptables: ctx.iptables });
+    // the host's forwarding and the rules the driver edits, read in one process
+    const read = this.firewall.backends.filter((b) => b.dump);
+    const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward'], read.map((b) => b.dump!));
+    read.forEach((b, i) => this.plan.seed(b, state.dumps[i]));
+    const forwardingOff = d['ip-forward'] && state.sysctls['net.ipv4.ip_forward'] !== '1';
+    if (forwardingOff && !this.firewall.enablesForwarding) {
+      // Docker 29's nftables backend leaves forwarding to the administrator (setup_ip_forwarding.go)
+      throw new EngineError("IPv4 forwarding is disabled: check your host's firewalling and set sysctl net.ipv4.ip_forward=1, or disable this check using daemon option --ip-forward=false");
     }
+    // The iptables layouts turn forwarding on themselves, and then close the FORWARD policy.
+    if (forwardingOff) this.plan.sysctl(ctx.hostNs, 'net.ipv4.ip_forward', '1');
     if (d.iptables) {
       this.plan.sysctl(ctx.hostNs, 'net.bridge.bridge-nf-call-iptables', '1');
-      this.firewall.init(await this.plan.editRules(), { hairpin: !d['userland-proxy'] });
+      await this.firewall.init(this.plan, { hairpin: !d['userland-proxy'], enabledForwarding: forwardingOff });
     }
     await this.createDefaultBridge();
   }
@@ -143,7 +150,7 @@ export class ReferenceEngine implements Engine {
 
   private async addNetwork(st: NetState): Promise<void> {
     st.driver.create(this.plan, { name: st.info.name, bridge: st.info.bridge, subnet: st.info.subnet, gateway: st.info.gateway });
-    if (this.daemon.iptables && st.fw) this.firewall.setupNetwork(await this.plan.editRules(), st.fw);
+    if (this.daemon.iptables && st.fw) await this.firewall.setupNetwork(st.fw);
     this.nets.set(st.info.name, st);
   }
 
@@ -241,10 +248,9 @@ export class ReferenceEngine implements Engine {
         throw e;
       }
       if (this.daemon.iptables) {
-        const rules = await this.plan.editRules();
-        for (const ep of st.endpoints) this.addEndpointRules(rules, ep);
-        for (const pf of st.forwards) this.firewall.addPortForward(rules, pf);
-        for (const l of st.links) this.firewall.addLink(rules, l);
+        for (const ep of st.endpoints) await this.addEndpointRules(ep);
+        for (const pf of st.forwards) await this.firewall.addPortForward(pf);
+        for (const l of st.links) await this.firewall.addLink(l);
       }
       for (const p of st.proxies) this.proxies.open(p);
     }
@@ -371,7 +377,7 @@ export class ReferenceEngine implements Engine {
     const st = this.mustGet(container);
     const link = st.links.find((l) => l.alias === alias);
     if (!link) throw new EngineError(`Cannot get parent /${container} for alias ${alias}`);
-    if (this.daemon.iptables) this.firewall.removeLink(await this.plan.editRules(), link);
+    if (this.daemon.iptables) await this.firewall.removeLink(link);
     st.links = st.links.filter((l) => l !== link);
     st.extraHosts = st.extraHosts.filter((r) => !(r.ip === link.toIp && r.names.split(' ')[0] === alias));
     this.refreshEtc(st);
@@ -388,17 +394,17 @@ export class ReferenceEngine implements Engine {
     const st = this.mustGet(container);
     if (!st.ns) throw new EngineError(`container ${container} has no network namespace of its own (mode ${st.info.mode})`);
     const ep = this.attach(st, network);
-    if (this.daemon.iptables) this.addEndpointRules(await this.plan.editRules(), ep);
+    if (this.daemon.iptables) await this.addEndpointRules(ep);
     this.refreshEtc(st);
   }
 
   // moby's AddEndpoint/DelEndpoint: per-address rules of newer layouts (bridge networks only)
-  private addEndpointRules(rules: RuleEditor, ep: Endpoint): void {
-    if (ep.net.fw) this.firewall.addEndpoint?.(rules, { net: ep.net.fw, ip: ep.ip });
+  private async addEndpointRules(ep: Endpoint): Promise<void> {
+    if (ep.net.fw) await this.firewall.addEndpoint?.({ net: ep.net.fw, ip: ep.ip });
   }
 
-  private removeEndpointRules(rules: RuleEditor, ep: Endpoint): void {
-    if (ep.net.fw) this.firewall.removeEndpoint?.(rules, { net: ep.net.fw, ip: ep.ip });
+  private async removeEndpointRules(ep: Endpoint): Promise<void> {
+    if (ep.net.fw) await this.firewall.removeEndpoint?.({ net: ep.net.fw, ip: ep.ip });
   }
 
   async disconnect(container: string, network: string): Promise<void> {
@@ -408,9 +414,8 @@ export class ReferenceEngine implements Engine {
     const [ep] = st.endpoints.splice(i, 1);
     const gone = st.forwards.filter((f) => f.net === ep.net.fw);
     if (this.daemon.iptables) {
-      const rules = await this.plan.editRules();
-      for (const f of gone) this.firewall.removePortForward(rules, f);
-      this.removeEndpointRules(rules, ep);
+      for (const f of gone) await this.firewall.removePortForward(f);
+      await this.removeEndpointRules(ep);
     }
     for (const f of gone) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     st.forwards = st.forwards.filter((f) => f.net !== ep.net.fw);
@@ -428,15 +433,14 @@ export class ReferenceEngine implements Engine {
   async remove(container: string): Promise<void> {
     const st = this.mustGet(container);
     if (this.daemon.iptables) {
-      const rules = await this.plan.editRules();
-      for (const f of st.forwards) this.firewall.removePortForward(rules, f);
-      for (const l of st.links) this.firewall.removeLink(rules, l);
-      for (const ep of st.endpoints) this.removeEndpointRules(rules, ep);
+      for (const f of st.forwards) await this.firewall.removePortForward(f);
+      for (const l of st.links) await this.firewall.removeLink(l);
+      for (const ep of st.endpoints) await this.removeEndpointRules(ep);
       // the rules of links other containers hold to this one go with it (their /etc/hosts
       // records stay, as Docker leaves them)
       for (const other of this.conts.values()) {
         const dead = other.links.filter((l) => l.target === container);
-        for (const l of dead) this.firewall.removeLink(rules, l);
+        for (const l of dead) await this.firewall.removeLink(l);
         other.links = other.links.filter((l) => !dead.includes(l));
       }
     }
@@ -455,19 +459,18 @@ export class ReferenceEngine implements Engine {
 
   async reloadRules(): Promise<void> {
     if (!this.daemon.iptables) return;
-    const rules = await this.plan.editRules();
-    this.firewall.init(rules, { hairpin: !this.daemon['userland-proxy'], restart: true });
+    await this.firewall.init(this.plan, { hairpin: !this.daemon['userland-proxy'], restart: true });
     // dockerd restores its networks; the default bridge is made anew (as a new network) only
     // when no live container is on it
     const live = new Set([...this.conts.values()].flatMap((c) => c.endpoints.map((e) => e.net)));
     const user = [...this.nets.values()].filter((n) => n.info.name !== 'bridge' && n.fw);
     const bridge = this.nets.get('bridge')!;
-    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, rules, n.fw!);
-    if (!live.has(bridge)) this.firewall.setupNetwork(rules, bridge.fw!);
+    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) await (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, n.fw!);
+    if (!live.has(bridge)) await this.firewall.setupNetwork(bridge.fw!);
     for (const c of this.conts.values()) {
-      for (const ep of c.endpoints) this.addEndpointRules(rules, ep);
-      for (const f of c.forwards) this.firewall.addPortForward(rules, f);
-      for (const l of c.links) this.firewall.addLink(rules, l);
+      for (const ep of c.endpoints) await this.addEndpointRules(ep);
+      for (const f of c.forwards) await this.firewall.addPortForward(f);
+      for (const l of c.links) await this.firewall.addLink(l);
     }
     await this.sync();
   }

@@ -1,20 +1,19 @@
 // Kernel work the reference engine has decided on but not yet done. Operations only plan
 // (namespaces to create, `ip` lines per namespace, sysctls, rule edits); apply() then does it
 // all in a handful of processes: one `ip -batch` per namespace (in parallel where they are
-// independent) and one iptables-restore. Spawning processes, not the kernel, is what costs
-// time, so this is what keeps a lab in the tens of milliseconds.
+// independent) and one write per rule backend that changed (iptables-restore, nft -f).
+// Spawning processes, not the kernel, is what costs time, so this is what keeps a lab in the
+// tens of milliseconds. The plan hands the firewall driver its backends' editors (RuleAccess):
+// read once per batch, written back by apply().
 import type { Lab } from '../../lab/lab.js';
-import { RuleEditor } from '../../rules/editor.js';
-import { parseIptablesSave, serializeRuleset } from '../../rules/ruleset.js';
+import type { RuleAccess, RuleBackend } from '../../rules/backend.js';
 
-export class KernelPlan {
+export class KernelPlan implements RuleAccess {
   private namespaces: string[] = [];
   private lines = new Map<string, string[]>();
   private sysctls = new Map<string, Record<string, string>>();
-  private rules?: RuleEditor;
-  private rulesDirty = false;
-  /** each table as it was read, to load only the tables that changed */
-  private tablesRead = new Map<string, string>();
+  /** the editors handed out in this batch, by backend */
+  private editors = new Map<RuleBackend<unknown>, unknown>();
 
   constructor(
     private readonly lab: Lab,
@@ -47,33 +46,18 @@ export class KernelPlan {
     if (host) this.lines.set(this.hostNs, host.filter((l) => !hostLinesMentioning.some((w) => l.includes(` ${w} `) || l.endsWith(` ${w}`))));
   }
 
-  /** Start from rules already read (saves a process when the caller read them anyway). */
-  seedRules(iptablesSave: string): void {
-    this.read(iptablesSave);
+  /** Start a backend's batch from a dump already read (saves a process when the caller read it anyway). */
+  seed<E>(backend: RuleBackend<E>, dump: string): void {
+    this.editors.set(backend, backend.edit(dump));
   }
 
-  private read(iptablesSave: string): RuleEditor {
-    const rs = parseIptablesSave(iptablesSave);
-    this.tablesRead = new Map(rs.map((t) => [t.name, serializeRuleset([t])]));
-    return (this.rules = new RuleEditor(rs));
-  }
-
-  /**
-   * The tables that differ from what was read, as iptables-restore input (a table it is not
-   * given is left alone). Each table costs iptables-nft a commit and its kernel grace period,
-   * and most later syncs (a link, a connect) change only filter.
-   */
-  private changedTables(): string | undefined {
-    if (!this.rulesDirty || !this.rules) return undefined;
-    const changed = this.rules.toRuleset().filter((t) => serializeRuleset([t]) !== this.tablesRead.get(t.name));
-    return changed.length ? serializeRuleset(changed) : undefined;
-  }
-
-  /** The rule editor over the lab host's rules (read once; written back by apply()). */
-  async editRules(): Promise<RuleEditor> {
-    const rules = this.rules ?? this.read((await this.lab.exec(this.hostNs, 'iptables-save', [])).stdout);
-    this.rulesDirty = true;
-    return rules;
+  /** The editor of a backend for this batch: read once (unless it keeps its own tables), written back by apply(). */
+  async edit<E>(backend: RuleBackend<E>): Promise<E> {
+    if (this.editors.has(backend)) return this.editors.get(backend) as E;
+    const dump = backend.dump ? (await this.lab.exec(this.hostNs, backend.dump.file, backend.dump.args)).stdout : undefined;
+    // a concurrent caller may have read it meanwhile: one editor per batch
+    if (!this.editors.has(backend)) this.editors.set(backend, backend.edit(dump));
+    return this.editors.get(backend) as E;
   }
 
   /**
@@ -87,13 +71,12 @@ export class KernelPlan {
     const namespaces = this.namespaces;
     const lines = this.lines;
     const sysctls = this.sysctls;
-    const rulesText = this.changedTables();
+    const writes = [...this.editors].flatMap(([backend, editor]) => backend.commit(editor) ?? []);
     this.namespaces = [];
     this.lines = new Map();
     this.sysctls = new Map();
     // Others (a scenario's administrator) may change rules between applies: read afresh next time.
-    this.rules = undefined;
-    this.rulesDirty = false;
+    this.editors = new Map();
 
     await lab.addNamespaces(namespaces);
     // The host's lines come first: they create the links the other namespaces then configure,
@@ -109,6 +92,6 @@ export class KernelPlan {
       ]);
       await whenLinksReady?.();
     };
-    await Promise.all([rulesText !== undefined ? lab.configure(host, { iptablesRestore: rulesText }) : undefined, links()]);
+    await Promise.all([...writes.map((w) => lab.configure(host, { load: w })), links()]);
   }
 }

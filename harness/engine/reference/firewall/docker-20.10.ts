@@ -2,7 +2,9 @@
 // are inserted (-I, so the newest network's rules come first) and which are appended (-A),
 // with the same existence checks, so the resulting chains match the engine's rule for rule.
 // Rules are written in the canonical form `iptables-save` prints (match order -s -d -i -o -p).
-import type { RuleEditor } from '../../../rules/editor.js';
+import type { RuleAccess } from '../../../rules/backend.js';
+import type { RuleEditor } from '../../../rules/iptables/editor.js';
+import { IptablesLayout } from './iptables-layout.js';
 import type { BridgeNet, FirewallDriver, FirewallOptions, LinkRule, PortForward } from './types.js';
 
 const ISO1 = 'DOCKER-ISOLATION-STAGE-1';
@@ -32,12 +34,13 @@ function dst(ip: string): string {
   return `-d ${ip}/32`;
 }
 
-export class Docker2010Firewall implements FirewallDriver {
+export class Docker2010Firewall extends IptablesLayout implements FirewallDriver {
   readonly profile = 'docker-20.10';
   private hairpin = false;
 
-  init(ed: RuleEditor, opts: FirewallOptions): void {
+  async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
     this.hairpin = opts.hairpin;
+    const ed = await this.begin(rules, opts);
     // At start dockerd first removes its chains (removeIPChains): a chain still jumped to
     // survives, emptied. Seen with dockerd 20.10.24: a restart rebuilds them from scratch.
     if (opts.restart) for (const [t, c] of [['nat', 'DOCKER'], ['filter', 'DOCKER'], ['filter', ISO1], ['filter', ISO2]]) if (ed.hasChain(t, c)) ed.flush(t, c);
@@ -86,8 +89,9 @@ export class Docker2010Firewall implements FirewallDriver {
     }
   }
 
-  setupNetwork(ed: RuleEditor, net: BridgeNet): void {
-    this.restoreNetwork(ed, net);
+  async setupNetwork(net: BridgeNet): Promise<void> {
+    const ed = await this.ed();
+    this.restore(ed, net);
     // a new network moves DOCKER-USER back to the top of FORWARD (arrangeUserFilterRule)
     this.arrangeUserChain(ed);
   }
@@ -97,7 +101,11 @@ export class Docker2010Firewall implements FirewallDriver {
    * restores at a restart. Seen with dockerd 20.10.24 (--live-restore, a container on
    * docker0): after the restart FORWARD starts with DOCKER-ISOLATION-STAGE-1, then DOCKER-USER.
    */
-  restoreNetwork(ed: RuleEditor, net: BridgeNet): void {
+  async restoreNetwork(net: BridgeNet): Promise<void> {
+    this.restore(await this.ed(), net);
+  }
+
+  private restore(ed: RuleEditor, net: BridgeNet): void {
     const r = this.masqRules(net);
     if (net.internal) {
       insertOnce(ed, 'filter', ISO1, r.internalIn);
@@ -125,7 +133,8 @@ export class Docker2010Firewall implements FirewallDriver {
     }
   }
 
-  teardownNetwork(ed: RuleEditor, net: BridgeNet): void {
+  async teardownNetwork(net: BridgeNet): Promise<void> {
+    const ed = await this.ed();
     const r = this.masqRules(net);
     ed.delete('filter', ISO1, r.iso1);
     ed.delete('filter', ISO2, r.iso2);
@@ -148,14 +157,16 @@ export class Docker2010Firewall implements FirewallDriver {
     };
   }
 
-  addPortForward(ed: RuleEditor, pf: PortForward): void {
+  async addPortForward(pf: PortForward): Promise<void> {
+    const ed = await this.ed();
     const r = this.forwardRules(pf);
     appendOnce(ed, 'nat', 'DOCKER', r.dnat);
     appendOnce(ed, 'filter', 'DOCKER', r.accept);
     appendOnce(ed, 'nat', 'POSTROUTING', r.hairpinMasq);
   }
 
-  removePortForward(ed: RuleEditor, pf: PortForward): void {
+  async removePortForward(pf: PortForward): Promise<void> {
+    const ed = await this.ed();
     const r = this.forwardRules(pf);
     ed.delete('nat', 'DOCKER', r.dnat);
     ed.delete('filter', 'DOCKER', r.accept);
@@ -175,13 +186,15 @@ export class Docker2010Firewall implements FirewallDriver {
   // Links get rules only where icc is off (libnetwork's bridge driver programs them only then):
   // with icc on the bridge accepts the traffic anyway. Seen with dockerd 20.10.24: --link under
   // the default --icc=true adds nothing to filter/DOCKER.
-  addLink(ed: RuleEditor, link: LinkRule): void {
+  async addLink(link: LinkRule): Promise<void> {
     if (link.net.icc) return;
+    const ed = await this.ed();
     for (const rule of this.linkRules(link)) appendOnce(ed, 'filter', 'DOCKER', rule);
   }
 
-  removeLink(ed: RuleEditor, link: LinkRule): void {
+  async removeLink(link: LinkRule): Promise<void> {
     if (link.net.icc) return;
+    const ed = await this.ed();
     for (const rule of this.linkRules(link)) ed.delete('filter', 'DOCKER', rule);
   }
 }

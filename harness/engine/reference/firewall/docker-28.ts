@@ -12,7 +12,9 @@
 //   (moby#49518, #49530); 28.0.2 drops packets routed directly to a container in raw
 //   PREROUTING per endpoint; 28.2.2 creates DOCKER-USER without its RETURN (moby#50098).
 // Docker 29 changes a handful of these operations: docker-29.ts overrides exactly those.
-import type { RuleEditor } from '../../../rules/editor.js';
+import type { RuleAccess } from '../../../rules/backend.js';
+import type { RuleEditor } from '../../../rules/iptables/editor.js';
+import { IptablesLayout } from './iptables-layout.js';
 import { appendOnce, ensureJumpFirst, insertOnce } from './ops.js';
 import type { BridgeNet, EndpointRule, FirewallDriver, FirewallOptions, LinkRule, PortForward } from './types.js';
 
@@ -26,7 +28,7 @@ const ISO2 = 'DOCKER-ISOLATION-STAGE-2';
 const dst = (ip: string) => `-d ${ip}/32`;
 const isLoopback = (ip: string) => ip.startsWith('127.');
 
-export class Docker28Firewall implements FirewallDriver {
+export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   readonly profile: string = 'docker-28';
   protected hairpin = false;
 
@@ -45,8 +47,9 @@ export class Docker28Firewall implements FirewallDriver {
     return ISO1;
   }
 
-  init(ed: RuleEditor, opts: FirewallOptions): void {
+  async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
     this.hairpin = opts.hairpin;
+    const ed = await this.begin(rules, opts);
     // setupIPChains: chains, nat jumps, then the FORWARD → DOCKER-FORWARD jump and the
     // DOCKER-FORWARD jumps (each re-inserted at the top, in reverse order)
     ed.ensureChain('nat', 'DOCKER');
@@ -83,7 +86,8 @@ export class Docker28Firewall implements FirewallDriver {
     };
   }
 
-  setupNetwork(ed: RuleEditor, net: BridgeNet): void {
+  async setupNetwork(net: BridgeNet): Promise<void> {
+    const ed = await this.ed();
     const r = this.netRules(net);
     if (net.internal) {
       // setupInternalNetworkRules: the in-rule, then the out-rule, both inserted; then setIcc
@@ -117,7 +121,8 @@ export class Docker28Firewall implements FirewallDriver {
     insertOnce(ed, 'filter', ISO2, r.iso2);
   }
 
-  teardownNetwork(ed: RuleEditor, net: BridgeNet): void {
+  async teardownNetwork(net: BridgeNet): Promise<void> {
+    const ed = await this.ed();
     const r = this.netRules(net);
     for (const rule of [r.masq, r.localMasq]) ed.delete('nat', 'POSTROUTING', rule);
     ed.delete('nat', 'DOCKER', r.skipDnat);
@@ -137,11 +142,13 @@ export class Docker28Firewall implements FirewallDriver {
     return `${dst(ep.ip)} ! -i ${ep.net.bridge} -j DROP`;
   }
 
-  addEndpoint(ed: RuleEditor, ep: EndpointRule): void {
+  async addEndpoint(ep: EndpointRule): Promise<void> {
+    const ed = await this.ed();
     if (!ep.net.internal) appendOnce(ed, 'raw', 'PREROUTING', this.directAccessDrop(ep));
   }
 
-  removeEndpoint(ed: RuleEditor, ep: EndpointRule): void {
+  async removeEndpoint(ep: EndpointRule): Promise<void> {
+    const ed = await this.ed();
     ed.delete('raw', 'PREROUTING', this.directAccessDrop(ep));
   }
 
@@ -158,7 +165,8 @@ export class Docker28Firewall implements FirewallDriver {
   }
 
   // setPerPortIptables: loopback filter, DNAT, hairpin MASQUERADE (hairpin mode only), open port
-  addPortForward(ed: RuleEditor, pf: PortForward): void {
+  async addPortForward(pf: PortForward): Promise<void> {
+    const ed = await this.ed();
     if (pf.net.internal) return;
     const r = this.portRules(pf);
     if (isLoopback(pf.hostIp)) appendOnce(ed, 'raw', 'PREROUTING', r.loopbackDrop);
@@ -167,7 +175,8 @@ export class Docker28Firewall implements FirewallDriver {
     insertOnce(ed, 'filter', 'DOCKER', r.accept);
   }
 
-  removePortForward(ed: RuleEditor, pf: PortForward): void {
+  async removePortForward(pf: PortForward): Promise<void> {
+    const ed = await this.ed();
     const r = this.portRules(pf);
     ed.delete('raw', 'PREROUTING', r.loopbackDrop);
     ed.delete('nat', 'DOCKER', r.dnat);
@@ -184,11 +193,13 @@ export class Docker28Firewall implements FirewallDriver {
 
   // AddLink: appended to DOCKER (link traffic stays on the bridge, so the per-network DROP,
   // which only matches packets from elsewhere, never sees it)
-  addLink(ed: RuleEditor, link: LinkRule): void {
+  async addLink(link: LinkRule): Promise<void> {
+    const ed = await this.ed();
     for (const rule of this.linkRules(link)) appendOnce(ed, 'filter', 'DOCKER', rule);
   }
 
-  removeLink(ed: RuleEditor, link: LinkRule): void {
+  async removeLink(link: LinkRule): Promise<void> {
+    const ed = await this.ed();
     for (const rule of this.linkRules(link)) ed.delete('filter', 'DOCKER', rule);
   }
 }

@@ -9,7 +9,7 @@
 //   holds only the --internal networks' DROP rules;
 // - no "skip DNAT" `-i <bridge> -j RETURN` in nat DOCKER (the DNAT rules carry `! -i <bridge>`
 //   themselves), so containers in other networks reach ports published on host addresses.
-import type { RuleEditor } from '../../../rules/editor.js';
+import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import { Docker28Firewall, BRIDGE, CT, FORWARD } from './docker-28.js';
 import type { BridgeNet } from './types.js';
 

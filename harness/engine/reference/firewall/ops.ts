@@ -1,6 +1,6 @@
 // The few iptables idioms every Docker release uses to program its rules, on the in-memory
 // rule editor: add a rule unless present, and keep a jump at the top of a chain.
-import type { RuleEditor } from '../../../rules/editor.js';
+import type { RuleEditor } from '../../../rules/iptables/editor.js';
 
 /** -I unless present (libnetwork's Rule.Insert / programChainRule). */
 export function insertOnce(ed: RuleEditor, table: string, chain: string, rule: string): void {
