@@ -202,6 +202,53 @@ describe('decided-by', () => {
   });
 });
 
+describe('Docker 29 with its nftables backend (native tables, recorded)', () => {
+  const nftFixture = (name: string) => fixture(join('docker-29-nftables', name));
+  const nftEvents = nftFixture('monitor.txt')
+    .split('\n')
+    .map(parseTraceLine)
+    .filter((e): e is TraceEvent => e !== undefined);
+  const nftHosts = new Map([['host', { traversals: splitTraversals(nftEvents), dump: parseNftRuleset(nftFixture('nft-ruleset.txt')) }]]);
+  const back = 'br-4cb05eb57679';
+  const front = 'br-920c80490250';
+  const expand = (_host: string, text: string) => text.replace('${db}', '10.10.1.2').replace('${web}', '10.10.0.2').replace('${bridge:back}', back).replace('${bridge:front}', front);
+  const probe = (p: Partial<ProbeFacts>): ProbeFacts => ({ proto: 'tcp', dst: '203.0.113.1', outcome: 'connected', toHost: 'host', ...p }) as ProbeFacts;
+
+  it('web → db: dropped in docker-bridges raw-PREROUTING, shown as nft lists the rule', () => {
+    const path = buildRulePath(probe({ dst: '10.10.1.2', port: 5432, sent: { kind: 'port', address: '10.10.0.2', port: 46426 }, outcome: 'timeout', fromHost: 'host' }), nftHosts);
+    expect(path.decision).toEqual({ host: 'host', table: 'docker-bridges', chain: 'raw-PREROUTING', verdict: 'DROP', policy: false, position: 2, rule: `ip daddr 10.10.1.2 iifname != "${back}" counter drop comment "DROP DIRECT ACCESS"` });
+    // nft's text with the names unquoted or quoted, a chain and placeholders: the same rule
+    expect(checkDecidedBy({ table: 'docker-bridges', chain: 'raw-PREROUTING', verdict: 'DROP', rule: 'ip daddr ${db} iifname != ${bridge:back} counter drop comment "DROP DIRECT ACCESS"' }, path, expand, false).ok).toBe(true);
+    // iptables' form of the same drop is another rule; so is another bridge's
+    expect(checkDecidedBy({ rule: '-d ${db}/32 ! -i ${bridge:back} -j DROP' }, path, expand, false).ok).toBe(false);
+    expect(checkDecidedBy({ rule: 'ip daddr ${db} iifname != ${bridge:front} counter drop comment "DROP DIRECT ACCESS"' }, path, expand, false).ok).toBe(false);
+  });
+
+  it('wan → host:8080: DNAT in nat-prerouting-and-output, decided by the bridge chain\'s ACCEPT, not a prerouting policy', () => {
+    const path = buildRulePath(probe({ port: 8080, sent: { kind: 'port', address: '198.51.100.7', port: 55133 } }), nftHosts);
+    expect(path.hosts[0].steps.find((s) => s.nat)).toMatchObject({ chain: 'nat-prerouting-and-output', verdict: 'DNAT', nat: '10.10.0.2:80' });
+    expect(path.decision).toMatchObject({ table: 'docker-bridges', chain: `filter-forward-in__${front}`, verdict: 'ACCEPT', policy: false, rule: 'ip daddr 10.10.0.2 tcp dport 80 counter accept' });
+    expect(checkDecidedBy({ table: 'docker-bridges', chain: 'filter-forward-in__${bridge:front}', verdict: 'ACCEPT' }, path, expand, false).ok).toBe(true);
+    expect(checkDecidedBy({ table: 'docker-bridges', chain: 'filter-forward-in__${bridge:back}', verdict: 'ACCEPT' }, path, expand, false).message).toMatch(/^decided by docker-bridges:filter-forward-in__br-920c80490250 rule 3 ACCEPT/);
+  });
+
+  it('wan → host:81: delivered to the host with no filter on the way, so no rule decided it', () => {
+    const path = buildRulePath(probe({ port: 81, sent: { kind: 'port', address: '198.51.100.7', port: 53525 }, outcome: 'refused' }), nftHosts);
+    expect(path.hosts[0].end).toEqual({ kind: 'delivered' });
+    // raw-PREROUTING's ACCEPT policy (a filter chain on the prerouting hook) lets it on, no more
+    expect(path.hosts[0].steps[0]).toMatchObject({ chain: 'raw-PREROUTING', policy: true, verdict: 'ACCEPT', type: 'filter', hook: 'prerouting' });
+    expect(path.decision).toBeUndefined();
+    expect(checkDecidedBy({ none: true }, path, expand, false).ok).toBe(true);
+  });
+
+  it('web → wan ping: masqueraded by the bridge\'s nat-postrouting-out chain, let out by OUTGOING', () => {
+    const path = buildRulePath(probe({ proto: 'icmp', dst: '198.51.100.7', sent: { kind: 'icmp', id: 15101, seq: 1 }, fromHost: 'host', toHost: undefined }), nftHosts);
+    expect(path.hosts[0].steps.find((s) => s.nat)).toMatchObject({ chain: `nat-postrouting-out__${front}`, verdict: 'MASQUERADE', nat: '203.0.113.1' });
+    expect(path.decision).toMatchObject({ chain: `filter-forward-out__${front}`, verdict: 'ACCEPT', rule: 'counter accept comment "OUTGOING"' });
+    expect(renderRulePath(path)).toMatch(/^ {2}docker-bridges:nat-postrouting-out__br-920c80490250 #1 +MASQUERADE to 203\.0\.113\.1 +oifname != "br-920c80490250"/m);
+  });
+});
+
 describe('two paths side by side', () => {
   it('marks the first step where they part', () => {
     const a = buildRulePath(webToDb, hosts);

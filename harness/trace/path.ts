@@ -26,6 +26,8 @@ export interface PathStep {
   rule?: string;
   /** the type of the base chain it ran under: filter, nat, route */
   type?: string;
+  /** the hook of that base chain: prerouting, input, forward, output, postrouting */
+  hook?: string;
   /** where a translation sent the packet: "172.17.0.2:80", "203.0.113.1" */
   nat?: string;
 }
@@ -128,7 +130,7 @@ export function hostPath(host: string, t: Traversal, dump: RuleDump | undefined)
   const steps: PathStep[] = [];
   let packet = t.first;
   let end: HostEnd = { kind: 'stopped' };
-  const baseType = new Map<string, string>(); // "family table" → type of the base chain it last entered
+  const baseOf = new Map<string, { type: string; hook: string }>(); // "family table" → the base chain it last entered
   const lastNat = () => [...steps].reverse().find((s) => s.type === 'nat' && s.verdict === 'ACCEPT' && !s.nat);
 
   // a new hook shows the packet again: a changed destination was DNAT, a changed source SNAT
@@ -164,13 +166,13 @@ export function hostPath(host: string, t: Traversal, dump: RuleDump | undefined)
     }
     const tableKey = `${e.family} ${e.table}`;
     const chain = dump?.chains.get(chainKey(e.family, e.table, e.chain));
-    if (chain?.base) baseType.set(tableKey, chain.base.type);
-    const type = baseType.get(tableKey);
+    if (chain?.base) baseOf.set(tableKey, { type: chain.base.type, hook: chain.base.hook });
+    const base = baseOf.get(tableKey);
     if (e.kind === 'packet') {
       seePacket(e.packet);
       continue;
     }
-    const at = { family: e.family, table: e.table, chain: e.chain, ...(type ? { type } : {}) };
+    const at = { family: e.family, table: e.table, chain: e.chain, ...(base ? { type: base.type, hook: base.hook } : {}) };
     if (e.kind === 'rule') {
       const r = e.handle !== undefined && dump ? ruleByHandle(dump, e.family, e.table, e.chain, e.handle) : undefined;
       const rule = r?.text ?? `rule handle ${e.handle ?? '?'} (no longer in the rule set when it was read)`;
@@ -259,6 +261,13 @@ function startingWith(ts: Traversal[], want: PacketHeaders): Traversal[] {
 }
 
 const FILTERING_TABLES_SKIPPED = new Set(['raw', 'mangle', TRACE_TABLE]);
+/**
+ * Where an ACCEPT is a filtering decision: filter chains on the input, forward and output hooks.
+ * A prerouting chain's ACCEPT (iptables' raw table, or a native table's raw-priority chain
+ * such as Docker's nftables raw-PREROUTING) only lets the packet on to the real filters.
+ */
+const FILTERING_HOOKS = new Set(['input', 'forward', 'output']);
+const filters = (s: PathStep) => s.type !== 'nat' && s.type !== 'route' && (s.hook === undefined || FILTERING_HOOKS.has(s.hook)) && !FILTERING_TABLES_SKIPPED.has(s.table);
 
 export function decisionOf(hosts: HostPath[]): Decision | undefined {
   const last = hosts.at(-1);
@@ -274,7 +283,7 @@ export function decisionOf(hosts: HostPath[]): Decision | undefined {
   });
   if (last.end.kind === 'dropped') return of(last.end.step);
   if (last.end.kind === 'stopped') return undefined;
-  const accept = [...last.steps].reverse().find((s) => s.verdict === 'ACCEPT' && s.type !== 'nat' && s.type !== 'route' && !FILTERING_TABLES_SKIPPED.has(s.table));
+  const accept = [...last.steps].reverse().find((s) => s.verdict === 'ACCEPT' && filters(s));
   return accept ? of(accept) : undefined;
 }
 

@@ -151,10 +151,16 @@ function nftablesNegatives(engine: string): void {
 
     it('SC-02 fails when raw-PREROUTING no longer drops direct access (the published port opens to the LAN)', async () => {
       const r = await runOn(withSteps(byId('ingress-direct-routing'), ['flush chain ip docker-bridges raw-PREROUTING'], (e) => e.kind === 'reach' && e.phase === 1, 'nft'), engine);
-      const exposed = r.cases.filter((c) => c.status === 'failed');
+      const exposed = r.cases.filter((c) => c.status === 'failed' && c.reach!.actual === 'connected');
       expect(exposed.map((c) => `${c.reach!.to}:${c.reach!.port} ${c.reach!.actual}`)).toEqual(['web:80 connected']);
-      // the unpublished port stays closed: the bridge chain's UNPUBLISHED PORT DROP
-      expect(r.cases.filter((c) => c.status === 'passed').map((c) => c.reach!.actual)).toContain('timeout');
+      // the unpublished port stays closed, by the bridge chain's UNPUBLISHED PORT DROP now: its
+      // verdict holds and decided-by (raw-PREROUTING) fails
+      const moved = r.cases.find((c) => c.reach!.port === 81)!;
+      expect([moved.status, moved.reach!.actual]).toEqual(['failed', 'timeout']);
+      expect(moved.message).toMatch(
+        /timeout as expected, but decided by docker-bridges:filter-forward-in__docker0 rule \d+ DROP \(counter drop comment "UNPUBLISHED PORT DROP"\), expected docker-bridges:raw-PREROUTING DROP/,
+      );
+      expect(moved.rulePath).not.toMatch(/raw-PREROUTING #/);
     });
 
     it('NF-02 fails without the administrator\'s table: the blocked source gets through', async () => {
