@@ -168,5 +168,13 @@ function nftablesNegatives(engine: string): void {
       const r = await runOn(withSteps(byId('nftables-admin-table'), ['add table inet admin'], keep, 'nft'), engine);
       expect(r.cases.map((c) => `${c.status} ${c.reach!.actual}`)).toEqual(['failed connected', 'passed connected']);
     });
+
+    it("FW-01 is decided in the administrator's table: the same DROP in another table keeps the verdict and fails decided-by", async () => {
+      const keep = (e: Expectation) => e.kind === 'reach' && e.phase === 1 && e.id === 'FW-01';
+      const elsewhere = ['add table inet other', 'add chain inet other forward "{ type filter hook forward priority filter - 1; policy accept; }"', 'add rule inet other forward iifname eth0 ip saddr 198.51.100.8 counter drop'];
+      const r = await runOn(withSteps(byId('nftables-admin-table'), elsewhere, keep, 'nft'), engine);
+      expect(r.cases.map((c) => `${c.status} ${c.reach!.actual}`)).toEqual(['failed timeout', 'passed connected']);
+      expect(r.cases[0].message).toMatch(/timeout as expected, but decided by other:forward rule 1 DROP \(iifname "eth0" ip saddr 198\.51\.100\.8 counter drop\), expected admin:forward DROP/);
+    });
   });
 }
