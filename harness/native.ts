@@ -1,7 +1,8 @@
 // The suite's small C programs, built by `npm run build` into dist/: the probe agent
 // (harness/probe/agent.c, one per namespace that sends or receives probes), the reference
 // engine's helper (harness/engine/reference/refd.c: container mount namespaces, embedded DNS)
-// and the microVM guest's agent (harness/vm/agent.c, static: it runs from the initramfs).
+// and the microVM guest's agent (harness/vm/agent.c, static: it runs from the initramfs), and
+// the trace monitor (harness/trace/tracemon.c: nftables trace events of a Docker host).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ const PROGRAMS = {
   'probe-agent': { source: 'harness/probe/agent.c', flags: [] },
   refd: { source: 'harness/engine/reference/refd.c', flags: [] },
   'ncf-agent': { source: 'harness/vm/agent.c', flags: ['-static'] },
+  tracemon: { source: 'harness/trace/tracemon.c', flags: [] },
 } as const;
 
 export function nativePath(name: keyof typeof PROGRAMS): string {
@@ -21,6 +23,7 @@ export function nativePath(name: keyof typeof PROGRAMS): string {
 export const agentPath = () => nativePath('probe-agent');
 export const refdPath = () => nativePath('refd');
 export const guestAgentPath = () => nativePath('ncf-agent');
+export const tracemonPath = () => nativePath('tracemon');
 
 export function buildNative(): void {
   const root = packageRoot();

@@ -38,6 +38,8 @@ export interface SuiteOptions {
   vm?: Partial<VmRunOptions>;
   /** compare engines per scenario (default); the guest leaves it to the host */
   compare?: boolean;
+  /** trace every reach probe's rule path (default: on) */
+  rulePaths?: boolean;
   /**
    * where the logs of a real daemon (and a microVM guest) go when a scenario fails or its
    * comparison disagrees, named in the failure messages (`run` puts them beside the JUnit
@@ -135,7 +137,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const lane = async (queue: typeof runs) => {
     while (queue.length && !opts.signal?.aborted) {
       const run = queue.shift()!;
-      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, hostIptables: opts.hostIptables });
+      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, rulePaths: opts.rulePaths, hostIptables: opts.hostIptables });
       byScenario[run.s][run.e] = r;
       opts.onResult?.(r, ++done, total);
       compareWhenComplete(run.s);
@@ -151,6 +153,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
       dockers,
       jobs: opts.jobs,
       hostIptables: opts.hostIptables,
+      rulePaths: opts.rulePaths,
       updateGolden: opts.updateGolden,
       signal: opts.signal,
       onLine: opts.onVmLine,

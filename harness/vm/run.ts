@@ -26,6 +26,8 @@ export interface VmRunOptions {
   /** the dockerd build the host located for each docker target, by label (the guest sees the same files) */
   dockers?: Map<string, DockerInstall>;
   /** a limit on the guest's whole run (--vm-timeout); none by default: see defaultTimeoutMs */
+  /** false: the guest traces no rule paths */
+  rulePaths?: boolean;
   /** the iptables the guest's lab hosts run */
   hostIptables?: IptablesVariant;
   timeoutMs?: number;
@@ -77,7 +79,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
         const lane = async (queue: typeof runs) => {
           while (queue.length && guest.ready && !opts.signal?.aborted) {
             const { sc, label } = queue.shift()!;
-            const r = await runScenario(sc, { engineName: label, makeEngine: opts.factories.get(label)!, updateGolden: opts.updateGolden, missing: missingFeatures(caps.capabilities), environment, onProgress: opts.onProgress, hostIptables: opts.hostIptables });
+            const r = await runScenario(sc, { engineName: label, makeEngine: opts.factories.get(label)!, updateGolden: opts.updateGolden, missing: missingFeatures(caps.capabilities), environment, onProgress: opts.onProgress, hostIptables: opts.hostIptables, rulePaths: opts.rulePaths });
             if (!guest.ready) break; // what the guest's end interrupted is reported below, with its console
             const marked = markAsGuest(r, guest);
             done.set(key(sc.id, label), marked);
