@@ -57,7 +57,8 @@ export async function microvmFigures(): Promise<void> {
   const wall = performance.now() - t0;
   console.log(`VLAN scenarios in one guest: ${s(wall)} for ${scenarios.length} scenarios × ${engines.length} engines (guest ready in ${s(guest.timing.readyMs)}; ${load()})`);
   for (const r of results) {
-    const bad = scenarioStatus(r) !== 'passed' ? `  (${scenarioStatus(r)})` : '';
+    const first = r.cases.find((c) => c.status === 'failed' || c.status === 'error');
+    const bad = scenarioStatus(r) !== 'passed' ? `  (${scenarioStatus(r)}${first ? `: ${first.name}: ${(first.message ?? '').split('\n')[0]}` : ''})` : '';
     const target = parseTarget(r.engine).engine === 'reference' ? vs(r.timeMs, TARGETS.vlanReferenceMs) : '';
     console.log(`  ${r.scenarioId.padEnd(24)} ${r.engine.padEnd(24)} ${s(r.timeMs).padStart(8)}${bad}${target}`);
   }
