@@ -34,6 +34,8 @@ export interface CaseResult {
   transcript?: string;
   /** a passed case that confirms an exposure the scenario calls a compliance finding: why */
   finding?: string;
+  /** advisories (CVE, GHSA) the expectation demonstrates, on findings and failures */
+  advisories?: string[];
 }
 
 export interface ScenarioResult {

@@ -178,6 +178,8 @@ function markFindings(sc: Scenario, result: ScenarioResult): void {
   for (const c of result.cases) {
     const finding = sc.expect[c.expectIndex]?.finding;
     if (finding && c.status === 'passed') c.finding = finding;
+    const advisories = sc.expect[c.expectIndex]?.advisories;
+    if (advisories && (c.finding || c.status === 'failed')) c.advisories = advisories;
   }
 }
 

@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import Ajv2020Module, { type ErrorObject } from 'ajv/dist/2020.js';
-import { CATALOGUE } from '../catalogue.js';
+import { ADVISORIES, CATALOGUE } from '../catalogue.js';
 import { inCidr, networkOf, parseCidr } from '../engine/reference/ipam.js';
 import { parsePublish } from './publish.js';
 import { packageRoot } from '../paths.js';
@@ -676,6 +676,7 @@ class Resolver {
         loc,
         ...(e.profiles ? { profiles: e.profiles as string[] } : {}),
         ...(finding.byTarget ? { findingBy: finding.byTarget } : finding.value ? { finding: finding.value } : {}),
+        ...(e.advisory || ADVISORIES[e.id] ? { advisories: e.advisory ? [e.advisory].flat() : ADVISORIES[e.id] } : {}),
       };
       const kind = kinds[0];
       if (kind === 'reach' || kind === 'matrix') {

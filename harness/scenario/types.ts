@@ -165,6 +165,8 @@ interface ExpectBase {
   /** a passing case is a compliance finding (an exposure confirmed): why; resolved per target */
   finding?: string;
   findingBy?: Record<string, string>;
+  /** advisories (CVE, GHSA) a finding or failure of this expectation demonstrates */
+  advisories?: string[];
   /** set when resolved for one run's target: why it cannot be checked there (a skip) */
   skipReason?: string;
   /** set when resolved for one run's target: it is stated for other profiles, so the run leaves
