@@ -279,7 +279,17 @@ static int make_listener(int type, const char *bind_ip, int port) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (type == SOCK_DGRAM) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
   if (sa.s.sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof(one));
-  if (bind(fd, &sa.s, len) < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+  int rc = bind(fd, &sa.s, len);
+  if (rc < 0 && dual && errno == EADDRINUSE && sa.s.sa_family == AF_INET6) {
+    /* [::]:port taken (a docker-proxy's IPv6 side): IPv4 alone, as before IPv6 */
+    close(fd);
+    len = parse_sa("0.0.0.0", port, &sa);
+    fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    rc = bind(fd, &sa.s, len);
+  }
+  if (rc < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
     int e = errno;
     close(fd);
     errno = e;

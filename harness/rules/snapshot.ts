@@ -15,6 +15,8 @@ export interface HostRules {
   iptables: Ruleset;
   /** the engine's and the administrator's nftables tables; absent when not read */
   nft?: NftRuleset;
+  /** ip6tables-save; read in dual-stack labs */
+  ip6tables?: Ruleset;
 }
 
 export interface ReadRules extends HostRules {
@@ -23,11 +25,14 @@ export interface ReadRules extends HostRules {
 }
 
 /** Read a host namespace's rules: its iptables variant's, and nftables' when asked. */
-export async function readHostRules(lab: Lab, ns: string, opts: { iptables: IptablesVariant; nft: boolean }): Promise<ReadRules> {
+export async function readHostRules(lab: Lab, ns: string, opts: { iptables: IptablesVariant; nft: boolean; ip6?: boolean }): Promise<ReadRules> {
   const save = { file: iptablesTools(opts.iptables).save, args: [] };
-  const { dumps } = await lab.snapshot(ns, [], opts.nft ? [save, NFT_DUMP] : [save]);
+  const save6 = { file: iptablesTools(opts.iptables, 'ipv6').save, args: [] };
+  const { dumps } = await lab.snapshot(ns, [], [save, ...(opts.nft ? [NFT_DUMP] : []), ...(opts.ip6 ? [save6] : [])]);
   const iptablesText = dumps[0].replace(/^#.*\n/gm, '');
   const nft = opts.nft ? parseNftDump(dumps[1]) : undefined;
   const nftText = nft?.length ? `# nft list ruleset (${nft.map((t) => `${t.family} ${t.name}`).join(', ')})\n${rulesetText(nft)}` : '';
-  return { iptables: parseIptablesSave(dumps[0]), nft, text: iptablesText + nftText };
+  const ip6Dump = opts.ip6 ? dumps[opts.nft ? 2 : 1] : undefined;
+  const ip6Text = ip6Dump !== undefined ? `# ip6tables-save\n${ip6Dump.replace(/^#.*\n/gm, '')}` : '';
+  return { iptables: parseIptablesSave(dumps[0]), nft, ...(ip6Dump !== undefined ? { ip6tables: parseIptablesSave(ip6Dump) } : {}), text: iptablesText + nftText + ip6Text };
 }

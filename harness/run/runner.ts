@@ -1,6 +1,7 @@
 // Runs one scenario on one engine: lab → engines (one per Docker host) → probe agents →
 // phases of steps and expectations → results. Teardown always runs, also when the build or a
 // probe fails.
+import { ADVISORIES } from '../catalogue.js';
 import type { ContainerInfo, Engine } from '../engine/types.js';
 import { Lab } from '../lab/lab.js';
 import { WAN, buildTopology, hostNs, peerNs, routeWanTo } from '../lab/topology.js';
@@ -131,7 +132,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
       for (const step of steps) {
-        await runStep(step, lab, engines, index, sc);
+        await runStep(step, lab, engines, index, sc, (line) => opts.onProgress?.(`${sc.id}: ${line}`));
         result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`);
       }
       await Promise.all([...engines.values()].map((e) => e.sync()));
@@ -180,6 +181,7 @@ function markFindings(sc: Scenario, result: ScenarioResult): void {
     if (finding && c.status === 'passed') c.finding = finding;
     const advisories = sc.expect[c.expectIndex]?.advisories;
     if (advisories && (c.finding || c.status === 'failed')) c.advisories = advisories;
+    else if (c.status === 'failed' && ADVISORIES[c.id]) c.advisories = ADVISORIES[c.id];
   }
 }
 
@@ -266,11 +268,11 @@ function readsNft(sc: Scenario, t: ReturnType<typeof parseTarget>): boolean {
 
 /** The rule sets of every Docker host (iptables-save, and nft where it matters), for rule checks and the report. */
 async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number, nft: boolean): Promise<EvalContext['rules']> {
-  const read = await Promise.all(sc.hosts.map((h) => readHostRules(lab, hostNs(h), { iptables: h.iptables!, nft })));
+  const read = await Promise.all(sc.hosts.map((h) => readHostRules(lab, hostNs(h), { iptables: h.iptables!, nft, ip6: sc.ipv6 })));
   const out: EvalContext['rules'] = new Map();
   sc.hosts.forEach((h, i) => {
     const r = read[i];
-    const snap = { rules: { iptables: r.iptables, ...(r.nft ? { nft: r.nft } : {}) }, facts: factsOf(sc, h, engines) };
+    const snap = { rules: { iptables: r.iptables, ...(r.nft ? { nft: r.nft } : {}), ...(r.ip6tables ? { ip6tables: r.ip6tables } : {}) }, facts: factsOf(sc, h, engines) };
     out.set(h.name, snap);
     (result.snapshots ??= []).push({ phase, host: h.name, rules: r.iptables, ...(r.nft ? { nft: r.nft } : {}), facts: snap.facts });
     const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';

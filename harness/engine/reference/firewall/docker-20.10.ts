@@ -5,6 +5,7 @@
 import type { RuleAccess } from '../../../rules/backend.js';
 import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import { IptablesLayout } from './iptables-layout.js';
+import { hostCidr, isAnyAddress, natTarget } from './ops.js';
 import type { BridgeNet, FirewallDriver, FirewallOptions, LinkRule, PortForward } from './types.js';
 
 const ISO1 = 'DOCKER-ISOLATION-STAGE-1';
@@ -31,7 +32,7 @@ function ensureJumpFirst(ed: RuleEditor, chain: string, target: string): void {
 }
 
 function dst(ip: string): string {
-  return `-d ${ip}/32`;
+  return `-d ${hostCidr(ip)}`;
 }
 
 export class Docker2010Firewall extends IptablesLayout implements FirewallDriver {
@@ -105,7 +106,19 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
     this.restore(await this.ed(), net);
   }
 
-  private restore(ed: RuleEditor, net: BridgeNet): void {
+  /**
+   * On firewalld's Reloaded signal 20.10 runs what it registered with iptables.OnReloaded:
+   * setupIPChains, the DOCKER-USER arrangement, and per network setupIPTables
+   * (bridge/setup_firewalld.go) — but not isolateNetwork, so the DOCKER-ISOLATION-STAGE-1/2
+   * rules between networks stay gone (CVE-2025-54410, fixed in 25.0.13 and 28.0.0).
+   */
+  async onFirewalldReload(rules: RuleAccess, nets: BridgeNet[], opts: FirewallOptions): Promise<void> {
+    await this.init(rules, opts);
+    const ed = await this.ed();
+    for (const net of nets) this.restore(ed, net, false);
+  }
+
+  private restore(ed: RuleEditor, net: BridgeNet, isolate = true): void {
     const r = this.masqRules(net);
     if (net.internal) {
       insertOnce(ed, 'filter', ISO1, r.internalIn);
@@ -119,7 +132,7 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
       insertOnce(ed, 'filter', 'FORWARD', r.out);
       // ProgramChain(nat): local destinations enter DOCKER
       appendOnce(ed, 'nat', 'PREROUTING', '-m addrtype --dst-type LOCAL -j DOCKER');
-      appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : '! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER');
+      appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : `! -d ${this.loopbackNet} -m addrtype --dst-type LOCAL -j DOCKER`);
       // ProgramChain(filter)
       insertOnce(ed, 'filter', 'FORWARD', r.toDocker);
       insertOnce(ed, 'filter', 'FORWARD', r.established);
@@ -127,7 +140,7 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
     ensureJumpFirst(ed, 'FORWARD', ISO1);
     // Internal networks get no isolation pair: their two DROP rules isolate them already.
     // Seen with dockerd 20.10.24: an --internal network adds nothing to DOCKER-ISOLATION-STAGE-2.
-    if (!net.internal) {
+    if (!net.internal && isolate) {
       insertOnce(ed, 'filter', ISO1, r.iso1);
       insertOnce(ed, 'filter', ISO2, r.iso2);
     }
@@ -148,12 +161,12 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
 
   private forwardRules(pf: PortForward) {
     const p = `-p ${pf.proto} -m ${pf.proto}`;
-    const hostDst = pf.hostIp === '0.0.0.0' ? '' : `${dst(pf.hostIp)} `;
+    const hostDst = isAnyAddress(pf.hostIp) ? '' : `${dst(pf.hostIp)} `;
     const notFromBridge = this.hairpin ? '' : `! -i ${pf.net.bridge} `;
     return {
-      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${pf.containerIp}:${pf.containerPort}`,
+      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${natTarget(pf.containerIp, pf.containerPort)}`,
       accept: `${dst(pf.containerIp)} ! -i ${pf.net.bridge} -o ${pf.net.bridge} ${p} --dport ${pf.containerPort} -j ACCEPT`,
-      hairpinMasq: `-s ${pf.containerIp}/32 ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
+      hairpinMasq: `-s ${hostCidr(pf.containerIp)} ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
     };
   }
 
@@ -177,8 +190,8 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
     const out: string[] = [];
     for (const { port, proto } of l.ports) {
       const io = `-i ${l.net.bridge} -o ${l.net.bridge} -p ${proto} -m ${proto}`;
-      out.push(`-s ${l.fromIp}/32 -d ${l.toIp}/32 ${io} --dport ${port} -j ACCEPT`);
-      out.push(`-s ${l.toIp}/32 -d ${l.fromIp}/32 ${io} --sport ${port} -j ACCEPT`);
+      out.push(`-s ${hostCidr(l.fromIp)} -d ${hostCidr(l.toIp)} ${io} --dport ${port} -j ACCEPT`);
+      out.push(`-s ${hostCidr(l.toIp)} -d ${hostCidr(l.fromIp)} ${io} --sport ${port} -j ACCEPT`);
     }
     return out;
   }

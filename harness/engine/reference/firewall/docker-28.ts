@@ -15,7 +15,7 @@
 import type { RuleAccess } from '../../../rules/backend.js';
 import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import { IptablesLayout } from './iptables-layout.js';
-import { appendOnce, ensureJumpFirst, insertOnce } from './ops.js';
+import { appendOnce, ensureJumpFirst, insertOnce, hostCidr, isAnyAddress, natTarget } from './ops.js';
 import type { BridgeNet, EndpointRule, FirewallDriver, FirewallOptions, LinkRule, PortForward } from './types.js';
 
 export const FORWARD = 'DOCKER-FORWARD';
@@ -25,8 +25,8 @@ export const USER = 'DOCKER-USER';
 const ISO1 = 'DOCKER-ISOLATION-STAGE-1';
 const ISO2 = 'DOCKER-ISOLATION-STAGE-2';
 
-const dst = (ip: string) => `-d ${ip}/32`;
-const isLoopback = (ip: string) => ip.startsWith('127.');
+const dst = (ip: string) => `-d ${hostCidr(ip)}`;
+const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1';
 
 export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   readonly profile: string = 'docker-28';
@@ -55,7 +55,7 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
     ed.ensureChain('nat', 'DOCKER');
     for (const c of this.filterChains()) ed.ensureChain('filter', c);
     appendOnce(ed, 'nat', 'PREROUTING', '-m addrtype --dst-type LOCAL -j DOCKER');
-    appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : '! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER');
+    appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : `! -d ${this.loopbackNet} -m addrtype --dst-type LOCAL -j DOCKER`);
     ensureJumpFirst(ed, 'FORWARD', FORWARD);
     ensureJumpFirst(ed, FORWARD, BRIDGE);
     ensureJumpFirst(ed, FORWARD, this.middleChain());
@@ -154,12 +154,12 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
 
   private portRules(pf: PortForward) {
     const p = `-p ${pf.proto} -m ${pf.proto}`;
-    const hostDst = pf.hostIp === '0.0.0.0' ? '' : `${dst(pf.hostIp)} `;
+    const hostDst = isAnyAddress(pf.hostIp) ? '' : `${dst(pf.hostIp)} `;
     const notFromBridge = this.hairpin ? '' : `! -i ${pf.net.bridge} `;
     return {
       loopbackDrop: `${dst(pf.hostIp)} ! -i lo ${p} --dport ${pf.hostPort} -j DROP`,
-      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${pf.containerIp}:${pf.containerPort}`,
-      hairpinMasq: `-s ${pf.containerIp}/32 ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
+      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${natTarget(pf.containerIp, pf.containerPort)}`,
+      hairpinMasq: `-s ${hostCidr(pf.containerIp)} ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
       accept: `${dst(pf.containerIp)} ! -i ${pf.net.bridge} -o ${pf.net.bridge} ${p} --dport ${pf.containerPort} -j ACCEPT`,
     };
   }
@@ -187,7 +187,7 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   private linkRules(l: LinkRule): string[] {
     return l.ports.flatMap(({ port, proto }) => {
       const io = `-i ${l.net.bridge} -o ${l.net.bridge} -p ${proto} -m ${proto}`;
-      return [`-s ${l.fromIp}/32 -d ${l.toIp}/32 ${io} --dport ${port} -j ACCEPT`, `-s ${l.toIp}/32 -d ${l.fromIp}/32 ${io} --sport ${port} -j ACCEPT`];
+      return [`-s ${hostCidr(l.fromIp)} -d ${hostCidr(l.toIp)} ${io} --dport ${port} -j ACCEPT`, `-s ${hostCidr(l.toIp)} -d ${hostCidr(l.fromIp)} ${io} --sport ${port} -j ACCEPT`];
     });
   }
 

@@ -1,5 +1,6 @@
-// What every iptables layout shares: its backend (the host's iptables variant, IPv4; ip6tables
-// beside it when a layout writes IPv6) and the editor it gets from the engine's plan for each
+// What every iptables layout shares: its backend (the host's iptables variant, IPv4; or
+// ip6tables: the engine runs a second instance of a layout for IPv6, given the networks'
+// IPv6 subnets and the containers' IPv6 addresses) and the editor it gets from the engine's plan for each
 // operation. The layouts (docker-20.10.ts, docker-28.ts, …) say only which rules go where.
 import type { RuleAccess } from '../../../rules/backend.js';
 import { IptablesBackend } from '../../../rules/iptables/backend.js';
@@ -7,12 +8,15 @@ import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import type { FirewallHost, FirewallOptions } from './types.js';
 
 export abstract class IptablesLayout {
+  /** the layout's backend: iptables, or ip6tables for the IPv6 instance (the name is historical) */
   protected readonly ipv4: IptablesBackend;
+  protected readonly family: 'ipv4' | 'ipv6';
   private access?: RuleAccess;
   readonly enablesForwarding = true;
 
   constructor(host: FirewallHost) {
-    this.ipv4 = new IptablesBackend(host.iptables, 'ipv4');
+    this.family = host.family ?? 'ipv4';
+    this.ipv4 = new IptablesBackend(host.iptables, this.family);
   }
 
   get backends(): IptablesBackend[] {
@@ -27,7 +31,12 @@ export abstract class IptablesLayout {
     return ed;
   }
 
-  /** The IPv4 editor for the current batch of edits. */
+  /** the loopback network nat OUTPUT leaves to the userland proxy */
+  protected get loopbackNet(): string {
+    return this.family === 'ipv6' ? '::1/128' : '127.0.0.0/8';
+  }
+
+  /** The editor for the current batch of edits. */
   protected ed(): Promise<RuleEditor> {
     if (!this.access) throw new Error('firewall driver used before init()');
     return this.access.edit(this.ipv4);

@@ -48,6 +48,8 @@ export interface EndpointRule {
 export interface FirewallHost {
   /** the host's iptables (iptables-nft or iptables-legacy): a driver's iptables backends use it */
   iptables: IptablesVariant;
+  /** the address family the driver writes (default ipv4; ipv6: the ip6tables instance) */
+  family?: 'ipv4' | 'ipv6';
 }
 
 export interface FirewallOptions {
@@ -82,6 +84,11 @@ export interface FirewallDriver {
   removePortForward(pf: PortForward): Promise<void>;
   addLink(link: LinkRule): Promise<void>;
   removeLink(link: LinkRule): Promise<void>;
+  /**
+   * firewalld's Reloaded signal, after it flushed every table: write again what this release
+   * re-creates for these networks (unset: init and each network, as at a daemon restart)
+   */
+  onFirewalldReload?(rules: RuleAccess, nets: BridgeNet[], opts: FirewallOptions): Promise<void>;
   /** a container joins a network (28.0.2+ drop packets routed to its address from elsewhere) */
   addEndpoint?(ep: EndpointRule): Promise<void>;
   removeEndpoint?(ep: EndpointRule): Promise<void>;
