@@ -108,7 +108,12 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     if (sc.wan.routeToContainers) {
       await routeWanTo(
         lab,
-        sc.hosts.flatMap((h) => engines.get(h.name)!.networks().map((n) => ({ subnet: n.subnet, via: h.address.split('/')[0] }))),
+        sc.hosts.flatMap((h) =>
+          engines
+            .get(h.name)!
+            .networks()
+            .flatMap((n) => [{ subnet: n.subnet, via: h.address.split('/')[0] }, ...(n.subnet6 && h.address6 ? [{ subnet: n.subnet6, via: h.address6.split('/')[0] }] : [])]),
+        ),
       );
     }
 

@@ -56,6 +56,9 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
 
   /** DOCKER-USER exists, ends in RETURN if empty, and is jumped to first from FORWARD. */
   arrangeUserChain(ed: RuleEditor): void {
+    // arrangeUserFilterRule is IPv4's only: seen with dockerd 20.10.24 --experimental
+    // --ip6tables, ip6tables has no DOCKER-USER
+    if (this.family === 'ipv6') return;
     ed.ensureChain('filter', USER);
     appendOnce(ed, 'filter', USER, '-j RETURN');
     ensureJumpFirst(ed, 'FORWARD', USER);
