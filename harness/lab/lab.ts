@@ -48,6 +48,11 @@ export class Lab {
     return `/run/netns/${this.ns(name)}`;
   }
 
+  /** Whether a lab name stands for a namespace someone else owns (adopt()). */
+  isAdopted(name: string): boolean {
+    return this.adopted.has(name);
+  }
+
   has(name: string): boolean {
     return this.names.has(name) || this.adopted.has(name);
   }

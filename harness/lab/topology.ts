@@ -91,7 +91,7 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
       for (const cmd of h.nft) await nft(lab, hostNs(h), cmd);
       // the host firewall comes up before the engine, as on a booted machine (a daemon pool
       // that lends its host namespace started one there before its dockerd)
-      if (h.firewalld && !firewalldOf(lab, hostNs(h))) await Firewalld.start(lab, hostNs(h));
+      if (h.firewalld && !lab.isAdopted(hostNs(h)) && !firewalldOf(lab, hostNs(h))) await Firewalld.start(lab, hostNs(h));
     }),
     ...sc.lan.peers.map(async (p) => {
       await lab.ip(peerNs(p), [

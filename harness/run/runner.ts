@@ -13,7 +13,7 @@ import type { ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
-import { describeStep, runStep } from './steps.js';
+import { StepNotSupported, describeStep, runStep } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
 import { firewallBackend, parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
@@ -160,8 +160,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       for (const e of expects) evaluated.add(e);
     }
   } catch (e) {
+    const skip = e instanceof StepNotSupported;
     for (const [i, ex] of sc.expect.entries()) {
-      if (!evaluated.has(ex)) result.cases.push(caseOf(ex, i, 'error', 0, { message: `scenario did not complete: ${(e as Error).message}` }));
+      if (!evaluated.has(ex)) result.cases.push(caseOf(ex, i, skip ? 'skipped' : 'error', 0, { message: skip ? (e as Error).message : `scenario did not complete: ${(e as Error).message}` }));
     }
     result.transcript.push(`error: ${(e as Error).stack ?? String(e)}`);
   } finally {

@@ -10,6 +10,9 @@ import { firewalldOf } from '../lab/firewalld.js';
 import type { Scenario, Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
 
+/** A step this engine cannot take in this lab: the cases from here on are skipped with the reason. */
+export class StepNotSupported extends Error {}
+
 export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario, log: (line: string) => void = () => {}): Promise<void> {
   const owner = (ref: string) => {
     const at = index.get(ref);
@@ -76,7 +79,7 @@ async function reloadFirewall(host: string, lab: Lab, engine: Engine, sc: Scenar
   if (fwd) {
     await fwd.reload(log);
   } else {
-    if (!engine.firewallReloaded) throw new Error(`reload-firewall on ${engine.describe()} needs firewalld in the lab (host: { firewalld: true }): a real daemon only hears firewalld's own Reloaded signal`);
+    if (!engine.firewallReloaded) throw new StepNotSupported(`reload-firewall on ${engine.describe()} needs firewalld in the lab (host: { firewalld: true }): a real daemon only hears firewalld's own Reloaded signal`);
     await flushAllTables(lab, hostNs(h), h.iptables);
   }
   await engine.firewallReloaded?.();

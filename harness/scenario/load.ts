@@ -368,6 +368,7 @@ class Resolver {
       title: d.title,
       covers,
       description: d.description,
+      tags: d.tags ?? [],
       requires: d.requires ?? [],
       hosts,
       lan: { subnet: lanSubnet, router, peers, ...(ipv6 ? { subnet6: LAN6.subnet, router6: LAN6.router } : {}) },

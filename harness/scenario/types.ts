@@ -300,6 +300,8 @@ export interface Scenario {
   title: string;
   covers: string[];
   description?: string;
+  /** names a run selects or leaves out (run --tags / --skip-tags), e.g. firewalld (slow) */
+  tags: string[];
   /** kernel features the scenario needs ("macvlan", "vxlan", "8021q", "bridge-vlan-filtering", "openvswitch") */
   requires: string[];
   /** the Docker hosts; one named "host" unless the scenario declares `hosts:` */

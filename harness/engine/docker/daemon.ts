@@ -84,6 +84,8 @@ export class DockerDaemon {
     readonly options: DaemonOptions,
     /** the host's iptables: what `iptables` is on the daemon's PATH */
     readonly iptables: IptablesVariant,
+    /** further environment (DBUS_SYSTEM_BUS_ADDRESS of the lab's firewalld) */
+    readonly extraEnv: Record<string, string> = {},
   ) {}
 
   get socket(): string {
@@ -93,7 +95,7 @@ export class DockerDaemon {
   private env(): NodeJS.ProcessEnv {
     // the host's iptables variant first (the machine's alternatives are never consulted), then
     // companions (runc, shims, docker-proxy) from the certified build's folder
-    return { ...process.env, PATH: [this.iptablesShim(), this.install.binDir, process.env.PATH ?? ''].join(delimiter) };
+    return { ...process.env, ...this.extraEnv, PATH: [this.iptablesShim(), this.install.binDir, process.env.PATH ?? ''].join(delimiter) };
   }
 
   /**
