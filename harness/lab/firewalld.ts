@@ -96,6 +96,39 @@ export class Firewalld {
     log(`firewalld reloaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 
+  /**
+   * Until the host's rule sets stop changing: a real dockerd hears the Reloaded signal on its
+   * own and rewrites its rules in the seconds after `firewall-cmd --reload` returned (through
+   * firewalld's passthrough, on 20.10), and no event says it is done. Settled means unchanged
+   * over `quietMs` (each rewrite is a burst of iptables calls tens of milliseconds apart); the
+   * figures are printed, and the wait gives up (saying so) after `limitMs`.
+   */
+  async settled(log: (line: string) => void = () => {}, quietMs = 3_000, limitMs = 90_000): Promise<void> {
+    const t0 = performance.now();
+    const dump = async () => (await run('nsenter', [`--net=${this.nsPath}`, '--', 'sh', '-c', 'iptables-save; ip6tables-save'], { allowFail: true })).stdout.replace(/^#.*\n/gm, '');
+    let last = await dump();
+    let since = performance.now();
+    let changes = 0;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 250));
+      const now = await dump();
+      if (now !== last) {
+        last = now;
+        since = performance.now();
+        changes++;
+      }
+      const waited = performance.now() - t0;
+      if (performance.now() - since >= quietMs) {
+        log(`the daemon's rules settled ${((since - t0) / 1000).toFixed(1)} s after the reload (${changes} changes seen, then ${quietMs / 1000} s without)`);
+        return;
+      }
+      if (waited > limitMs) {
+        log(`warning: the rules still changed ${((performance.now() - since) / 1000).toFixed(1)} s ago after ${(waited / 1000).toFixed(1)} s (${changes} changes): checking them as they are`);
+        return;
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     running.delete(this.fullNs);
     for (const pid of [this.daemon?.pid, this.dbus]) {
