@@ -6,6 +6,7 @@
 // layout is a new file; a new backend a new folder under rules/.
 import type { RuleAccess, RuleBackend } from '../../../rules/backend.js';
 import type { IptablesVariant } from '../../../rules/iptables/tools.js';
+import type { IptablesBackend } from '../../../rules/iptables/backend.js';
 
 export interface BridgeNet {
   name: string;
@@ -50,6 +51,8 @@ export interface FirewallHost {
   iptables: IptablesVariant;
   /** the address family the driver writes (default ipv4; ipv6: the ip6tables instance) */
   family?: 'ipv4' | 'ipv6';
+  /** the ip6tables instance: the IPv4 instance's ip6tables backend, shared (one editor per batch) */
+  backend?: IptablesBackend;
 }
 
 export interface FirewallOptions {
@@ -76,6 +79,11 @@ export interface FirewallDriver {
   readonly enablesForwarding: boolean;
   /** daemon start: the engine's tables, chains and jumps; `rules` hands out the backends' editors */
   init(rules: RuleAccess, opts: FirewallOptions): Promise<void>;
+  /**
+   * daemon start, in ip6tables (27+ enable ip6tables by default, a flag of its own: also with
+   * --iptables=false); absent: nothing is written there
+   */
+  init6?(rules: RuleAccess, opts: FirewallOptions): Promise<void>;
   setupNetwork(net: BridgeNet): Promise<void>;
   /** a network restored at a daemon restart (set up again, without a new network's extras) */
   restoreNetwork?(net: BridgeNet): Promise<void>;
