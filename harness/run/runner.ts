@@ -161,6 +161,8 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     }
   } catch (e) {
     const skip = e instanceof StepNotSupported;
+    // the comparison of engines leaves out what one of them could not take (it says so)
+    if (skip) result.properties['step.unsupported'] = (e as Error).message;
     for (const [i, ex] of sc.expect.entries()) {
       if (!evaluated.has(ex)) result.cases.push(caseOf(ex, i, skip ? 'skipped' : 'error', 0, { message: skip ? (e as Error).message : `scenario did not complete: ${(e as Error).message}` }));
     }

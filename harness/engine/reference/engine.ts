@@ -197,14 +197,15 @@ export class ReferenceEngine implements Engine {
 
   /**
    * The first IPv6 network turns IPv6 forwarding on (setupIPv6Forwarding: all and default);
-   * from 27, where ip6tables is on by default, Docker then also closes ip6tables' FORWARD.
+   * when it writes ip6tables, Docker then also closes ip6tables' FORWARD.
    */
   private async ensureIpv6Forwarding(): Promise<void> {
     if (this.forwarding6Done || !this.forwarding6Off) return;
     this.forwarding6Done = true;
     this.plan.sysctl(this.ctx.hostNs, 'net.ipv6.conf.default.forwarding', '1');
     this.plan.sysctl(this.ctx.hostNs, 'net.ipv6.conf.all.forwarding', '1');
-    if (this.firewall6 && release(this.profile ?? DEFAULT_PROFILE) >= 27) {
+    // (seen with 20.10.24 and 26.1.5 --experimental --ip6tables, and 28.5.2)
+    if (this.firewall6) {
       const ed = await this.plan.edit(this.firewall6.backends[0] as IptablesBackend);
       ed.setPolicy('filter', 'FORWARD', 'DROP');
     }
@@ -219,6 +220,8 @@ export class ReferenceEngine implements Engine {
       this.plan.ip(this.ctx.hostNs, `addr add ${st.pool6.gateway}/${st.pool6.subnet.split('/')[1]} dev ${st.info.bridge} nodad`);
       await this.ensureIpv6Forwarding();
       if (st.fw6) await this.firewall6?.setupNetwork(st.fw6);
+    } else if (this.daemon.iptables && st.fw) {
+      await this.firewall6?.setupNetwork(ip6View(st)!);
     }
     this.nets.set(st.info.name, st);
   }
@@ -401,6 +404,8 @@ export class ReferenceEngine implements Engine {
       this.plan.ip(st.ns!, `addr add ${ep.ip6}/${net.pool6.subnet.split('/')[1]} dev ${ep.ifname} nodad`);
       if (first) this.plan.ip(st.ns!, `route replace ::/0 via ${net.pool6.gateway} dev ${ep.ifname}`);
       (st.info.addresses6 ??= {})[netName] = ep.ip6;
+      // /etc/hosts names the container at its IPv6 address too (seen with dockerd 28.5.2)
+      st.ownHosts.push({ ip: ep.ip6, names: st.hostname });
     }
     st.info.addresses[netName] = ip;
     (st.info.macs ??= {})[netName] = ep.mac;
@@ -606,7 +611,8 @@ export class ReferenceEngine implements Engine {
     const bridge = this.nets.get('bridge')!;
     for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) {
       await (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, n.fw!);
-      if (n.fw6 && this.firewall6) await (this.firewall6.restoreNetwork ?? this.firewall6.setupNetwork).call(this.firewall6, n.fw6);
+      const fw6 = ip6View(n);
+      if (fw6 && this.firewall6) await (this.firewall6.restoreNetwork ?? this.firewall6.setupNetwork).call(this.firewall6, fw6);
     }
     if (!live.has(bridge)) {
       await this.firewall.setupNetwork(bridge.fw!);
@@ -639,7 +645,7 @@ export class ReferenceEngine implements Engine {
     const nets = [...this.nets.values()];
     for (const [fw, list] of [
       [this.firewall, nets.flatMap((n) => n.fw ?? [])],
-      [this.firewall6, nets.flatMap((n) => n.fw6 ?? [])],
+      [this.firewall6, nets.flatMap((n) => ip6View(n) ?? [])],
     ] as const) {
       if (!fw) continue;
       if (fw.onFirewalldReload) {
@@ -770,3 +776,8 @@ function writesIp6tables(profile: string, d: DaemonOptions): boolean {
 }
 
 const isAny = (ip: string) => ip === '0.0.0.0' || ip === '::';
+
+/** A network as the ip6tables instance sees it: its IPv6 side, or (IPv4-only) its isolation alone. */
+function ip6View(n: NetState): BridgeNet | undefined {
+  return n.fw6 ?? (n.fw ? { ...n.fw, isolationOnly: true } : undefined);
+}

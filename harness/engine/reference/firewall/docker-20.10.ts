@@ -36,11 +36,16 @@ function dst(ip: string): string {
 }
 
 export class Docker2010Firewall extends IptablesLayout implements FirewallDriver {
+  /** whether the ip6tables instance gets DOCKER-USER too (26: yes) */
+  protected readonly userChainInIp6tables: boolean = false;
+  /** the current init is a daemon restart's */
+  private restarting = false;
   readonly profile: string = 'docker-20.10';
   private hairpin = false;
 
   async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
     this.hairpin = opts.hairpin;
+    this.restarting = Boolean(opts.restart);
     const ed = await this.begin(rules, opts);
     // At start dockerd first removes its chains (removeIPChains): a chain still jumped to
     // survives, emptied. Seen with dockerd 20.10.24: a restart rebuilds them from scratch.
@@ -56,9 +61,12 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
 
   /** DOCKER-USER exists, ends in RETURN if empty, and is jumped to first from FORWARD. */
   arrangeUserChain(ed: RuleEditor): void {
-    // arrangeUserFilterRule is IPv4's only: seen with dockerd 20.10.24 --experimental
-    // --ip6tables, ip6tables has no DOCKER-USER
-    if (this.family === 'ipv6') return;
+    // arrangeUserFilterRule is IPv4's only in 20.10: seen with dockerd 20.10.24 --experimental
+    // --ip6tables, ip6tables has no DOCKER-USER (26.1.5 has it in both)
+    if (this.family === 'ipv6' && !this.userChainInIp6tables) return;
+    // a restarted daemon does not make it anew: seen with 20.10.24 and 26.1.5 after a flush of
+    // every table and a restart, DOCKER-USER is gone (a restart that finds it keeps it)
+    if (this.restarting && !ed.hasChain('filter', USER)) return;
     ed.ensureChain('filter', USER);
     appendOnce(ed, 'filter', USER, '-j RETURN');
     ensureJumpFirst(ed, 'FORWARD', USER);
@@ -123,6 +131,15 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
 
   private restore(ed: RuleEditor, net: BridgeNet, isolate = true): void {
     const r = this.masqRules(net);
+    // seen with 20.10.24 and 26.1.5 --experimental --ip6tables: isolateNetwork writes both
+    // families for every network, IPv4-only ones (docker0) included; nothing else of them
+    if (net.isolationOnly) {
+      if (!net.internal && isolate) {
+        insertOnce(ed, 'filter', ISO1, r.iso1);
+        insertOnce(ed, 'filter', ISO2, r.iso2);
+      }
+      return;
+    }
     if (net.internal) {
       insertOnce(ed, 'filter', ISO1, r.internalIn);
       insertOnce(ed, 'filter', ISO1, r.internalOut);

@@ -26,7 +26,8 @@ const ISO1 = 'DOCKER-ISOLATION-STAGE-1';
 const ISO2 = 'DOCKER-ISOLATION-STAGE-2';
 
 const dst = (ip: string) => `-d ${hostCidr(ip)}`;
-const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1';
+// IPv4's loopback only: seen with dockerd 28.5.2, [::1] bindings get no raw drop (the kernel drops ::1 from other interfaces)
+const isLoopback = (ip: string) => ip.startsWith('127.');
 
 export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   readonly profile: string = 'docker-28';
@@ -100,6 +101,7 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   }
 
   async setupNetwork(net: BridgeNet): Promise<void> {
+    if (net.isolationOnly) return; // 28.5.2: an IPv4-only network adds nothing to ip6tables
     const ed = await this.ed();
     const r = this.netRules(net);
     if (net.internal) {
@@ -169,9 +171,11 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
     const p = `-p ${pf.proto} -m ${pf.proto}`;
     const hostDst = isAnyAddress(pf.hostIp) ? '' : `${dst(pf.hostIp)} `;
     const notFromBridge = this.hairpin ? '' : `! -i ${pf.net.bridge} `;
+    // IPv6 link-local sources are never DNATed (seen with dockerd 28.5.2: `! -s fe80::/10`)
+    const notLinkLocal = pf.hostIp.includes(':') ? '! -s fe80::/10 ' : '';
     return {
       loopbackDrop: `${dst(pf.hostIp)} ! -i lo ${p} --dport ${pf.hostPort} -j DROP`,
-      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${natTarget(pf.containerIp, pf.containerPort)}`,
+      dnat: `${notLinkLocal}${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${natTarget(pf.containerIp, pf.containerPort)}`,
       hairpinMasq: `-s ${hostCidr(pf.containerIp)} ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
       accept: `${dst(pf.containerIp)} ! -i ${pf.net.bridge} -o ${pf.net.bridge} ${p} --dport ${pf.containerPort} -j ACCEPT`,
     };

@@ -15,6 +15,8 @@ export interface BridgeNet {
   icc: boolean;
   masquerade: boolean;
   internal: boolean;
+  /** an IPv4-only network as the ip6tables instance sees it (20.10 and 26 isolate it there too) */
+  isolationOnly?: boolean;
   /** SNAT source instead of MASQUERADE (com.docker.network.host_ipv4; host_binding_ipv4 is for ports) */
   hostIp?: string;
 }
