@@ -57,7 +57,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   };
   // the nftables rule set needs nft and the kernel's nf_tables, whatever the scenario requires
   // so does the iptables variant of each host
-  const needs = new Set([...sc.requires, ...(nft ? ['nftables'] : []), ...sc.hosts.map((h) => `iptables-${h.iptables}`)]);
+  const needs = new Set([...sc.requires, ...(nft ? ['nftables'] : []), ...(sc.hosts.some((h) => h.firewalld) ? ['firewalld'] : []), ...sc.hosts.map((h) => `iptables-${h.iptables}`)]);
   const missing = [...needs].filter((f) => opts.missing?.has(f));
   if (missing.length > 0) {
     const reason = missing.map((f) => `kernel feature ${f} is missing: ${opts.missing!.get(f)}`).join('; ');
