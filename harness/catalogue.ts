@@ -44,6 +44,22 @@ export const CATALOGUE: Record<string, string> = {
   'SC-03': 'a FORWARD DROP policy does not break published ports or egress',
   'SC-04': 'iptables=false exposes every container port (non-compliant)',
   'SC-05': 'containers on different networks cannot reach each other via gateways',
+  'SC-06': 'after a firewall reload, rule flush or daemon restart a 127.0.0.1-published port stays closed to the LAN',
+  'SC-07': 'after a firewall reload, rule flush or daemon restart networks stay isolated',
+  'V6-01': 'containers on an IPv6 network get addresses from its subnet and reach each other over IPv6',
+  'V6-02': 'IPv6 egress: the outside sees the host or the container per profile',
+  'V6-03': 'a published port is reachable over the host\'s IPv6 address where the profile says so',
+  'V6-04': 'a LAN neighbour routing the container IPv6 subnet does not reach unpublished ports (per profile)',
+  'V6-05': 'an IPv6 host address binds only that address; an IPv4-only publish is not reachable over IPv6',
   'NF-01': 'with the nftables backend the engine writes its own nftables table and nothing into iptables',
   'NF-02': 'with nftables the administrator\'s own table on the forward hook filters container traffic (no DOCKER-USER)',
+};
+
+/**
+ * Security advisories a catalogue behaviour demonstrates: a finding (or failure) of such an ID
+ * names them (JUnit property `advisory`, SARIF). An expectation's `advisory:` overrides.
+ */
+export const ADVISORIES: Record<string, string[]> = {
+  'SC-06': ['CVE-2025-54388', 'GHSA-x4rx-4gw3-53p4'],
+  'SC-07': ['CVE-2025-54410', 'GHSA-4vq8-7jfc-9cvp'],
 };

@@ -65,6 +65,8 @@ commands:
       --timings PATH  recorded durations for --shard (default: reports/timings.json)
       --save-timings  update the --timings table with this run's durations
       --only IDS      only scenarios covering these catalogue IDs (comma-separated)
+      --tags T        only scenarios with one of these tags (comma-separated, e.g. firewalld)
+      --skip-tags T   leave out scenarios with one of these tags (npm run suite: firewalld)
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
       --fail-on-findings  exit 1 when a case confirms an exposure marked finding: (a compliance gate)
@@ -108,7 +110,7 @@ function defaultPaths(paths: string[]): string[] {
 }
 
 /** The scenarios of these paths (exit 2 on any error), only those covering `only`'s IDs if given. */
-function load(paths: string[], only?: string): Scenario[] {
+function load(paths: string[], only?: string, tags?: { tags?: string; skip?: string }): Scenario[] {
   const { scenarios, errors } = loadScenarios(defaultPaths(paths));
   if (errors.length) {
     for (const d of errors) console.error(formatDiagnostic(d));
@@ -116,7 +118,12 @@ function load(paths: string[], only?: string): Scenario[] {
     process.exit(2);
   }
   const ids = only ? new Set(only.split(',')) : undefined;
-  return ids ? scenarios.filter((s) => s.covers.some((c) => ids.has(c))) : scenarios;
+  const want = tags?.tags ? tags.tags.split(',') : undefined;
+  const skip = tags?.skip ? tags.skip.split(',') : [];
+  return scenarios
+    .filter((s) => !ids || s.covers.some((c) => ids.has(c)))
+    .filter((s) => !want || s.tags.some((t) => want.includes(t)))
+    .filter((s) => !s.tags.some((t) => skip.includes(t)));
 }
 
 /** The suite's microVM options for a kernel choice: where it runs scenarios the host cannot. */
@@ -145,6 +152,8 @@ async function cmdRun(args: string[]): Promise<number> {
       dockerd: { type: 'string' },
       junit: { type: 'string', default: 'reports/junit.xml' },
       only: { type: 'string' },
+      tags: { type: 'string' },
+      'skip-tags': { type: 'string' },
       'update-golden': { type: 'boolean', default: false },
       jobs: { type: 'string', default: '4' },
       kernel: { type: 'string' },
@@ -176,7 +185,7 @@ async function cmdRun(args: string[]): Promise<number> {
   }
   const shardSpec = values.shard !== undefined ? shardOrExit(values.shard) : undefined;
   const table = shardSpec || values['save-timings'] ? timingsOrExit(values.timings!) : undefined;
-  const selected = load(positionals, values.only);
+  const selected = load(positionals, values.only, { tags: values.tags, skip: values['skip-tags'] });
   const choice = chooseKernel(values.kernel, process.env, values['kernel-modules']);
   if (choice.error && values.kernel) {
     console.error(red(`netconform: ${choice.error}`));

@@ -38,6 +38,13 @@ if ! command -v ovs-vswitchd >/dev/null 2>&1 && ! installed openvswitch-switch; 
   installing_ovs=yes
 fi
 
+# firewalld for the recovery scenarios (SC-06/SC-07, tag firewalld): each lab runs its own, on a
+# private D-Bus in the lab host's namespace; the package's service never starts here (no systemd
+# as PID 1 in CI containers, and the policy-rc.d below forbids it where there is).
+if ! command -v firewalld >/dev/null 2>&1 && ! installed firewalld; then
+  need+=(firewalld)
+fi
+
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # The suite starts its own dockerd (and OVS daemons) inside lab namespaces; installing
@@ -64,6 +71,9 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$installing_docker" = yes ] && [ -d /run/systemd/system ]; then
     # nor at the next boot: the units stay installed but disabled
     systemctl disable --quiet docker.service docker.socket containerd.service 2>/dev/null || true
+  fi
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --quiet firewalld.service 2>/dev/null || true
   fi
   if [ "$installing_ovs" = yes ] && [ -d /run/systemd/system ]; then
     systemctl disable --quiet openvswitch-switch.service ovs-vswitchd.service ovsdb-server.service ovs-record-hostname.service 2>/dev/null || true

@@ -16,7 +16,7 @@ export async function evaluateReach(e: ReachExpect, ep: Endpoints, timeoutMs: nu
   const agent = ep.agentOf(e.from);
   const dst = ep.address(e.to);
   // An outside client speaks from the outside server's address unless told otherwise.
-  const source = e.source ?? (e.from === 'wan' ? ep.address('wan') : undefined);
+  const source = e.source ?? (e.from === 'wan' || e.from === 'ipv6:wan' ? ep.address(e.from) : undefined);
   const token = randomBytes(6).toString('hex');
   const port = e.published ? ep.publishedPort(e.published) : e.port;
   const r =
@@ -31,7 +31,7 @@ export async function evaluateReach(e: ReachExpect, ep: Endpoints, timeoutMs: nu
   if (!seen && e.seenSource !== undefined && e.proto !== 'icmp') {
     const answers = await Promise.all(ep.all().map((a) => a.seen(token)));
     const hit = answers.find((x) => x !== undefined);
-    seen = hit?.split(':')[0];
+    seen = hit?.replace(/:\d+$/, ''); // IP:PORT, the IP possibly IPv6
   }
 
   const problems: string[] = [];

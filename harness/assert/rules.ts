@@ -11,6 +11,8 @@ import type { HostRules } from '../rules/snapshot.js';
 import { listingDiff } from '../rules/textdiff.js';
 
 export interface RuleCheck {
+  /** read ip6tables-save instead of iptables-save */
+  ipv6?: boolean;
   /** nftables family (ip, ip6, inet, …): the check reads the nft rule set */
   family?: string;
   table: string;
@@ -54,8 +56,9 @@ interface Subject {
 function subjectOf(rules: HostRules, check: RuleCheck): Subject | string {
   if (!check.family) {
     const chain = check.chain ?? '';
-    const c = getChain(rules.iptables, check.table, chain);
-    return { label: `${check.table}/${chain}`, what: 'chain', items: c?.rules, policy: c?.policy, ordered: true, normalize: normalizeRule, line: (r) => `-A ${chain} ${r}` };
+    if (check.ipv6 && !rules.ip6tables) return 'no ip6tables rule set was read on this host (ip6tables checks need a dual-stack lab: ipv6: true)';
+    const c = getChain(check.ipv6 ? rules.ip6tables! : rules.iptables, check.table, chain);
+    return { label: `${check.ipv6 ? 'ip6tables ' : ''}${check.table}/${chain}`, what: 'chain', items: c?.rules, policy: c?.policy, ordered: true, normalize: normalizeRule, line: (r) => `-A ${chain} ${r}` };
   }
   if (!rules.nft) return 'no nftables rule set was read on this host (is nftables installed? apt-get install -y nftables)';
   const t = getNftTable(rules.nft, check.family, check.table);

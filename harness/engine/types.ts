@@ -12,6 +12,9 @@ export interface NetworkInfo {
   subnet: string; // CIDR
   gateway: string; // IPv4
   internal: boolean;
+  /** an --ipv6 network: its IPv6 subnet and gateway */
+  subnet6?: string;
+  gateway6?: string;
 }
 
 export interface PortBinding {
@@ -34,6 +37,8 @@ export interface ContainerInfo {
   env: string[];
   /** address per network name */
   addresses: Record<string, string>;
+  /** IPv6 address per network name (networks with IPv6 only) */
+  addresses6?: Record<string, string>;
   /** MAC address per network name */
   macs?: Record<string, string>;
   /** primary address (first network), undefined for host/none */
@@ -76,6 +81,12 @@ export interface Engine {
   unlink(container: string, alias: string): Promise<void>;
   /** reprogram the engine's rules as a daemon restart does */
   reloadRules(): Promise<void>;
+  /**
+   * The host firewall reloaded (firewalld's Reloaded signal): rewrite what the release
+   * rewrites then. Engines without it hear the signal themselves (a real dockerd on the
+   * lab's D-Bus).
+   */
+  firewallReloaded?(): Promise<void>;
   /** wait until everything asked for so far is in the kernel (engines may batch work) */
   sync(): Promise<void>;
   networks(): NetworkInfo[];

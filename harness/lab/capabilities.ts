@@ -1,6 +1,7 @@
 // What this kernel and machine can do, found by trying each feature in a scratch namespace
 // (never in the starting one). Scenarios declare `requires:`; a missing feature skips them
 // with its reason.
+import { FIREWALLD_MISSING, firewalldInstalled } from './firewalld.js';
 import { run } from './exec.js';
 import { Lab } from './lab.js';
 import { missingOvsTools, OVS_MISSING } from './ovs.js';
@@ -48,6 +49,8 @@ export async function detectCapabilities(only?: string[]): Promise<Capability[]>
   }
   if (wanted('iptables-nft') || wanted('iptables-legacy')) out.push(...(await iptablesBackends()).filter((c) => wanted(c.feature)));
   if (wanted('nftables')) out.push(await nftables());
+  // a lab host's firewalld (host: { firewalld: true }) is Debian's package, run per lab
+  if (wanted('firewalld')) out.push(firewalldInstalled() ? { feature: 'firewalld', ok: true, detail: 'installed' } : { feature: 'firewalld', ok: false, detail: FIREWALLD_MISSING });
   return out.sort((a, b) => a.feature.localeCompare(b.feature));
 }
 

@@ -56,6 +56,11 @@ export class Lab {
     return `/run/netns/${this.ns(name)}`;
   }
 
+  /** Whether a lab name stands for a namespace someone else owns (adopt()). */
+  isAdopted(name: string): boolean {
+    return this.adopted.has(name);
+  }
+
   has(name: string): boolean {
     return this.names.has(name) || this.adopted.has(name);
   }
@@ -68,11 +73,6 @@ export class Lab {
   adopt(name: string, fullName: string): void {
     if (this.names.has(name)) throw new Error(`lab namespace ${name} already exists; adopt before building`);
     this.adopted.set(name, fullName);
-  }
-
-  /** Whether a lab name stands for a namespace someone else owns (see adopt). */
-  isAdopted(name: string): boolean {
-    return this.adopted.has(name);
   }
 
   /** Create namespaces in one `ip -batch` call. */

@@ -11,10 +11,15 @@
 //   one namespace per lan peer (peer-<name>): eth0 into lan0, default route via the router.
 //   A segment with `switch: ovs` is an Open vSwitch bridge seg-<name> instead, run by the
 //   lab's own OVS daemons in the wan namespace (lab/ovs.ts); its ports are the same veths.
+//   A dual-stack lab (`ipv6: true`) adds the IPv6 plan beside: the router 2001:db8:1::fe on
+//   lan0, hosts and peers 2001:db8:1::N/64 with a default route via it, outside servers as /128s
+//   on wan's lo. Addresses skip duplicate address detection (nodad, accept_dad=0): a lab's
+//   addresses are unique by construction, and DAD would delay every probe by a second or more.
 import { iptablesTools, type IptablesVariant } from '../rules/iptables/tools.js';
 import type { HostSpec, PeerSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from './lab.js';
 import { OvsSwitch } from './ovs.js';
+import { Firewalld, firewalldOf } from './firewalld.js';
 
 export const WAN = 'wan';
 /** The Docker host of a single-host scenario. */
@@ -23,6 +28,9 @@ export const LAN_BRIDGE = 'lan0';
 
 /** Sysctls of a freshly booted machine: forwarding off, so the engine must turn it on. */
 const HOST_DEFAULT_SYSCTLS: Record<string, string> = { 'net.ipv4.ip_forward': '0' };
+const HOST_DEFAULT_SYSCTLS6: Record<string, string> = { 'net.ipv6.conf.all.forwarding': '0' };
+/** set in every namespace of a dual-stack lab before its interfaces exist (they inherit default) */
+const NO_DAD: Record<string, string> = { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' };
 
 /** Lab namespace of a Docker host (its name: "host" in single-host scenarios). */
 export const hostNs = (h: HostSpec | string) => (typeof h === 'string' ? h : h.name);
@@ -31,11 +39,14 @@ export const segmentBridge = (segment: string) => `seg-${segment}`;
 
 export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
   await lab.addNamespaces([WAN, ...sc.hosts.map(hostNs), ...sc.lan.peers.map(peerNs)]);
+  if (sc.ipv6) await Promise.all([WAN, ...sc.hosts.map(hostNs), ...sc.lan.peers.map(peerNs)].map((n) => lab.setSysctls(n, NO_DAD)));
   const prefix = sc.lan.subnet.split('/')[1];
   const wan: string[] = [
     'link set lo up',
     `link add ${LAN_BRIDGE} type bridge`,
     `addr add ${sc.lan.router}/${prefix} dev ${LAN_BRIDGE}`,
+    ...(sc.lan.router6 ? [`addr add ${sc.lan.router6}/${sc.lan.subnet6!.split('/')[1]} dev ${LAN_BRIDGE} nodad`] : []),
+    ...sc.wan.servers6.map((s) => `addr add ${s}/128 dev lo`),
     `link set ${LAN_BRIDGE} up`,
     ...sc.segments.filter((s) => !sc.ovsSegments.includes(s)).flatMap((s) => [`link add ${segmentBridge(s)} type bridge`, `link set ${segmentBridge(s)} up`]),
     ...sc.wan.servers.map((s) => `addr add ${s}/32 dev lo`),
@@ -66,15 +77,20 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
         lab.ip(hostNs(h), [
           'link set lo up',
           `addr add ${h.address} dev eth0`,
-          ...h.extraAddresses.map((a) => `addr add ${a} dev eth0`),
+          ...(h.address6 ? [`addr add ${h.address6} dev eth0 nodad`] : []),
+          ...h.extraAddresses.map((a) => `addr add ${a} dev eth0${a.includes(':') ? ' nodad' : ''}`),
           'link set eth0 up',
           ...Object.keys(h.nics).map((nic) => `link set ${nic} up`),
           `route add default via ${h.gateway} dev eth0`,
+          ...(h.address6 ? [`route add ::/0 via ${sc.lan.router6} dev eth0`] : []),
         ]),
-        lab.setSysctls(hostNs(h), { ...HOST_DEFAULT_SYSCTLS, ...h.sysctls }),
+        lab.setSysctls(hostNs(h), { ...HOST_DEFAULT_SYSCTLS, ...(sc.ipv6 ? HOST_DEFAULT_SYSCTLS6 : {}), ...h.sysctls }),
       ]);
       for (const rule of h.rules) await iptables(lab, hostNs(h), rule, h.iptables);
       for (const cmd of h.nft) await nft(lab, hostNs(h), cmd);
+      // the host firewall comes up before the engine, as on a booted machine (a daemon pool
+      // that lends its host namespace started one there before its dockerd)
+      if (h.firewalld && !lab.isAdopted(hostNs(h)) && !firewalldOf(lab, hostNs(h))) await Firewalld.start(lab, hostNs(h));
     }),
     ...sc.lan.peers.map(async (p) => {
       await lab.ip(peerNs(p), [
@@ -83,10 +99,12 @@ export async function buildTopology(lab: Lab, sc: Scenario): Promise<void> {
         // 127.0.0.1, moby#45610) must not keep delivering them to its own lo first.
         ...(p.routes.some((r) => inLoopback(r.dest)) ? ['route del local 127.0.0.0/8 dev lo table local', 'route del local 127.0.0.1 dev lo table local'] : []),
         `addr add ${p.address} dev eth0`,
+        ...(p.address6 ? [`addr add ${p.address6} dev eth0 nodad`] : []),
         'link set eth0 up',
         // a peer on the lan has the router as its gateway; one on another segment has none
         ...(p.segment === 'lan' ? [`route add default via ${sc.lan.router} dev eth0`] : []),
-        ...p.routes.map((r) => `route replace ${r.dest === 'default' ? 'default' : r.dest} via ${routeVia(sc, r.via)} dev eth0`),
+        ...(p.segment === 'lan' && p.address6 ? [`route add ::/0 via ${sc.lan.router6} dev eth0`] : []),
+        ...p.routes.map((r) => `route replace ${routeDest(r.dest)} via ${routeVia(sc, r.via, isV6Route(r.dest))} dev eth0`),
       ]);
       await lab.setSysctls(peerNs(p), p.sysctls);
     }),
@@ -108,10 +126,15 @@ export async function ovsVsctl(lab: Lab, args: string): Promise<void> {
 
 const inLoopback = (dest: string) => dest.startsWith('127.');
 
-function routeVia(sc: Scenario, via: string): string {
-  if (via === 'router') return sc.lan.router;
+/** An IPv6 route (an IPv6 prefix, or default6: the IPv6 default route). */
+const isV6Route = (dest: string) => dest === 'default6' || dest.includes(':');
+const routeDest = (dest: string) => (dest === 'default6' ? '::/0' : dest);
+
+function routeVia(sc: Scenario, via: string, v6 = false): string {
+  if (via === 'router') return v6 ? sc.lan.router6! : sc.lan.router;
   const h = sc.hosts.find((x) => x.name === via);
-  return h ? h.address.split('/')[0] : via;
+  if (!h) return via;
+  return (v6 ? h.address6! : h.address).split('/')[0];
 }
 
 /** Give `wan` routes to container subnets via their host (a neighbour that routes to them). */
@@ -126,8 +149,9 @@ export async function routeWanTo(lab: Lab, routes: { subnet: string; via: string
  * An administrator's iptables command in a lab namespace ("-I DOCKER-USER -s 1.2.3.4 -j DROP"),
  * with the host's variant (iptables-nft or iptables-legacy; unset: the machine's `iptables`).
  */
-export async function iptables(lab: Lab, ns: string, rule: string, variant?: IptablesVariant): Promise<void> {
-  await lab.exec(ns, variant ? iptablesTools(variant).iptables : 'iptables', splitArgs(rule));
+export async function iptables(lab: Lab, ns: string, rule: string, variant?: IptablesVariant, family: 'ipv4' | 'ipv6' = 'ipv4'): Promise<void> {
+  const tool = variant ? iptablesTools(variant, family).iptables : family === 'ipv6' ? 'ip6tables' : 'iptables';
+  await lab.exec(ns, tool, splitArgs(rule));
 }
 
 /** An administrator's nft command in a lab namespace ("add table inet admin"). */

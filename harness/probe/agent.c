@@ -6,6 +6,9 @@
  * usage: probe-agent [--netns PATH] [--mntns PATH]   (its environment is the container's)
  * Commands on stdin, one per line; one result line per command on stdout, "<id> ...".
  *   L id tcp|udp port [bind]            listen; a listener tells each client "seen IP PORT"
+ *                                        (TCP without bind: dual-stack, IPv4 and IPv6)
+ * Addresses may be IPv6 for TCP (connect, listen, proxy bind and target, source); UDP and
+ * ICMP probes are IPv4 only.
  *   C id tcp dst port timeout_ms [src|-] [token]   TCP connect
  *   U id dst port timeout_ms [src|-] [token]       UDP request/response
  *   P id dst timeout_ms [src|-]          ICMP echo
@@ -85,6 +88,13 @@ struct capture {
   int count[MAX_TAGS];
 };
 
+/* an IPv4 or IPv6 socket address */
+union sa {
+  struct sockaddr s;
+  struct sockaddr_in v4;
+  struct sockaddr_in6 v6;
+};
+
 struct slot {
   int fd;
   enum kind kind;
@@ -95,7 +105,7 @@ struct slot {
   int blen;
   int peer; /* paired slot (proxies) */
   int port;
-  struct sockaddr_in addr; /* proxy target / UDP proxy client */
+  union sa addr;           /* proxy target / UDP proxy client / accepted client */
   struct in_addr local;    /* UDP proxy: the address the client sent to */
   char token[48];
   uint16_t echo_id, echo_seq;
@@ -156,14 +166,16 @@ static void free_slot(int i) {
   slots[i].fd = -1;
 }
 
-static void log_seen(const char *token, const struct sockaddr_in *from) {
+static void fmt_sa(const union sa *a, char *out, size_t len);
+
+static void log_seen(const char *token, const union sa *from) {
   if (!token || !*token) return;
   if (nseen == capseen) {
     capseen = capseen ? capseen * 2 : 64;
     seen_log = realloc(seen_log, sizeof(*seen_log) * capseen);
   }
   snprintf(seen_log[nseen].token, sizeof(seen_log[nseen].token), "%s", token);
-  snprintf(seen_log[nseen].who, sizeof(seen_log[nseen].who), "%s:%d", inet_ntoa(from->sin_addr), ntohs(from->sin_port));
+  fmt_sa(from, seen_log[nseen].who, sizeof(seen_log[nseen].who));
   nseen++;
 }
 
@@ -183,6 +195,31 @@ static int parse_addr(const char *ip, int port, struct sockaddr_in *sa) {
   sa->sin_family = AF_INET;
   sa->sin_port = htons(port);
   return inet_pton(AF_INET, ip, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* An IPv4 or IPv6 address (an IPv6 one has a colon); returns the socket address length or -1. */
+static int parse_sa(const char *ip, int port, union sa *a) {
+  memset(a, 0, sizeof(*a));
+  if (!strchr(ip, ':')) return parse_addr(ip, port, &a->v4) < 0 ? -1 : (int)sizeof(a->v4);
+  a->v6.sin6_family = AF_INET6;
+  a->v6.sin6_port = htons(port);
+  return inet_pton(AF_INET6, ip, &a->v6.sin6_addr) == 1 ? (int)sizeof(a->v6) : -1;
+}
+
+static socklen_t sa_len(const union sa *a) { return a->s.sa_family == AF_INET6 ? sizeof(a->v6) : sizeof(a->v4); }
+
+/* "IP:PORT"; an IPv4 client of a dual-stack listener (::ffff:a.b.c.d) is written as IPv4 */
+static void fmt_sa(const union sa *a, char *out, size_t len) {
+  char ip[INET6_ADDRSTRLEN];
+  if (a->s.sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a->v6.sin6_addr)) {
+    inet_ntop(AF_INET, &a->v6.sin6_addr.s6_addr[12], ip, sizeof(ip));
+    snprintf(out, len, "%s:%d", ip, ntohs(a->v6.sin6_port));
+  } else if (a->s.sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &a->v6.sin6_addr, ip, sizeof(ip));
+    snprintf(out, len, "%s:%d", ip, ntohs(a->v6.sin6_port));
+  } else {
+    snprintf(out, len, "%s:%d", inet_ntoa(a->v4.sin_addr), ntohs(a->v4.sin_port));
+  }
 }
 
 static const char *errname(int e) {
@@ -224,39 +261,62 @@ static void report_errno(const struct slot *sl, int e) {
 
 /* "local=IP:PORT" of a connected (or connecting) socket: the source its packets carry. */
 static void local_ident(struct slot *sl) {
-  struct sockaddr_in me;
+  struct sockaddr_storage me;
   socklen_t ml = sizeof(me);
-  if (getsockname(sl->fd, (struct sockaddr *)&me, &ml) == 0 && me.sin_port)
-    snprintf(sl->ident, sizeof(sl->ident), "local=%s:%d", inet_ntoa(me.sin_addr), ntohs(me.sin_port));
+  /* IPv4 only: rule paths trace IPv4 packets (an IPv6 probe's outcome carries no identity) */
+  if (getsockname(sl->fd, (struct sockaddr *)&me, &ml) != 0 || me.ss_family != AF_INET) return;
+  const struct sockaddr_in *in = (const struct sockaddr_in *)&me;
+  if (in->sin_port) snprintf(sl->ident, sizeof(sl->ident), "local=%s:%d", inet_ntoa(in->sin_addr), ntohs(in->sin_port));
 }
 
 static int bind_source(int fd, const char *src) {
   if (!src || !*src || strcmp(src, "-") == 0) return 0;
-  struct sockaddr_in sa;
-  if (parse_addr(src, 0, &sa) < 0) {
+  union sa sa;
+  int len = parse_sa(src, 0, &sa);
+  if (len < 0) {
     errno = EINVAL;
     return -1;
   }
-  return bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  return bind(fd, &sa.s, len);
 }
 
 /* This namespace's /proc/<pid>/net, opened before entering a mount namespace: a container's
    own procfs (Docker mounts one) belongs to its pid namespace, where /proc/self is absent. */
 static int proc_net_fd = -1;
 
+/* A TCP listener without a bind address is dual-stack ([::] taking IPv4 too) where the
+   namespace has IPv6; one bound to an IPv6 address takes IPv6 only, like docker-proxy on [::]. */
 static int make_listener(int type, const char *bind_ip, int port) {
-  int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (type == SOCK_DGRAM) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
-  struct sockaddr_in sa;
-  if (parse_addr(bind_ip ? bind_ip : "0.0.0.0", port, &sa) < 0) {
-    close(fd);
+  int dual = type == SOCK_STREAM && !bind_ip;
+  const char *ip = bind_ip ? bind_ip : dual ? "::" : "0.0.0.0";
+  union sa sa;
+  int len = parse_sa(ip, port, &sa);
+  if (len < 0 || (sa.s.sa_family == AF_INET6 && type != SOCK_STREAM)) {
     errno = EINVAL;
     return -1;
   }
-  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+  int fd = socket(sa.s.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && dual) {
+    /* no IPv6 here: an IPv4 listener as before */
+    len = parse_sa("0.0.0.0", port, &sa);
+    fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  }
+  if (fd < 0) return -1;
+  int one = 1, zero = 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (type == SOCK_DGRAM) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+  if (sa.s.sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof(one));
+  int rc = bind(fd, &sa.s, len);
+  if (rc < 0 && dual && errno == EADDRINUSE && sa.s.sa_family == AF_INET6) {
+    /* [::]:port taken (a docker-proxy's IPv6 side): IPv4 alone, as before IPv6 */
+    close(fd);
+    len = parse_sa("0.0.0.0", port, &sa);
+    fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    rc = bind(fd, &sa.s, len);
+  }
+  if (rc < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
     int e = errno;
     close(fd);
     errno = e;
@@ -277,9 +337,10 @@ static void cmd_listen(const char *id, const char *proto, int port, const char *
 }
 
 static void cmd_tcp(const char *id, const char *dst, int port, int timeout, const char *src, const char *token) {
-  struct sockaddr_in sa;
-  if (parse_addr(dst, port, &sa) < 0) return reply(id, "error bad-address");
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  union sa sa;
+  int salen = parse_sa(dst, port, &sa);
+  if (salen < 0) return reply(id, "error bad-address");
+  int fd = socket(sa.s.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return reply(id, "error %s", errname(errno));
   if (bind_source(fd, src) < 0) {
     reply(id, "error bind %s", errname(errno));
@@ -289,7 +350,7 @@ static void cmd_tcp(const char *id, const char *dst, int port, int timeout, cons
   int s = new_slot(fd, K_TCP_CONNECT, id);
   slots[s].deadline = now_ms() + timeout;
   snprintf(slots[s].token, sizeof(slots[s].token), "%s", token ? token : "");
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+  if (connect(fd, &sa.s, salen) < 0 && errno != EINPROGRESS) {
     report_errno(&slots[s], errno); /* no packet left: no identity */
     free_slot(s);
     return;
@@ -356,7 +417,7 @@ static void cmd_icmp(const char *id, const char *dst, int timeout, const char *s
   slots[s].deadline = now_ms() + timeout;
   slots[s].echo_id = h.un.echo.id;
   slots[s].echo_seq = h.un.echo.sequence;
-  slots[s].addr = sa;
+  slots[s].addr.v4 = sa;
   snprintf(slots[s].ident, sizeof(slots[s].ident), "icmp=%u:%u", ntohs(h.un.echo.id), ntohs(h.un.echo.sequence));
 }
 
@@ -369,8 +430,8 @@ static void cmd_seen(const char *id, const char *token) {
 
 static void cmd_proxy(const char *id, const char *proto, int port, const char *dst, int dport, const char *bind_ip) {
   int tcp = strcmp(proto, "tcp") == 0;
-  struct sockaddr_in target;
-  if (parse_addr(dst, dport, &target) < 0) return reply(id, "error bad-address");
+  union sa target;
+  if (parse_sa(dst, dport, &target) < 0 || (!tcp && target.s.sa_family != AF_INET)) return reply(id, "error bad-address");
   int fd = make_listener(tcp ? SOCK_STREAM : SOCK_DGRAM, bind_ip, port);
   if (fd < 0) return reply(id, "error %s", errname(errno));
   int s = new_slot(fd, tcp ? K_PX_LISTEN : K_PXU_LISTEN, id);
@@ -517,7 +578,7 @@ static void cmd_resolve(const char *id, const char *name, int timeout) {
   int s = new_slot(fd, K_DNS, id);
   slots[s].deadline = now_ms() + timeout;
   slots[s].echo_id = qid;
-  slots[s].addr = ns;
+  slots[s].addr.v4 = ns;
 }
 
 /* skip a (possibly compressed) name; returns the offset after it or -1 */
@@ -541,7 +602,7 @@ static void on_dns(int s) {
     return free_slot(s);
   }
   if (n < 12 || ((m[0] << 8) | m[1]) != sl->echo_id) return; /* not our answer */
-  const char *server = inet_ntoa(sl->addr.sin_addr);
+  const char *server = inet_ntoa(sl->addr.v4.sin_addr);
   int rcode = m[3] & 0x0f;
   if (rcode == 3) reply(sl->id, "none nxdomain");
   else if (rcode != 0) reply(sl->id, "none %s", rcode == 2 ? "servfail" : "error-rcode");
@@ -728,12 +789,15 @@ static void on_stdin(int s) {
 }
 
 static void on_tcp_listen(int s) {
-  struct sockaddr_in from;
+  union sa from;
   socklen_t fl = sizeof(from);
-  int fd = accept4(slots[s].fd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = accept4(slots[s].fd, &from.s, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return;
-  char msg[96];
-  int n = snprintf(msg, sizeof(msg), "seen %s %d\n", inet_ntoa(from.sin_addr), ntohs(from.sin_port));
+  char who[80], msg[128];
+  fmt_sa(&from, who, sizeof(who));
+  char *colon = strrchr(who, ':');
+  *colon = ' ';
+  int n = snprintf(msg, sizeof(msg), "seen %s\n", who);
   if (send(fd, msg, n, MSG_NOSIGNAL) < 0) {
     close(fd);
     return;
@@ -785,16 +849,16 @@ static void send_from(int fd, const char *buf, int len, const struct sockaddr_in
 
 static void on_udp_listen(int s) {
   char buf[512];
-  struct sockaddr_in from;
+  union sa from;
   struct in_addr dst;
-  int n = recv_with_dst(slots[s].fd, buf, sizeof(buf), &from, &dst);
+  int n = recv_with_dst(slots[s].fd, buf, sizeof(buf), &from.v4, &dst);
   if (n < 0) return;
   char tok[48];
   token_of(buf, n, tok, sizeof(tok));
   log_seen(tok, &from);
   char msg[96];
-  int m = snprintf(msg, sizeof(msg), "seen %s %d\n", inet_ntoa(from.sin_addr), ntohs(from.sin_port));
-  send_from(slots[s].fd, msg, m, &from, dst);
+  int m = snprintf(msg, sizeof(msg), "seen %s %d\n", inet_ntoa(from.v4.sin_addr), ntohs(from.v4.sin_port));
+  send_from(slots[s].fd, msg, m, &from.v4, dst);
 }
 
 /* The listener's first line: "seen IP PORT" → "connected seen=IP:PORT". */
@@ -856,7 +920,7 @@ static void on_icmp(int s) {
     int hl = ip->ihl * 4;
     if (n < hl + (int)sizeof(struct icmphdr)) continue;
     struct icmphdr *h = (struct icmphdr *)(buf + hl);
-    if (h->type == ICMP_ECHOREPLY && h->un.echo.id == sl->echo_id && h->un.echo.sequence == sl->echo_seq && ip->saddr == sl->addr.sin_addr.s_addr) {
+    if (h->type == ICMP_ECHOREPLY && h->un.echo.id == sl->echo_id && h->un.echo.sequence == sl->echo_seq && ip->saddr == sl->addr.v4.sin_addr.s_addr) {
       outcome(sl, "connected");
       return free_slot(s);
     }
@@ -877,13 +941,13 @@ static void on_icmp(int s) {
 }
 
 static void on_px_listen(int s) {
-  struct sockaddr_in from;
+  union sa from;
   socklen_t fl = sizeof(from);
-  int cfd = accept4(slots[s].fd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int cfd = accept4(slots[s].fd, &from.s, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (cfd < 0) return;
-  struct sockaddr_in target = slots[s].addr;
-  int ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (ufd < 0 || (connect(ufd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS)) {
+  union sa target = slots[s].addr;
+  int ufd = socket(target.s.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (ufd < 0 || (connect(ufd, &target.s, sa_len(&target)) < 0 && errno != EINPROGRESS)) {
     close(cfd);
     if (ufd >= 0) close(ufd);
     return;
@@ -931,10 +995,10 @@ static void on_pxu_listen(int s) {
   if (n < 0) return;
   int u = -1;
   for (int i = 0; i < nslots; i++) {
-    if (slots[i].kind == K_PXU_UP && slots[i].peer == s && slots[i].addr.sin_addr.s_addr == from.sin_addr.s_addr && slots[i].addr.sin_port == from.sin_port) u = i;
+    if (slots[i].kind == K_PXU_UP && slots[i].peer == s && slots[i].addr.v4.sin_addr.s_addr == from.sin_addr.s_addr && slots[i].addr.v4.sin_port == from.sin_port) u = i;
   }
   if (u < 0) {
-    struct sockaddr_in target = slots[s].addr;
+    struct sockaddr_in target = slots[s].addr.v4;
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&target, sizeof(target)) < 0) {
       if (fd >= 0) close(fd);
@@ -942,7 +1006,7 @@ static void on_pxu_listen(int s) {
     }
     u = new_slot(fd, K_PXU_UP, NULL);
     slots[u].peer = s;
-    slots[u].addr = from;
+    slots[u].addr.v4 = from;
     slots[u].local = dst;
   }
   slots[u].deadline = now_ms() + 30000;
@@ -955,7 +1019,7 @@ static void on_pxu_up(int s) {
   if (n < 0) return;
   int l = slots[s].peer;
   if (slots[l].kind != K_PXU_LISTEN) return free_slot(s);
-  send_from(slots[l].fd, buf, n, &slots[s].addr, slots[s].local);
+  send_from(slots[l].fd, buf, n, &slots[s].addr.v4, slots[s].local);
 }
 
 static void on_deadline(int s) {

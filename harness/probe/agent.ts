@@ -69,7 +69,8 @@ export class ProbeAgent {
   }
 
   async listen(proto: 'tcp' | 'udp', port: number, bind?: string): Promise<void> {
-    ProbeAgent.check(await this.request('L', [proto, port, bind ?? '0.0.0.0']), `${this.label}: listen ${proto}/${port}`);
+    // without an address: all of them (TCP dual-stack, IPv4 and IPv6)
+    ProbeAgent.check(await this.request('L', [proto, port, ...(bind ? [bind] : [])]), `${this.label}: listen ${proto}/${port}`);
   }
 
   private async probe(cmd: string, args: (string | number | undefined)[]): Promise<ProbeResult> {

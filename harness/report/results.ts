@@ -49,6 +49,8 @@ export interface CaseResult {
   rulePath?: string;
   /** the same path as data (the engine comparison lines two of them up) */
   trace?: RulePath;
+  /** advisories (CVE, GHSA) the expectation demonstrates, on findings and failures */
+  advisories?: string[];
 }
 
 export interface ScenarioResult {

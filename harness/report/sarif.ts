@@ -30,7 +30,8 @@ function ruleOf(id: string): { id: string; text: string } {
 }
 
 function messageOf(r: ScenarioResult, c: CaseResult): string {
-  const head = c.status === 'passed' ? `${c.finding} (${c.name}) on ${r.engine}` : `${c.name} failed on ${r.engine}`;
+  const advisory = c.advisories ? ` [${c.advisories.join(', ')}]` : '';
+  const head = c.status === 'passed' ? `${c.finding} (${c.name}) on ${r.engine}${advisory}` : `${c.name} failed on ${r.engine}${advisory}`;
   const text = [head, c.status === 'passed' ? '' : (c.message ?? ''), c.diff ?? ''].filter(Boolean).join('\n\n');
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}\n… (cut; report.html has all of it)` : text;
 }
@@ -85,7 +86,7 @@ export function buildSarif(record: RunRecord): object {
             ],
             // one alert per case and target across runs, whatever the message says this time
             partialFingerprints: { netconformCase: createHash('sha256').update(`${r.scenarioId}\0${r.engine}\0${c.name}\0${finding ? 'finding' : 'failure'}`).digest('hex').slice(0, 32) },
-            properties: { scenario: r.scenarioId, target: r.engine, case: c.name, status: finding ? 'finding' : c.status },
+            properties: { scenario: r.scenarioId, target: r.engine, case: c.name, status: finding ? 'finding' : c.status, ...(c.advisories ? { advisories: c.advisories, tags: ['security', ...c.advisories] } : {}) },
           };
         }),
       },

@@ -44,6 +44,9 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
     facts.subnets[n.name] = n.subnet;
     facts.bridges[n.name] = n.bridge;
     facts.addresses[`gateway:${n.name}`] = n.gateway;
+    // IPv6: ${subnet6:NET}, ${gateway6:NET} (looked up among the addresses by their whole key)
+    if (n.subnet6) facts.addresses[`subnet6:${n.name}`] = n.subnet6;
+    if (n.gateway6) facts.addresses[`gateway6:${n.name}`] = n.gateway6;
   }
   const multi = sc.hosts.length > 1;
   for (const h of sc.hosts) {
@@ -57,6 +60,11 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
         }
         if (c.ip && !(ref in facts.addresses)) facts.addresses[ref] = c.ip;
         for (const [net, ip] of Object.entries(c.addresses)) facts.addresses[`${ref}@${net}`] = ip;
+        // IPv6: ${ipv6:web}, ${ipv6:web@net}
+        for (const [i, [net, ip]] of Object.entries(c.addresses6 ?? {}).entries()) {
+          facts.addresses[`ipv6:${ref}@${net}`] = ip;
+          if (i === 0) facts.addresses[`ipv6:${ref}`] ??= ip;
+        }
       }
     }
   }
@@ -116,7 +124,7 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         const golden = e.golden ? resolve(dirname(cx.sc.file), e.golden) : undefined;
         // nftables chain names carry the bridge's: filter-forward-in__${bridge:back}
         const chain = e.chain === undefined ? undefined : expand(e.chain, facts);
-        const r = checkRules(rules, { family: e.family, table: e.table, chain, set: e.set, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy, exists: e.exists }, {
+        const r = checkRules(rules, { ipv6: e.ipv6, family: e.family, table: e.table, chain, set: e.set, contains: e.contains, absent: e.absent, exact: e.exact, golden, policy: e.policy, exists: e.exists }, {
           expand: (s) => expand(s, facts),
           updateGolden: cx.updateGolden,
         });

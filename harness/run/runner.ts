@@ -1,6 +1,7 @@
 // Runs one scenario on one engine: lab → engines (one per Docker host) → probe agents →
 // phases of steps and expectations → results. Teardown always runs, also when the build or a
 // probe fails.
+import { ADVISORIES } from '../catalogue.js';
 import type { ContainerInfo, Engine } from '../engine/types.js';
 import { Lab } from '../lab/lab.js';
 import { WAN, buildTopology, hostNs, peerNs, routeWanTo } from '../lab/topology.js';
@@ -12,7 +13,7 @@ import type { ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
-import { describeStep, runSteps } from './steps.js';
+import { StepNotSupported, describeStep, runSteps } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
 import { firewallBackend, parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
@@ -60,7 +61,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   };
   // the nftables rule set needs nft and the kernel's nf_tables, whatever the scenario requires
   // so does the iptables variant of each host
-  const needs = new Set([...sc.requires, ...(nft ? ['nftables'] : []), ...sc.hosts.map((h) => `iptables-${h.iptables}`)]);
+  const needs = new Set([...sc.requires, ...(nft ? ['nftables'] : []), ...(sc.hosts.some((h) => h.firewalld) ? ['firewalld'] : []), ...sc.hosts.map((h) => `iptables-${h.iptables}`)]);
   const missing = [...needs].filter((f) => opts.missing?.has(f));
   if (missing.length > 0) {
     const reason = missing.map((f) => `kernel feature ${f} is missing: ${opts.missing!.get(f)}`).join('; ');
@@ -114,7 +115,12 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     if (sc.wan.routeToContainers) {
       await routeWanTo(
         lab,
-        sc.hosts.flatMap((h) => engines.get(h.name)!.networks().map((n) => ({ subnet: n.subnet, via: h.address.split('/')[0] }))),
+        sc.hosts.flatMap((h) =>
+          engines
+            .get(h.name)!
+            .networks()
+            .flatMap((n) => [{ subnet: n.subnet, via: h.address.split('/')[0] }, ...(n.subnet6 && h.address6 ? [{ subnet: n.subnet6, via: h.address6.split('/')[0] }] : [])]),
+        ),
       );
     }
 
@@ -137,7 +143,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     const index = containerIndex(sc);
     tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
-      await runSteps(steps, lab, engines, index, sc, (step) => result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`));
+      await runSteps(steps, lab, engines, index, sc, (step) => result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`), (line) => opts.onProgress?.(`${sc.id}: ${line}`));
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
       const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase, nft, labAgents), startErrors, result, updateGolden: opts.updateGolden };
@@ -163,8 +169,11 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       for (const e of expects) evaluated.add(e);
     }
   } catch (e) {
+    const skip = e instanceof StepNotSupported;
+    // the comparison of engines leaves out what one of them could not take (it says so)
+    if (skip) result.properties['step.unsupported'] = (e as Error).message;
     for (const [i, ex] of sc.expect.entries()) {
-      if (!evaluated.has(ex)) result.cases.push(caseOf(ex, i, 'error', 0, { message: `scenario did not complete: ${(e as Error).message}` }));
+      if (!evaluated.has(ex)) result.cases.push(caseOf(ex, i, skip ? 'skipped' : 'error', 0, { message: skip ? (e as Error).message : `scenario did not complete: ${(e as Error).message}` }));
     }
     result.transcript.push(`error: ${(e as Error).stack ?? String(e)}`);
   } finally {
@@ -191,6 +200,9 @@ function markFindings(sc: Scenario, result: ScenarioResult): void {
   for (const c of result.cases) {
     const finding = sc.expect[c.expectIndex]?.finding;
     if (finding && c.status === 'passed') c.finding = finding;
+    const advisories = sc.expect[c.expectIndex]?.advisories;
+    if (advisories && (c.finding || c.status === 'failed')) c.advisories = advisories;
+    else if (c.status === 'failed' && ADVISORIES[c.id]) c.advisories = ADVISORIES[c.id];
   }
 }
 

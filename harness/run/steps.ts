@@ -1,17 +1,31 @@
 // Steps between phases: what an operator does to a running lab (connect, disconnect, remove a
 // container; administrator iptables, nft, ip or bridge commands on a host or the switch,
-// ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules).
+// ovs-vsctl on the lab's Open vSwitch; a daemon restart of the rules; recovery: a flush of
+// every rule table, a host firewall reload, a daemon restart).
 import type { Engine } from '../engine/types.js';
 import type { Lab } from '../lab/lab.js';
 import { WAN, bridgeCommands, hostNs, ipCommands, iptables, nft, ovsVsctl } from '../lab/topology.js';
+import { flushAllTables } from '../lab/flush.js';
+import { firewalldOf } from '../lab/firewalld.js';
 import type { Scenario, Step } from '../scenario/types.js';
 import type { containerIndex } from './endpoints.js';
+
+/** A step this engine cannot take in this lab: the cases from here on are skipped with the reason. */
+export class StepNotSupported extends Error {}
 
 /**
  * A phase's steps in order. Consecutive `ip` or `bridge` steps on one host go out as one batch
  * (one process, where each costs 100-300 ms in an emulated guest); `done` is told each step.
  */
-export async function runSteps(steps: Step[], lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario, done: (s: Step) => void): Promise<void> {
+export async function runSteps(
+  steps: Step[],
+  lab: Lab,
+  engines: Map<string, Engine>,
+  index: ReturnType<typeof containerIndex>,
+  sc: Scenario,
+  done: (s: Step) => void,
+  log: (line: string) => void = () => {},
+): Promise<void> {
   for (let i = 0; i < steps.length; ) {
     const step = steps[i];
     let j = i + 1;
@@ -22,14 +36,14 @@ export async function runSteps(steps: Step[], lab: Lab, engines: Map<string, Eng
       await engines.get(step.host)?.sync();
       await (step.kind === 'ip' ? ipCommands : bridgeCommands)(lab, nsOf(step.host), batch.map((b) => b.args));
     } else {
-      await runStep(step, lab, engines, index, sc);
+      await runStep(step, lab, engines, index, sc, log);
     }
     for (const s of steps.slice(i, j)) done(s);
     i = j;
   }
 }
 
-export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario): Promise<void> {
+export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>, index: ReturnType<typeof containerIndex>, sc: Scenario, log: (line: string) => void = () => {}): Promise<void> {
   const owner = (ref: string) => {
     const at = index.get(ref);
     if (!at) throw new Error(`no container ${ref}`);
@@ -53,9 +67,10 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
       return engine.unlink(name, step.alias);
     }
     case 'iptables':
+    case 'ip6tables':
       await engines.get(step.host)?.sync();
       // the host's own iptables variant; the switch's is the first host's
-      return iptables(lab, nsOf(step.host), step.args, (sc.hosts.find((h) => h.name === step.host) ?? sc.hosts[0]).iptables);
+      return iptables(lab, nsOf(step.host), step.args, (sc.hosts.find((h) => h.name === step.host) ?? sc.hosts[0]).iptables, step.kind === 'ip6tables' ? 'ipv6' : 'ipv4');
     case 'nft':
       await engines.get(step.host)?.sync();
       return nft(lab, nsOf(step.host), step.args);
@@ -68,8 +83,38 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
     case 'ovs-vsctl':
       return ovsVsctl(lab, step.args);
     case 'restart-rules':
+    case 'restart-daemon':
       return engines.get(step.host)!.reloadRules();
+    case 'flush-rules': {
+      await engines.get(step.host)?.sync();
+      const h = sc.hosts.find((x) => x.name === step.host)!;
+      return flushAllTables(lab, hostNs(h), h.iptables);
+    }
+    case 'reload-firewall':
+      return reloadFirewall(step.host, lab, engines.get(step.host)!, sc, log);
   }
+}
+
+/**
+ * The host firewall reloads. With the lab's firewalld on this host (`firewalld: true`), a
+ * real `firewall-cmd --reload` (a real dockerd hears its Reloaded signal on the lab's bus).
+ * Without, its documented equivalent (firewalld's iptables backend on reload: every table
+ * flushed, chains deleted, built-in policies ACCEPT, then the Reloaded signal). The reference
+ * engine is told of the signal either way; a real dockerd only hears a real firewalld.
+ */
+async function reloadFirewall(host: string, lab: Lab, engine: Engine, sc: Scenario, log: (line: string) => void): Promise<void> {
+  await engine.sync();
+  const h = sc.hosts.find((x) => x.name === host)!;
+  const fwd = firewalldOf(lab, hostNs(h));
+  if (fwd) {
+    await fwd.reload(log);
+    // a real dockerd rewrites its rules when the signal reaches it, after firewall-cmd returned
+    if (!engine.firewallReloaded) await fwd.settled(log);
+  } else {
+    if (!engine.firewallReloaded) throw new StepNotSupported(`reload-firewall on ${engine.describe()} needs firewalld in the lab (host: { firewalld: true }): a real daemon only hears firewalld's own Reloaded signal`);
+    await flushAllTables(lab, hostNs(h), h.iptables);
+  }
+  await engine.firewallReloaded?.();
 }
 
 /** A host's namespace, or the switch's ("lan": the wan namespace holds the lan's bridges). */
@@ -87,6 +132,8 @@ export function describeStep(step: Step, multiHost: boolean): string {
       return `unlink ${step.container}/${step.alias}`;
     case 'iptables':
       return `iptables ${step.args}${on(step.host)}`;
+    case 'ip6tables':
+      return `ip6tables ${step.args}${on(step.host)}`;
     case 'nft':
       return `nft ${step.args}${on(step.host)}`;
     case 'ip':
@@ -96,6 +143,9 @@ export function describeStep(step: Step, multiHost: boolean): string {
     case 'ovs-vsctl':
       return `ovs-vsctl ${step.args}${on(step.host)}`;
     case 'restart-rules':
-      return `restart-rules${on(step.host)}`;
+    case 'restart-daemon':
+    case 'flush-rules':
+    case 'reload-firewall':
+      return `${step.kind}${on(step.host)}`;
   }
 }

@@ -90,7 +90,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const nftTarget = opts.engines.some((e) => firewallBackendOf(e) === 'nftables') || scenarios.some(usesNftables);
   // and the iptables variants lab hosts run: the run's, and any a scenario's host names
   const variants = [...new Set([opts.hostIptables, ...scenarios.flatMap((s) => s.hosts.map((h) => h.iptables))].filter((v): v is IptablesVariant => v !== undefined))];
-  const caps = await detectCapabilities([...new Set([...scenarios.flatMap((s) => s.requires), ...(nftTarget ? ['nftables'] : []), ...variants.map((v) => `iptables-${v}`)])]);
+  const caps = await detectCapabilities([...new Set([...scenarios.flatMap((s) => s.requires), ...(scenarios.some((s) => s.hosts.some((h) => h.firewalld)) ? ['firewalld'] : []), ...(nftTarget ? ['nftables'] : []), ...variants.map((v) => `iptables-${v}`)])]);
   const environment = {
     kernel: release(),
     iptables: await iptablesVersion(),

@@ -121,7 +121,7 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
     case 'minProperties':
     case 'maxProperties':
       // ajv inlines $refs, so the schema path does not name the step: its place does
-      if (/\/steps\/\d+$/.test(e.instancePath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, nft, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)' };
+      if (/\/steps\/\d+$/.test(e.instancePath)) return { message: 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, nft, ip, bridge, ovs-vsctl, restart-rules, restart-daemon, flush-rules, reload-firewall (and optionally on: HOST)' };
       return { message: e.message ?? e.keyword };
     default:
       return { message: e.message ?? e.keyword };
@@ -251,11 +251,16 @@ const IPTABLES_TABLES = ['filter', 'nat', 'raw', 'mangle', 'security'];
 const KINDS = ['reach', 'matrix', 'rules', 'start', 'file', 'resolve', 'env', 'frames'];
 const DEFAULT_BIP = '172.17.0.1/16';
 const DEFAULT_LAN = { firstHost: 1, prefix: 24, base: '203.0.113', router: '203.0.113.254' };
+/** The IPv6 plan of a dual-stack lab (documentation prefixes: nothing routes them outside). */
+export const LAN6 = { subnet: '2001:db8:1::/64', router: '2001:db8:1::fe', host: (i: number) => `2001:db8:1::${(i + 1).toString(16)}/64`, peer: (j: number) => `2001:db8:1::${(0x10 + j).toString(16)}/64`, server: '2001:db8:100::7' };
+const IPV6 = /^[0-9a-fA-F:]*:[0-9a-fA-F:]*$/;
 /** The host of a single-host scenario. */
 export const SINGLE_HOST = 'host';
 
 /** Everything the cross-reference checks of expectations and steps need to know. */
 interface Ctx {
+  /** a dual-stack lab: ipv6: endpoints are allowed */
+  ipv6: boolean;
   covers: string[];
   multiHost: boolean;
   hosts: Map<string, HostSpec>;
@@ -317,9 +322,20 @@ class Resolver {
       }
     }
     const peers = this.peers(d.lan?.peers ?? {}, lanSubnet, hosts, segments);
+    const ipv6: boolean = d.ipv6 ?? false;
+    if (ipv6) {
+      hosts.forEach((h, i) => (h.address6 = LAN6.host(i)));
+      peers.forEach((p, j) => (p.address6 ??= LAN6.peer(j)));
+    }
+    peers.forEach((p) => {
+      if (p.address6 && !ipv6) this.err(['lan', 'peers', p.name, 'address6'], 'an IPv6 address needs a dual-stack lab: add ipv6: true at the top');
+      p.routes.forEach((r, i) => {
+        if (!ipv6 && (r.dest === 'default6' || IPV6.test(r.dest.split('/')[0]))) this.err(['lan', 'peers', p.name, 'routes', i], 'an IPv6 route needs a dual-stack lab: add ipv6: true at the top');
+      });
+    });
 
     const w = d.wan ?? {};
-    const wan = { servers: w.servers ?? ['198.51.100.7'], listen: w.listen ?? ['tcp/9000', 'udp/9000'], routeToContainers: w['route-to-containers'] ?? false };
+    const wan = { servers: w.servers ?? ['198.51.100.7'], servers6: ipv6 ? [LAN6.server] : [], listen: w.listen ?? ['tcp/9000', 'udp/9000'], routeToContainers: w['route-to-containers'] ?? false };
 
     const containers = new Map<string, { c: ContainerSpec; host: HostSpec }>();
     const unqualified = new Map<string, number>();
@@ -338,7 +354,7 @@ class Resolver {
     }
     const profiles: string[] | undefined = d.profiles;
     this.checkProfiles(profiles, ['profiles']);
-    const ctx: Ctx = { covers, multiHost, hosts: new Map(hosts.map((h) => [h.name, h])), containers, peers: new Map(peers.map((p) => [p.name, p])), profiles, ovs: ovsSegments.length > 0 };
+    const ctx: Ctx = { ipv6, covers, multiHost, hosts: new Map(hosts.map((h) => [h.name, h])), containers, peers: new Map(peers.map((p) => [p.name, p])), profiles, ovs: ovsSegments.length > 0 };
 
     const phases: Scenario['phases'] = [{ steps: [], loc: this.loc(d.expect ? ['expect'] : []) }];
     const expect: Expectation[] = this.expectations(d.expect ?? [], ['expect'], 0, ctx);
@@ -355,15 +371,17 @@ class Resolver {
       title: d.title,
       covers,
       description: d.description,
+      tags: d.tags ?? [],
       requires: d.requires ?? [],
       hosts,
-      lan: { subnet: lanSubnet, router, peers },
+      lan: { subnet: lanSubnet, router, peers, ...(ipv6 ? { subnet6: LAN6.subnet, router6: LAN6.router } : {}) },
       segments,
       ovsSegments,
       wan,
       phases,
       expect,
       probeTimeoutMs: d['probe-timeout'] ?? 300,
+      ipv6,
       ...(profiles ? { profiles } : {}),
       ...(d['firewall-backends'] ? { firewallBackends: d['firewall-backends'] } : {}),
       loc: this.loc([]),
@@ -430,6 +448,7 @@ class Resolver {
     const daemon: DaemonOptions = { icc: true, 'ip-masq': true, 'ip-forward': true, iptables: true, 'userland-proxy': true, ...(h.daemon ?? {}) };
     const bridgeSubnet = networkOf(daemon.bip ?? DEFAULT_BIP);
     if (daemon['fixed-cidr'] && !cidrInside(daemon['fixed-cidr'], bridgeSubnet)) this.err([...at('daemon'), 'fixed-cidr'], `fixed-cidr ${daemon['fixed-cidr']} is not inside the bridge subnet ${bridgeSubnet}`);
+    if (daemon.ipv6 && !daemon['fixed-cidr-v6']) this.err([...at('daemon'), 'ipv6'], 'ipv6 on the default bridge needs its IPv6 subnet: add fixed-cidr-v6 (e.g. fd00:dead:beef::/64)');
     const address = h.address ?? `${DEFAULT_LAN.base}.${DEFAULT_LAN.firstHost + index}/${DEFAULT_LAN.prefix}`;
     const gateway = h.gateway ?? DEFAULT_LAN.router;
     if (!inCidr(gateway, address)) this.err(at('gateway'), `gateway ${gateway} is not in the host's subnet ${networkOf(address)}`);
@@ -443,6 +462,7 @@ class Resolver {
       listen: h.listen ?? [],
       rules: h.rules ?? [],
       nft: h.nft ?? [],
+      firewalld: h.firewalld ?? false,
       ...(h.iptables ? { iptables: h.iptables } : {}),
       extraAddresses: h.addresses ?? [],
       nics: h.nics ?? {},
@@ -479,13 +499,14 @@ class Resolver {
       taken.set(ip, `peer ${name}`);
       const routes = (pr.routes ?? []).map((r: string, i: number) => {
         const [dest, via] = r.split(' via ');
-        if (via !== 'router' && !IPV4.test(via) && !hosts.some((h) => h.name === via)) this.err([...p, 'routes', i], `route via '${via}': expected a host name (${hosts.map((h) => h.name).join(', ')}), router or an address`);
+        if (via !== 'router' && !IPV4.test(via) && !IPV6.test(via) && !hosts.some((h) => h.name === via)) this.err([...p, 'routes', i], `route via '${via}': expected a host name (${hosts.map((h) => h.name).join(', ')}), router or an address`);
         return { dest, via };
       });
       return {
         name,
         segment,
         address: pr.address,
+        ...(pr.address6 ? { address6: pr.address6 } : {}),
         routes,
         sysctls: Object.fromEntries(Object.entries(pr.sysctls ?? {}).map(([k, v]) => [k, String(v)])),
         listen: pr.listen ?? [],
@@ -506,7 +527,9 @@ class Resolver {
       if (driver === 'macvlan' && !n.options?.parent) this.err([...p], "a macvlan network needs its parent NIC: options: { parent: eth0 }", undefined);
       const mode = n.options?.macvlan_mode;
       if (driver === 'macvlan' && mode !== undefined && !['bridge', 'private', 'vepa', 'passthru'].includes(mode)) this.err([...p, 'options', 'macvlan_mode'], `expected one of: bridge, private, vepa, passthru; got ${JSON.stringify(mode)}`);
-      return { name, driver, subnet: n.subnet ? networkOf(n.subnet) : undefined, gateway: n.gateway, ipRange: n['ip-range'], internal: n.internal ?? false, options: n.options ?? {}, loc: this.loc(p) };
+      if (n.subnet6 && n.ipv6 === false) this.err([...p, 'subnet6'], 'an IPv6 subnet needs ipv6: true (or leave ipv6 out)');
+      if ((n.ipv6 || n.subnet6) && driver !== 'bridge') this.err([...p, 'ipv6'], 'IPv6 is supported on bridge networks here');
+      return { name, driver, subnet: n.subnet ? networkOf(n.subnet) : undefined, gateway: n.gateway, ipRange: n['ip-range'], internal: n.internal ?? false, ipv6: n.ipv6 ?? n.subnet6 !== undefined, ...(n.subnet6 ? { subnet6: n.subnet6 } : {}), options: n.options ?? {}, loc: this.loc(p) };
     });
   }
 
@@ -646,10 +669,14 @@ class Resolver {
     if (s.on === 'lan') this.err([...p, 'on'], 'only ip, bridge, ovs-vsctl and iptables steps run on the lan\'s switch');
     const host = this.hostOf(s.on === 'lan' ? undefined : s.on, s.on !== undefined ? [...p, 'on'] : p, ctx, 'this step');
     if (s.iptables) return { kind: 'iptables', host, args: s.iptables, loc };
+    if (s.ip6tables) return { kind: 'ip6tables', host, args: s.ip6tables, loc };
     if (s.nft) return { kind: 'nft', host, args: s.nft, loc };
     if (s.ip) return { kind: 'ip', host, args: s.ip, loc };
     if (s.bridge) return { kind: 'bridge', host, args: s.bridge, loc };
-    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, nft, ip, bridge, ovs-vsctl, restart-rules (and optionally on: HOST)');
+    if (s['restart-daemon']) return { kind: 'restart-daemon', host, loc };
+    if (s['flush-rules']) return { kind: 'flush-rules', host, loc };
+    if (s['reload-firewall']) return { kind: 'reload-firewall', host, loc };
+    if (s['restart-rules'] === undefined) this.err(p, 'a step has exactly one of: connect, disconnect, remove, unlink, iptables, nft, ip, bridge, ovs-vsctl, restart-rules, restart-daemon, flush-rules, reload-firewall (and optionally on: HOST)');
     return { kind: 'restart-rules', host, loc };
   }
 
@@ -680,6 +707,7 @@ class Resolver {
         loc,
         ...(e.profiles ? { profiles: e.profiles as string[] } : {}),
         ...(finding.byTarget ? { findingBy: finding.byTarget } : finding.value ? { finding: finding.value } : {}),
+        ...(e.advisory ? { advisories: [e.advisory].flat() } : {}),
       };
       const kind = kinds[0];
       if (kind === 'reach' || kind === 'matrix') {
@@ -720,7 +748,8 @@ class Resolver {
         if (!r.contains && !r.absent && !r.exact && !r.golden && !r.policy && r.exists === undefined) this.err([...p, 'rules'], 'rules needs at least one of: contains, absent, exact, golden, policy, exists: false');
         const host = this.hostOf(r.host, r.host !== undefined ? [...p, 'rules', 'host'] : [...p, 'rules'], ctx, 'a rules check');
         this.checkRuleTarget(r, [...p, 'rules']);
-        out.push({ ...common, kind: 'rules', host, family: r.family, table: r.table, chain: r.chain, set: r.set, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
+        if (r.ipv6 && r.family) this.err([...p, 'rules', 'ipv6'], 'ipv6 reads ip6tables-save; an nftables check names its family (ip6, inet) instead');
+        out.push({ ...common, kind: 'rules', host, ...(r.ipv6 ? { ipv6: true } : {}), family: r.family, table: r.table, chain: r.chain, set: r.set, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
         return;
       }
       if (kind === 'start') {
@@ -796,7 +825,12 @@ class Resolver {
    * (as a destination only) an IPv4 address.
    */
   private endpoint(name: string, p: Path, ctx: Ctx, literalOk: boolean): void {
-    if (IPV4.test(name)) {
+    if (name.startsWith('ipv6:')) {
+      if (!ctx.ipv6) this.err(p, `${name}: an IPv6 endpoint needs a dual-stack lab (ipv6: true at the top)`);
+      if (name.slice(5).startsWith('wan@')) return;
+      return this.endpoint(name.slice(5), p, ctx, literalOk);
+    }
+    if (IPV4.test(name) || IPV6.test(name)) {
       if (!literalOk) this.err(p, `a probe cannot start from a bare address (${name}); use a host, a container, a peer or wan`);
       return;
     }

@@ -24,6 +24,13 @@ export interface DaemonOptions {
   'ip-forward': boolean;
   iptables: boolean;
   'userland-proxy': boolean;
+  /** --ipv6 for the default bridge, with its IPv6 subnet (fixed-cidr-v6) */
+  ipv6?: boolean;
+  'fixed-cidr-v6'?: string;
+  /** --ip6tables: unset means the release's default (on from 27, off before) */
+  ip6tables?: boolean;
+  /** --experimental: 20.10 and 26 write ip6tables rules only with it */
+  experimental?: boolean;
   /** Docker 29+'s --firewall-backend: set from the target's profile (`<release>-nftables`), not by scenarios */
   'firewall-backend'?: 'iptables' | 'nftables';
 }
@@ -35,6 +42,8 @@ export interface DaemonOptions {
 export interface HostSpec {
   name: string;
   address: string; // CIDR on the lan, default 203.0.113.1/24 (then .2, .3 … for further hosts)
+  /** in a dual-stack lab: its IPv6 address on the lan (2001:db8:1::1/64, ::2 …) */
+  address6?: string;
   gateway: string; // the router on the lan, default 203.0.113.254
   /** sysctls set in the lab host namespace before the engine starts (the starting ns is never touched) */
   sysctls: Record<string, string>;
@@ -44,6 +53,8 @@ export interface HostSpec {
   rules: string[];
   /** nft commands (without the leading `nft`) run in the lab host before the engine starts */
   nft: string[];
+  /** a real firewalld runs in the host namespace (lab/firewalld.ts), started before the engine */
+  firewalld: boolean;
   /** the host's iptables (iptables-nft or iptables-legacy); unset: the run's choice */
   iptables?: IptablesVariant;
   /** extra addresses for the host's outside interface (CIDR) */
@@ -62,6 +73,8 @@ export interface PeerSpec {
   /** the segment it is plugged into: "lan" (default) or one of the scenario's segments */
   segment: string;
   address: string; // CIDR on its segment
+  /** in a dual-stack lab: its IPv6 address on the lan */
+  address6?: string;
   /** routes "DEST via TARGET": TARGET is a host name, `router` or an address */
   routes: { dest: string; via: string }[];
   sysctls: Record<string, string>;
@@ -73,6 +86,9 @@ export interface PeerSpec {
 export interface LanSpec {
   subnet: string; // CIDR, from the first host's address
   router: string; // the wan router's address on the lan (the hosts' default gateway)
+  /** in a dual-stack lab: the lan's IPv6 prefix and the router's IPv6 address */
+  subnet6?: string;
+  router6?: string;
   peers: PeerSpec[];
 }
 
@@ -80,6 +96,8 @@ export interface LanSpec {
 export interface WanSpec {
   /** addresses of outside servers (/32 on the wan namespace), the first one is `wan` */
   servers: string[];
+  /** in a dual-stack lab: the outside servers' IPv6 addresses (the first one is ipv6:wan) */
+  servers6: string[];
   /** what the outside servers listen on, e.g. "tcp/9000", "udp/9000" */
   listen: string[];
   /** whether wan has a route back to container subnets via their host (off: Docker's real-world case) */
@@ -94,6 +112,9 @@ export interface NetworkSpec {
   /** allocate container addresses from this sub-range only (--ip-range) */
   ipRange?: string;
   internal: boolean;
+  /** --ipv6, with its IPv6 subnet (subnet6) */
+  ipv6: boolean;
+  subnet6?: string;
   /** driver options as Docker names them: com.docker.network.bridge.name, parent, macvlan_mode … */
   options: Record<string, string>;
   loc: Loc;
@@ -145,12 +166,16 @@ export type Step =
   | { kind: 'disconnect'; container: string; network: string; loc: Loc }
   | { kind: 'remove'; container: string; loc: Loc }
   | { kind: 'unlink'; container: string; alias: string; loc: Loc } // docker rm --link /container/alias
+  | { kind: 'ip6tables'; host: string; args: string; loc: Loc } // administrator ip6tables command
   | { kind: 'iptables'; host: string; args: string; loc: Loc } // administrator rule, e.g. "-I DOCKER-USER -s 1.2.3.4 -j DROP"
   | { kind: 'nft'; host: string; args: string; loc: Loc } // administrator nft command, e.g. "add table inet admin"
   | { kind: 'ip'; host: string; args: string; loc: Loc } // administrator `ip` command on a host (or "lan": the switch), e.g. "link set eth1 master docker0"
   | { kind: 'bridge'; host: string; args: string; loc: Loc } // administrator `bridge` command, e.g. "vlan add dev h0n0 vid 10" on a VLAN-aware switch
   | { kind: 'ovs-vsctl'; host: 'lan'; args: string; loc: Loc } // on the lab's Open vSwitch, e.g. "set port h0n0 tag=100"
-  | { kind: 'restart-rules'; host: string; loc: Loc }; // the engine reprograms its rules (as a daemon restart does)
+  | { kind: 'restart-rules'; host: string; loc: Loc } // the engine reprograms its rules (as a daemon restart does)
+  | { kind: 'restart-daemon'; host: string; loc: Loc } // the daemon restarts (a real dockerd is restarted)
+  | { kind: 'flush-rules'; host: string; loc: Loc } // an administrator flushes every iptables/ip6tables table; the engine is not told
+  | { kind: 'reload-firewall'; host: string; loc: Loc }; // the host firewall reloads (firewalld) and the engine reacts to its signal
 
 interface ExpectBase {
   /** catalogue ID this expectation proves */
@@ -165,6 +190,9 @@ interface ExpectBase {
   /** a passing case is a compliance finding (an exposure confirmed): why; resolved per target */
   finding?: string;
   findingBy?: Record<string, string>;
+  /** advisories (CVE, GHSA) a finding or failure of this expectation demonstrates (a failure
+   * of an ID with catalogue advisories names those when the expectation names none) */
+  advisories?: string[];
   /** set when resolved for one run's target: why it cannot be checked there (a skip) */
   skipReason?: string;
   /** set when resolved for one run's target: it is stated for other profiles, so the run leaves
@@ -211,6 +239,8 @@ export interface RulesExpect extends ExpectBase {
   kind: 'rules';
   /** the Docker host whose rule set is checked */
   host: string;
+  /** read ip6tables-save instead of iptables-save */
+  ipv6?: boolean;
   /** nftables family (ip, ip6, inet…): the check reads the nft rule set, not iptables-save */
   family?: string;
   table: string;
@@ -288,6 +318,8 @@ export interface Scenario {
   title: string;
   covers: string[];
   description?: string;
+  /** names a run selects or leaves out (run --tags / --skip-tags), e.g. firewalld (slow) */
+  tags: string[];
   /** kernel features the scenario needs ("macvlan", "vxlan", "8021q", "bridge-vlan-filtering", "openvswitch") */
   requires: string[];
   /** the Docker hosts; one named "host" unless the scenario declares `hosts:` */
@@ -303,6 +335,8 @@ export interface Scenario {
   /** every expectation, each tagged with its phase */
   expect: Expectation[];
   probeTimeoutMs: number;
+  /** a dual-stack lab (hosts, router, peers and outside servers have IPv6 addresses too) */
+  ipv6: boolean;
   /** reference-engine profiles the scenario runs under (all when absent) */
   profiles?: string[];
   /** the firewall backends (iptables, nftables) it runs under (all when absent) */

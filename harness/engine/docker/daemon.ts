@@ -75,6 +75,8 @@ export class DockerDaemon {
     readonly machine: Machine,
     /** the host's iptables: what `iptables` is on the daemon's PATH */
     readonly iptables: IptablesVariant,
+    /** further environment (DBUS_SYSTEM_BUS_ADDRESS of the lab's firewalld) */
+    readonly extraEnv: Record<string, string> = {},
   ) {}
 
   get socket(): string {
@@ -90,7 +92,7 @@ export class DockerDaemon {
   private env(): Record<string, string> {
     // the host's iptables variant first (the machine's alternatives are never consulted), then
     // companions (runc, shims, docker-proxy) from the certified build's folder
-    return { PATH: [this.iptablesShim(), this.install.binDir, this.machine.baseEnv.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(delimiter) };
+    return { ...this.extraEnv, PATH: [this.iptablesShim(), this.install.binDir, this.machine.baseEnv.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(delimiter) };
   }
 
   /**

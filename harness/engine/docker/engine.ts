@@ -99,6 +99,9 @@ export class DockerEngine implements Engine {
   async provideHost(sc: Scenario, host: HostSpec): Promise<string> {
     this.sc = sc;
     this.host = host;
+    // a flush or a firewall reload rewrites every table (it makes the raw and mangle tables
+    // where there were none): a reset to the daemon's start state cannot undo that
+    if (sc.phases.some((p) => p.steps.some((s) => (s.kind === 'flush-rules' || s.kind === 'reload-firewall') && s.host === host.name))) this.dirty = true;
     this.d = await this.pool.acquire(host);
     // a pooled daemon served earlier scenarios: this one's part of its logs starts here
     const m = this.pool.machine;

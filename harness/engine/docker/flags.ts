@@ -12,6 +12,11 @@ export function optionFlags(d: DaemonOptions): string[] {
   else if (d.bip) f.push(`--bip=${d.bip}`);
   if (d['fixed-cidr']) f.push(`--fixed-cidr=${d['fixed-cidr']}`);
   if (d.ip) f.push(`--ip=${d.ip}`);
+  if (d.ipv6) f.push('--ipv6');
+  if (d['fixed-cidr-v6']) f.push(`--fixed-cidr-v6=${d['fixed-cidr-v6']}`);
+  // unset: the release's default (on from 27); 20.10 and 26 also need --experimental
+  if (d.ip6tables !== undefined) f.push(`--ip6tables=${d.ip6tables}`);
+  if (d.experimental) f.push('--experimental');
   // Docker 29+ (a profile named <release>-nftables); older daemons do not know the flag
   if (d['firewall-backend']) f.push(`--firewall-backend=${d['firewall-backend']}`);
   return f;
@@ -44,7 +49,7 @@ export function dockerdArgs(d: DaemonOptions, paths: DaemonPaths, proxy?: string
 }
 
 /** Daemons are shared by scenarios whose options and pre-start host state (its iptables too) are the same. */
-export function daemonKey(d: DaemonOptions, host: Pick<HostSpec, 'sysctls' | 'rules'> & Partial<Pick<HostSpec, 'nft' | 'iptables'>>): string {
+export function daemonKey(d: DaemonOptions, host: Pick<HostSpec, 'sysctls' | 'rules'> & Partial<Pick<HostSpec, 'nft' | 'iptables' | 'firewalld'>>): string {
   const sorted = (o: object) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-  return JSON.stringify({ daemon: sorted(d), sysctls: sorted(host.sysctls), rules: host.rules, nft: host.nft ?? [], iptables: host.iptables });
+  return JSON.stringify({ daemon: sorted(d), sysctls: sorted(host.sysctls), rules: host.rules, nft: host.nft ?? [], iptables: host.iptables, ...(host.firewalld ? { firewalld: true } : {}) });
 }

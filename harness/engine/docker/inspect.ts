@@ -3,6 +3,7 @@
 import type Dockerode from 'dockerode';
 import type { ContainerSpec } from '../../scenario/types.js';
 import type { ContainerInfo, NetworkInfo, PortBinding } from '../types.js';
+import { bigToIp6, network6Of, parseCidr6 } from '../../util/ipv6.js';
 
 const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 
@@ -15,7 +16,10 @@ export function bridgeOf(n: Dockerode.NetworkInspectInfo): string {
 
 export function networkInfo(name: string, n: Dockerode.NetworkInspectInfo): NetworkInfo {
   const cfg = (n.IPAM?.Config ?? []).find((c) => c.Subnet && !c.Subnet.includes(':')) ?? {};
-  return { name, driver: n.Driver === 'macvlan' ? 'macvlan' : 'bridge', bridge: bridgeOf(n), subnet: cfg.Subnet ?? '', gateway: cfg.Gateway ?? '', internal: n.Internal ?? false };
+  const cfg6 = n.EnableIPv6 ? (n.IPAM?.Config ?? []).find((c) => c.Subnet?.includes(':')) : undefined;
+  // dockerd leaves the IPv6 gateway out when it chose it (the subnet's first address)
+  const v6 = cfg6?.Subnet ? { subnet6: network6Of(cfg6.Subnet), gateway6: cfg6.Gateway || bigToIp6(parseCidr6(cfg6.Subnet).base + 1n) } : {};
+  return { name, driver: n.Driver === 'macvlan' ? 'macvlan' : 'bridge', bridge: bridgeOf(n), subnet: cfg.Subnet ?? '', gateway: cfg.Gateway ?? '', internal: n.Internal ?? false, ...v6 };
 }
 
 export function modeOf(network: string): ContainerInfo['mode'] {
@@ -31,9 +35,11 @@ export function containerInfo(spec: ContainerSpec, c: Dockerode.ContainerInspect
   const pid = c.State.Pid;
   const addresses: Record<string, string> = {};
   const macs: Record<string, string> = {};
+  const addresses6: Record<string, string> = {};
   for (const [dockerNet, ep] of Object.entries(c.NetworkSettings.Networks ?? {})) {
     const net = networkNames.get(dockerNet) ?? dockerNet;
     if (ep.IPAddress) addresses[net] = ep.IPAddress;
+    if (ep.GlobalIPv6Address) addresses6[net] = ep.GlobalIPv6Address;
     if (ep.MacAddress) macs[net] = ep.MacAddress;
   }
   const mode = modeOf(spec.network);
@@ -44,6 +50,7 @@ export function containerInfo(spec: ContainerSpec, c: Dockerode.ContainerInspect
     mntnsPath: `/proc/${pid}/ns/mnt`,
     env,
     addresses,
+    ...(Object.keys(addresses6).length ? { addresses6 } : {}),
     macs,
     ip: mode === 'bridge' ? (addresses[spec.network] ?? Object.values(addresses)[0]) : undefined,
     mode,

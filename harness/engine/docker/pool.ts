@@ -10,6 +10,7 @@ import { Lab } from '../../lab/lab.js';
 import { currentMachine, type Machine } from '../../machine/machine.js';
 import type { HostSpec } from '../../scenario/types.js';
 import { DockerDaemon } from './daemon.js';
+import { Firewalld } from '../../lab/firewalld.js';
 import { machineIptablesVariant } from '../../rules/iptables/tools.js';
 import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
@@ -113,7 +114,10 @@ export class DaemonPool {
     const install = await this.install();
     const linksBefore = await linkNames(d.lab, HOST);
     await d.lab.ip(HOST, bridgeSetup(h.daemon));
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine, h.iptables ?? (await machineIptablesVariant()));
+    // the host firewall comes up first and the daemon finds it on the lab's bus (it lives, and
+    // is stopped, with the daemon's lab; scenarios that adopt the namespace reload it)
+    const fw = h.firewalld ? await Firewalld.start(d.lab, HOST, log) : undefined;
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine, h.iptables ?? (await machineIptablesVariant()), fw ? { DBUS_SYSTEM_BUS_ADDRESS: fw.bus } : {});
     const { startMs } = await d.daemon.start();
     d.api = await d.daemon.api();
     d.docker = new Dockerode({ socketPath: d.api });

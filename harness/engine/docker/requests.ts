@@ -68,8 +68,15 @@ export function networkRequest(spec: NetworkSpec, scenarioId: string, name = spe
     CheckDuplicate: true,
     Driver: spec.driver,
     Internal: spec.internal,
+    ...(spec.ipv6 ? { EnableIPv6: true } : {}),
     Options: { ...spec.options },
-    IPAM: { Driver: 'default', Config: spec.subnet ? [{ Subnet: spec.subnet, ...(spec.ipRange ? { IPRange: spec.ipRange } : {}), ...(spec.gateway ? { Gateway: spec.gateway } : {}) }] : [] },
+    IPAM: {
+      Driver: 'default',
+      Config: [
+        ...(spec.subnet ? [{ Subnet: spec.subnet, ...(spec.ipRange ? { IPRange: spec.ipRange } : {}), ...(spec.gateway ? { Gateway: spec.gateway } : {}) }] : []),
+        ...(spec.subnet6 ? [{ Subnet: spec.subnet6 }] : []),
+      ],
+    },
     Labels: { [LABEL]: scenarioId },
   };
 }

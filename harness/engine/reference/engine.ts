@@ -13,6 +13,8 @@ import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCi
 import { OverlappingPortAllocator, PortAllocator } from './ports.js';
 import { dockerBindingOrder, exactFirstOrder, type Binding } from './portorder.js';
 import { RELEASES, type ReleaseBehaviour } from './releases.js';
+import { AddressPool6, Pool6Allocator, network6Of } from './ipam6.js';
+import { IptablesBackend } from '../../rules/iptables/backend.js';
 import { KernelPlan } from './plan.js';
 import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
 import { BridgeDriver } from './drivers/bridge.js';
@@ -39,12 +41,17 @@ interface NetState {
   fw?: BridgeNet;
   pool: AddressPool;
   hostBinding?: string;
+  /** an --ipv6 network: its IPv6 addresses, and the ip6tables view of it (when ip6tables is on) */
+  pool6?: AddressPool6;
+  fw6?: BridgeNet;
 }
 
 interface Endpoint extends EndpointPlan {
   net: NetState;
   /** names this container also answers to on this network (--network-alias) */
   aliases: string[];
+  /** its IPv6 address on an --ipv6 network */
+  ip6?: string;
 }
 
 /** The files a container's processes see over /etc, as the engine wrote them. */
@@ -72,6 +79,8 @@ interface ContState {
   info: ContainerInfo;
   endpoints: Endpoint[];
   forwards: PortForward[];
+  /** the IPv6 bindings of its published ports that ip6tables NATs (containers with IPv6) */
+  forwards6: PortForward[];
   links: LinkRule[];
   proxies: ProxySpec[];
 }
@@ -89,6 +98,12 @@ export class ReferenceEngine implements Engine {
   private readonly profile?: Profile;
   /** made at start(), for the host's iptables variant */
   private firewall!: FirewallDriver;
+  /** the same layout on ip6tables, when the daemon writes ip6tables rules */
+  private firewall6?: FirewallDriver;
+  private readonly pools6 = new Pool6Allocator();
+  /** the host's IPv6 forwarding was off at start; the first IPv6 network turns it on */
+  private forwarding6Off = false;
+  private forwarding6Done = false;
   private readonly pools = new PoolAllocator();
   private readonly portAlloc: PortAllocator | OverlappingPortAllocator;
   /** what the profile's release does besides its rule layout */
@@ -126,9 +141,16 @@ export class ReferenceEngine implements Engine {
     this.helper().catch(() => {}); // starts while the daemon is planned; errors surface on use
     const d = ctx.daemon;
     this.firewall = createFirewall(this.profile, { iptables: ctx.iptables });
-    // the host's forwarding and the rules the driver edits, read in one process
-    const read = this.firewall.backends.filter((b) => b.dump);
-    const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward'], read.map((b) => b.dump!));
+    if (d.iptables && writesIp6tables(this.profile ?? DEFAULT_PROFILE, d)) {
+      // the layout again, on ip6tables, for IPv6 networks, ports and endpoints (27+ layouts
+      // already hold an ip6tables backend for their start chains: the instance shares it)
+      const shared = this.firewall.backends.find((b): b is IptablesBackend => b instanceof IptablesBackend && b.tools.family === 'ipv6');
+      this.firewall6 = createFirewall(this.profile, { iptables: ctx.iptables, family: 'ipv6', ...(shared ? { backend: shared } : {}) });
+    }
+    // the host's forwarding and the rules the drivers edit, read in one process
+    const read = [...new Set([...this.firewall.backends, ...(this.firewall6?.backends ?? [])])].filter((b) => b.dump);
+    const state = await this.lab.snapshot(ctx.hostNs, ['net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'], read.map((b) => b.dump!));
+    this.forwarding6Off = d['ip-forward'] && state.sysctls['net.ipv6.conf.all.forwarding'] !== '1';
     read.forEach((b, i) => this.plan.seed(b, state.dumps[i]));
     const forwardingOff = d['ip-forward'] && state.sysctls['net.ipv4.ip_forward'] !== '1';
     if (forwardingOff && !this.firewall.enablesForwarding) {
@@ -140,6 +162,7 @@ export class ReferenceEngine implements Engine {
     if (d.iptables) {
       this.plan.sysctl(ctx.hostNs, 'net.bridge.bridge-nf-call-iptables', '1');
       await this.firewall.init(this.plan, { hairpin: !d['userland-proxy'], enabledForwarding: forwardingOff });
+      await this.firewall6?.init(this.plan, { hairpin: !d['userland-proxy'] });
     }
     // --ip6tables is a flag of its own (on by default since 27): dockerd 28.5.2 writes its IPv6
     // chains even with --iptables=false (measured)
@@ -154,18 +177,52 @@ export class ReferenceEngine implements Engine {
     const subnet = networkOf(bip);
     const gateway = bip.split('/')[0];
     this.pools.claim(subnet);
+    const fw: BridgeNet = { name: 'bridge', bridge, subnet, icc: d.icc, masquerade: d['ip-masq'], internal: false };
     await this.addNetwork({
       info: { name: 'bridge', driver: 'bridge', bridge, subnet, gateway, internal: false },
       driver: this.bridgeDriver,
-      fw: { name: 'bridge', bridge, subnet, icc: d.icc, masquerade: d['ip-masq'], internal: false },
+      fw,
       pool: new AddressPool(subnet, gateway, d['fixed-cidr']),
       hostBinding: d.ip,
+      ...(d.ipv6 && d['fixed-cidr-v6'] ? this.ipv6Of(fw, network6Of(d['fixed-cidr-v6'])) : {}),
     });
+  }
+
+  /** An --ipv6 network's IPv6 side: addresses from its subnet, and its ip6tables view. */
+  private ipv6Of(fw: BridgeNet, subnet6: string): Pick<NetState, 'pool6' | 'fw6'> {
+    this.pools6.claim(subnet6);
+    // an SNAT source (com.docker.network.host_ipv4) is IPv4's: IPv6 masquerades
+    return { pool6: new AddressPool6(subnet6), fw6: { ...fw, subnet: subnet6, hostIp: undefined } };
+  }
+
+  /**
+   * The first IPv6 network turns IPv6 forwarding on (setupIPv6Forwarding: all and default);
+   * when it writes ip6tables, Docker then also closes ip6tables' FORWARD.
+   */
+  private async ensureIpv6Forwarding(): Promise<void> {
+    if (this.forwarding6Done || !this.forwarding6Off) return;
+    this.forwarding6Done = true;
+    this.plan.sysctl(this.ctx.hostNs, 'net.ipv6.conf.default.forwarding', '1');
+    this.plan.sysctl(this.ctx.hostNs, 'net.ipv6.conf.all.forwarding', '1');
+    // (seen with 20.10.24 and 26.1.5 --experimental --ip6tables, and 28.5.2)
+    if (this.firewall6) {
+      const ed = await this.plan.edit(this.firewall6.backends[0] as IptablesBackend);
+      ed.setPolicy('filter', 'FORWARD', 'DROP');
+    }
   }
 
   private async addNetwork(st: NetState): Promise<void> {
     st.driver.create(this.plan, { name: st.info.name, bridge: st.info.bridge, subnet: st.info.subnet, gateway: st.info.gateway });
     if (this.daemon.iptables && st.fw) await this.firewall.setupNetwork(st.fw);
+    if (st.pool6) {
+      st.info.subnet6 = st.pool6.subnet;
+      st.info.gateway6 = st.pool6.gateway;
+      this.plan.ip(this.ctx.hostNs, `addr add ${st.pool6.gateway}/${st.pool6.subnet.split('/')[1]} dev ${st.info.bridge} nodad`);
+      await this.ensureIpv6Forwarding();
+      if (st.fw6) await this.firewall6?.setupNetwork(st.fw6);
+    } else if (this.daemon.iptables && st.fw) {
+      await this.firewall6?.setupNetwork(ip6View(st)!);
+    }
     this.nets.set(st.info.name, st);
   }
 
@@ -178,12 +235,14 @@ export class ReferenceEngine implements Engine {
     if (spec.driver === 'macvlan') return this.createMacvlan(spec, subnet, gateway);
     const bridge = o[OPT_BRIDGE_NAME] ?? `br-${hex(6)}`;
     const info: NetworkInfo = { name: spec.name, driver: 'bridge', bridge, subnet, gateway, internal: spec.internal };
+    const fw: BridgeNet = { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_SNAT_SOURCE] };
     await this.addNetwork({
       info,
       driver: this.bridgeDriver,
-      fw: { name: spec.name, bridge, subnet, icc: o[OPT_ICC] !== 'false', masquerade: o[OPT_MASQ] !== 'false', internal: spec.internal, hostIp: o[OPT_SNAT_SOURCE] },
+      fw,
       pool: new AddressPool(subnet, gateway, spec.ipRange),
       hostBinding: o[OPT_HOST_BINDING],
+      ...(spec.ipv6 ? this.ipv6Of(fw, spec.subnet6 ? network6Of(spec.subnet6) : this.pools6.allocate()) : {}),
     });
     return info;
   }
@@ -233,6 +292,7 @@ export class ReferenceEngine implements Engine {
       info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode },
       endpoints: [],
       forwards: [],
+      forwards6: [],
       links: [],
       proxies: [],
     };
@@ -266,6 +326,7 @@ export class ReferenceEngine implements Engine {
       if (this.daemon.iptables) {
         for (const ep of st.endpoints) await this.addEndpointRules(ep);
         for (const pf of st.forwards) await this.firewall.addPortForward(pf);
+        for (const pf of st.forwards6) await this.firewall6?.addPortForward(pf);
         for (const l of st.links) await this.firewall.addLink(l);
       }
       for (const p of st.proxies) this.proxies.open(p);
@@ -337,6 +398,15 @@ export class ReferenceEngine implements Engine {
     st.endpoints.push(ep);
     st.ownHosts.push({ ip, names: st.hostname });
     if (gatewayEndpoint(st.endpoints, this.behaviour) === ep) this.plan.ip(st.ns!, `route replace default via ${net.info.gateway} dev ${ep.ifname}`);
+    if (net.pool6) {
+      ep.ip6 = net.pool6.allocate();
+      const first = Object.keys(st.info.addresses6 ?? {}).length === 0;
+      this.plan.ip(st.ns!, `addr add ${ep.ip6}/${net.pool6.subnet.split('/')[1]} dev ${ep.ifname} nodad`);
+      if (first) this.plan.ip(st.ns!, `route replace ::/0 via ${net.pool6.gateway} dev ${ep.ifname}`);
+      (st.info.addresses6 ??= {})[netName] = ep.ip6;
+      // /etc/hosts names the container at its IPv6 address too (seen with dockerd 28.5.2)
+      st.ownHosts.push({ ip: ep.ip6, names: st.hostname });
+    }
     st.info.addresses[netName] = ip;
     (st.info.macs ??= {})[netName] = ep.mac;
     st.info.ip ??= ip;
@@ -353,6 +423,10 @@ export class ReferenceEngine implements Engine {
     // 28 allocates one port for bindings that differ only in their host address (needSamePort)
     const groups: Binding[][] = [];
     for (const p of wanted) {
+      if (p.hostIp?.includes(':')) {
+        this.publish6(st, ep, p.hostIp, this.allocatePort(st, [p.hostIp], p.proto, p.hostPort), p);
+        continue;
+      }
       const g = groups.at(-1);
       if (exactFirst && g && g[0].containerPort === p.containerPort && g[0].proto === p.proto && g[0].hostPort === p.hostPort) g.push(p);
       else groups.push([p]);
@@ -364,8 +438,25 @@ export class ReferenceEngine implements Engine {
         const hostIp = hostIps[i];
         st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
         st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'] });
+        // a binding to all addresses is made for IPv6 too ([::], the same port)
+        if (hostIp === '0.0.0.0') this.publish6(st, ep, '::', hostPort, p);
       }
     }
+  }
+
+  /**
+   * The IPv6 side of a published port (libnetwork's allocatePorts, 20.10 … 28): to the
+   * container's IPv6 address, through ip6tables when the daemon writes it; a container
+   * without IPv6 is still served on [::] by the userland proxy, relaying to its IPv4 address
+   * (kept "for backward compatibility"); without the proxy it gets no IPv6 binding at all.
+   * (The probe agent has no IPv6 UDP: UDP bindings get their rules, not a [::] proxy.)
+   */
+  private publish6(st: ContState, ep: Endpoint, hostIp: string, hostPort: number, p: { containerPort: number; proto: 'tcp' | 'udp' }): void {
+    const proxy = this.daemon['userland-proxy'];
+    if (!ep.ip6 && !proxy) return;
+    if (ep.ip6 && ep.net.fw6) st.forwards6.push({ net: ep.net.fw6, containerIp: ep.ip6, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
+    if (p.proto === 'udp') return;
+    st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip6 ?? ep.ip, dstPort: p.containerPort, dummy: !proxy });
   }
 
   /**
@@ -381,7 +472,8 @@ export class ReferenceEngine implements Engine {
         for (const hostIp of hostIps) {
           this.proxies.checkFree(proto, hostIp, port);
           // ports of this container's earlier mappings are not registered with the proxies yet
-          if (st.proxies.some((p) => p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0'))) {
+          const sameFamily = (p: ProxySpec) => p.bind.includes(':') === hostIp.includes(':');
+          if (st.proxies.some((p) => p.proto === proto && p.port === port && sameFamily(p) && (p.bind === hostIp || isAny(p.bind) || isAny(hostIp)))) {
             throw new ProxyBindError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
           }
         }
@@ -437,10 +529,12 @@ export class ReferenceEngine implements Engine {
   // moby's AddEndpoint/DelEndpoint: per-address rules of newer layouts (bridge networks only)
   private async addEndpointRules(ep: Endpoint): Promise<void> {
     if (ep.net.fw) await this.firewall.addEndpoint?.({ net: ep.net.fw, ip: ep.ip });
+    if (ep.net.fw6 && ep.ip6) await this.firewall6?.addEndpoint?.({ net: ep.net.fw6, ip: ep.ip6 });
   }
 
   private async removeEndpointRules(ep: Endpoint): Promise<void> {
     if (ep.net.fw) await this.firewall.removeEndpoint?.({ net: ep.net.fw, ip: ep.ip });
+    if (ep.net.fw6 && ep.ip6) await this.firewall6?.removeEndpoint?.({ net: ep.net.fw6, ip: ep.ip6 });
   }
 
   async disconnect(container: string, network: string): Promise<void> {
@@ -449,9 +543,16 @@ export class ReferenceEngine implements Engine {
     if (i < 0) throw new EngineError(`container ${container} is not connected to network ${network}`);
     const [ep] = st.endpoints.splice(i, 1);
     const gone = st.forwards.filter((f) => f.net === ep.net.fw);
+    const gone6 = st.forwards6.filter((f) => f.net === ep.net.fw6);
     if (this.daemon.iptables) {
       for (const f of gone) await this.firewall.removePortForward(f);
+      for (const f of gone6) await this.firewall6?.removePortForward(f);
       await this.removeEndpointRules(ep);
+    }
+    st.forwards6 = st.forwards6.filter((f) => !gone6.includes(f));
+    if (ep.ip6) {
+      ep.net.pool6?.release(ep.ip6);
+      delete st.info.addresses6?.[network];
     }
     for (const f of gone) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     st.forwards = st.forwards.filter((f) => f.net !== ep.net.fw);
@@ -471,6 +572,7 @@ export class ReferenceEngine implements Engine {
     const st = this.mustGet(container);
     if (this.daemon.iptables) {
       for (const f of st.forwards) await this.firewall.removePortForward(f);
+      for (const f of st.forwards6) await this.firewall6?.removePortForward(f);
       for (const l of st.links) await this.firewall.removeLink(l);
       for (const ep of st.endpoints) await this.removeEndpointRules(ep);
       // the rules of links other containers hold to this one go with it (their /etc/hosts
@@ -485,6 +587,7 @@ export class ReferenceEngine implements Engine {
     for (const f of st.forwards) this.portAlloc.release(f.hostIp, f.proto, f.hostPort);
     for (const ep of st.endpoints) {
       ep.net.pool.release(ep.ip);
+      if (ep.ip6) ep.net.pool6?.release(ep.ip6);
       ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     }
     this.conts.delete(container);
@@ -499,18 +602,60 @@ export class ReferenceEngine implements Engine {
     if (this.firewall.init6) await this.firewall.init6(this.plan, opts);
     if (!this.daemon.iptables) return this.sync();
     await this.firewall.init(this.plan, opts);
+    // the IPv6 instance of a layout without init6 (20.10 and 26 with --experimental --ip6tables)
+    if (this.firewall6 && !this.firewall.init6) await this.firewall6.init(this.plan, opts);
     // dockerd restores its networks; the default bridge is made anew (as a new network) only
     // when no live container is on it
     const live = new Set([...this.conts.values()].flatMap((c) => c.endpoints.map((e) => e.net)));
     const user = [...this.nets.values()].filter((n) => n.info.name !== 'bridge' && n.fw);
     const bridge = this.nets.get('bridge')!;
-    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) await (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, n.fw!);
-    if (!live.has(bridge)) await this.firewall.setupNetwork(bridge.fw!);
+    for (const n of [...user, ...(live.has(bridge) ? [bridge] : [])]) {
+      await (this.firewall.restoreNetwork ?? this.firewall.setupNetwork).call(this.firewall, n.fw!);
+      const fw6 = ip6View(n);
+      if (fw6 && this.firewall6) await (this.firewall6.restoreNetwork ?? this.firewall6.setupNetwork).call(this.firewall6, fw6);
+    }
+    if (!live.has(bridge)) {
+      await this.firewall.setupNetwork(bridge.fw!);
+      if (bridge.fw6) await this.firewall6?.setupNetwork(bridge.fw6);
+    }
+    await this.restoreContainerRules();
+    await this.sync();
+  }
+
+  /** Every container's endpoint, port and link rules, written again. */
+  private async restoreContainerRules(): Promise<void> {
     for (const c of this.conts.values()) {
       for (const ep of c.endpoints) await this.addEndpointRules(ep);
       for (const f of c.forwards) await this.firewall.addPortForward(f);
+      for (const f of c.forwards6) await this.firewall6?.addPortForward(f);
       for (const l of c.links) await this.firewall.addLink(l);
     }
+  }
+
+  /**
+   * firewalld reloaded (its Reloaded signal, after it flushed the host's tables): the daemon
+   * writes its rules again, as far as its release does. The firewall driver says what its
+   * release re-creates (`onFirewalldReload`; unset: its networks as at a restart); the
+   * containers' ports, links and endpoints follow (portmapper ReMapAll, link re-enable).
+   * `restore: false` stands for a daemon that missed the signal (the negative check).
+   */
+  async firewallReloaded(opts: { restore: boolean } = { restore: true }): Promise<void> {
+    if (!this.daemon.iptables || !opts.restore) return;
+    const o = { hairpin: !this.daemon['userland-proxy'], restart: true };
+    const nets = [...this.nets.values()];
+    for (const [fw, list] of [
+      [this.firewall, nets.flatMap((n) => n.fw ?? [])],
+      [this.firewall6, nets.flatMap((n) => ip6View(n) ?? [])],
+    ] as const) {
+      if (!fw) continue;
+      if (fw.onFirewalldReload) {
+        await fw.onFirewalldReload(this.plan, list, o);
+        continue;
+      }
+      await fw.init(this.plan, o);
+      for (const n of list) await (fw.restoreNetwork ?? fw.setupNetwork).call(fw, n);
+    }
+    await this.restoreContainerRules();
     await this.sync();
   }
 
@@ -612,4 +757,27 @@ function exposedPorts(spec: ContainerSpec): { port: number; proto: 'tcp' | 'udp'
   const seen = new Map<string, { port: number; proto: 'tcp' | 'udp' }>();
   for (const x of [...spec.expose, ...spec.publish.map((p) => ({ port: p.containerPort, proto: p.proto }))]) seen.set(`${x.port}/${x.proto}`, { port: x.port, proto: x.proto });
   return [...seen.values()].sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
+}
+
+/** The release number of a profile (docker-20.10 → 20.1, docker-28 → 28, docker-29-nftables → 29). */
+function release(profile: string): number {
+  return parseFloat(profile.replace(/^docker-/, ''));
+}
+
+/**
+ * Whether the daemon writes ip6tables rules: on by default from 27 (--ip6tables=false turns
+ * it off); before, only with --ip6tables and --experimental. The nftables backend writes
+ * IPv6 into nftables, which this engine does not model (its IPv6 scenarios are iptables').
+ */
+function writesIp6tables(profile: string, d: DaemonOptions): boolean {
+  if (firewallBackend(profile) !== 'iptables') return false;
+  if (release(profile) >= 27) return d.ip6tables !== false;
+  return d.ip6tables === true && d.experimental === true;
+}
+
+const isAny = (ip: string) => ip === '0.0.0.0' || ip === '::';
+
+/** A network as the ip6tables instance sees it: its IPv6 side, or (IPv4-only) its isolation alone. */
+function ip6View(n: NetState): BridgeNet | undefined {
+  return n.fw6 ?? (n.fw ? { ...n.fw, isolationOnly: true } : undefined);
 }

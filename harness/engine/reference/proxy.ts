@@ -33,8 +33,11 @@ export class UserlandProxies {
 
   /** Throws the engine's bind error when the port is held on an overlapping address. */
   checkFree(proto: string, bind: string, port: number): void {
-    const clash = this.bound.find((p) => p.proto === proto && p.port === port && (p.bind === bind || p.bind === '0.0.0.0' || bind === '0.0.0.0'));
-    if (clash) throw new ProxyBindError(`Error starting userland proxy: listen ${proto}4 ${bind}:${port}: bind: address already in use`);
+    // IPv4 and IPv6 bindings never clash ([::] is IPv6 only, as docker-proxy binds it)
+    const v6 = bind.includes(':');
+    const any = (ip: string) => ip === '0.0.0.0' || ip === '::';
+    const clash = this.bound.find((p) => p.proto === proto && p.port === port && p.bind.includes(':') === v6 && (p.bind === bind || any(p.bind) || any(bind)));
+    if (clash) throw new ProxyBindError(`Error starting userland proxy: listen ${proto}${v6 ? 6 : 4} ${v6 ? `[${bind}]` : bind}:${port}: bind: address already in use`);
   }
 
   open(p: ProxySpec): void {

@@ -5,6 +5,7 @@
 import type { RuleAccess } from '../../../rules/backend.js';
 import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import { IptablesLayout } from './iptables-layout.js';
+import { hostCidr, isAnyAddress, natTarget } from './ops.js';
 import type { BridgeNet, FirewallDriver, FirewallOptions, LinkRule, PortForward } from './types.js';
 
 const ISO1 = 'DOCKER-ISOLATION-STAGE-1';
@@ -31,15 +32,20 @@ function ensureJumpFirst(ed: RuleEditor, chain: string, target: string): void {
 }
 
 function dst(ip: string): string {
-  return `-d ${ip}/32`;
+  return `-d ${hostCidr(ip)}`;
 }
 
 export class Docker2010Firewall extends IptablesLayout implements FirewallDriver {
+  /** whether the ip6tables instance gets DOCKER-USER too (26: yes) */
+  protected readonly userChainInIp6tables: boolean = false;
+  /** the current init is a daemon restart's */
+  private restarting = false;
   readonly profile: string = 'docker-20.10';
   private hairpin = false;
 
   async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
     this.hairpin = opts.hairpin;
+    this.restarting = Boolean(opts.restart);
     const ed = await this.begin(rules, opts);
     // At start dockerd first removes its chains (removeIPChains): a chain still jumped to
     // survives, emptied. Seen with dockerd 20.10.24: a restart rebuilds them from scratch.
@@ -55,6 +61,12 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
 
   /** DOCKER-USER exists, ends in RETURN if empty, and is jumped to first from FORWARD. */
   arrangeUserChain(ed: RuleEditor): void {
+    // arrangeUserFilterRule is IPv4's only in 20.10: seen with dockerd 20.10.24 --experimental
+    // --ip6tables, ip6tables has no DOCKER-USER (26.1.5 has it in both)
+    if (this.family === 'ipv6' && !this.userChainInIp6tables) return;
+    // a restarted daemon does not make it anew: seen with 20.10.24 and 26.1.5 after a flush of
+    // every table and a restart, DOCKER-USER is gone (a restart that finds it keeps it)
+    if (this.restarting && !ed.hasChain('filter', USER)) return;
     ed.ensureChain('filter', USER);
     appendOnce(ed, 'filter', USER, '-j RETURN');
     ensureJumpFirst(ed, 'FORWARD', USER);
@@ -105,8 +117,29 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
     this.restore(await this.ed(), net);
   }
 
-  private restore(ed: RuleEditor, net: BridgeNet): void {
+  /**
+   * On firewalld's Reloaded signal 20.10 runs what it registered with iptables.OnReloaded:
+   * setupIPChains, the DOCKER-USER arrangement, and per network setupIPTables
+   * (bridge/setup_firewalld.go) — but not isolateNetwork, so the DOCKER-ISOLATION-STAGE-1/2
+   * rules between networks stay gone (CVE-2025-54410, fixed in 25.0.13 and 28.0.0).
+   */
+  async onFirewalldReload(rules: RuleAccess, nets: BridgeNet[], opts: FirewallOptions): Promise<void> {
+    await this.init(rules, opts);
+    const ed = await this.ed();
+    for (const net of nets) this.restore(ed, net, false);
+  }
+
+  private restore(ed: RuleEditor, net: BridgeNet, isolate = true): void {
     const r = this.masqRules(net);
+    // seen with 20.10.24 and 26.1.5 --experimental --ip6tables: isolateNetwork writes both
+    // families for every network, IPv4-only ones (docker0) included; nothing else of them
+    if (net.isolationOnly) {
+      if (!net.internal && isolate) {
+        insertOnce(ed, 'filter', ISO1, r.iso1);
+        insertOnce(ed, 'filter', ISO2, r.iso2);
+      }
+      return;
+    }
     if (net.internal) {
       insertOnce(ed, 'filter', ISO1, r.internalIn);
       insertOnce(ed, 'filter', ISO1, r.internalOut);
@@ -119,7 +152,7 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
       insertOnce(ed, 'filter', 'FORWARD', r.out);
       // ProgramChain(nat): local destinations enter DOCKER
       appendOnce(ed, 'nat', 'PREROUTING', '-m addrtype --dst-type LOCAL -j DOCKER');
-      appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : '! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER');
+      appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : `! -d ${this.loopbackNet} -m addrtype --dst-type LOCAL -j DOCKER`);
       // ProgramChain(filter)
       insertOnce(ed, 'filter', 'FORWARD', r.toDocker);
       insertOnce(ed, 'filter', 'FORWARD', r.established);
@@ -127,7 +160,7 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
     ensureJumpFirst(ed, 'FORWARD', ISO1);
     // Internal networks get no isolation pair: their two DROP rules isolate them already.
     // Seen with dockerd 20.10.24: an --internal network adds nothing to DOCKER-ISOLATION-STAGE-2.
-    if (!net.internal) {
+    if (!net.internal && isolate) {
       insertOnce(ed, 'filter', ISO1, r.iso1);
       insertOnce(ed, 'filter', ISO2, r.iso2);
     }
@@ -148,12 +181,12 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
 
   private forwardRules(pf: PortForward) {
     const p = `-p ${pf.proto} -m ${pf.proto}`;
-    const hostDst = pf.hostIp === '0.0.0.0' ? '' : `${dst(pf.hostIp)} `;
+    const hostDst = isAnyAddress(pf.hostIp) ? '' : `${dst(pf.hostIp)} `;
     const notFromBridge = this.hairpin ? '' : `! -i ${pf.net.bridge} `;
     return {
-      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${pf.containerIp}:${pf.containerPort}`,
+      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${natTarget(pf.containerIp, pf.containerPort)}`,
       accept: `${dst(pf.containerIp)} ! -i ${pf.net.bridge} -o ${pf.net.bridge} ${p} --dport ${pf.containerPort} -j ACCEPT`,
-      hairpinMasq: `-s ${pf.containerIp}/32 ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
+      hairpinMasq: `-s ${hostCidr(pf.containerIp)} ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
     };
   }
 
@@ -177,8 +210,8 @@ export class Docker2010Firewall extends IptablesLayout implements FirewallDriver
     const out: string[] = [];
     for (const { port, proto } of l.ports) {
       const io = `-i ${l.net.bridge} -o ${l.net.bridge} -p ${proto} -m ${proto}`;
-      out.push(`-s ${l.fromIp}/32 -d ${l.toIp}/32 ${io} --dport ${port} -j ACCEPT`);
-      out.push(`-s ${l.toIp}/32 -d ${l.fromIp}/32 ${io} --sport ${port} -j ACCEPT`);
+      out.push(`-s ${hostCidr(l.fromIp)} -d ${hostCidr(l.toIp)} ${io} --dport ${port} -j ACCEPT`);
+      out.push(`-s ${hostCidr(l.toIp)} -d ${hostCidr(l.fromIp)} ${io} --sport ${port} -j ACCEPT`);
     }
     return out;
   }

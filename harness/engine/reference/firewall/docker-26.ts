@@ -7,4 +7,6 @@ import { Docker2010Firewall } from './docker-20.10.js';
 
 export class Docker26Firewall extends Docker2010Firewall {
   override readonly profile: string = 'docker-26';
+  // seen with 26.1.5 --experimental --ip6tables: DOCKER-USER in ip6tables too (20.10 has none)
+  protected override readonly userChainInIp6tables: boolean = true;
 }

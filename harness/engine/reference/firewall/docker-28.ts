@@ -15,7 +15,7 @@
 import type { RuleAccess } from '../../../rules/backend.js';
 import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import { IptablesLayout } from './iptables-layout.js';
-import { appendOnce, ensureJumpFirst, insertOnce } from './ops.js';
+import { appendOnce, ensureJumpFirst, insertOnce, hostCidr, isAnyAddress, natTarget } from './ops.js';
 import type { BridgeNet, EndpointRule, FirewallDriver, FirewallHost, FirewallOptions, LinkRule, PortForward } from './types.js';
 
 export const FORWARD = 'DOCKER-FORWARD';
@@ -25,7 +25,8 @@ export const USER = 'DOCKER-USER';
 const ISO1 = 'DOCKER-ISOLATION-STAGE-1';
 const ISO2 = 'DOCKER-ISOLATION-STAGE-2';
 
-const dst = (ip: string) => `-d ${ip}/32`;
+const dst = (ip: string) => `-d ${hostCidr(ip)}`;
+// IPv4's loopback only: seen with dockerd 28.5.2, [::1] bindings get no raw drop (the kernel drops ::1 from other interfaces)
 const isLoopback = (ip: string) => ip.startsWith('127.');
 
 export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
@@ -52,7 +53,7 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   }
 
   async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
-    this.initChains(await this.begin(rules, opts), opts, '127.0.0.0/8');
+    this.initChains(await this.begin(rules, opts), opts, this.loopbackNet);
   }
 
   // Measured on dockerd 28.5.2 (ip6tables is on by default since 27): the same chains and
@@ -100,6 +101,7 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   }
 
   async setupNetwork(net: BridgeNet): Promise<void> {
+    if (net.isolationOnly) return; // 28.5.2: an IPv4-only network adds nothing to ip6tables
     const ed = await this.ed();
     const r = this.netRules(net);
     if (net.internal) {
@@ -167,12 +169,14 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
 
   private portRules(pf: PortForward) {
     const p = `-p ${pf.proto} -m ${pf.proto}`;
-    const hostDst = pf.hostIp === '0.0.0.0' ? '' : `${dst(pf.hostIp)} `;
+    const hostDst = isAnyAddress(pf.hostIp) ? '' : `${dst(pf.hostIp)} `;
     const notFromBridge = this.hairpin ? '' : `! -i ${pf.net.bridge} `;
+    // IPv6 link-local sources are never DNATed (seen with dockerd 28.5.2: `! -s fe80::/10`)
+    const notLinkLocal = pf.hostIp.includes(':') ? '! -s fe80::/10 ' : '';
     return {
       loopbackDrop: `${dst(pf.hostIp)} ! -i lo ${p} --dport ${pf.hostPort} -j DROP`,
-      dnat: `${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${pf.containerIp}:${pf.containerPort}`,
-      hairpinMasq: `-s ${pf.containerIp}/32 ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
+      dnat: `${notLinkLocal}${hostDst}${notFromBridge}${p} --dport ${pf.hostPort} -j DNAT --to-destination ${natTarget(pf.containerIp, pf.containerPort)}`,
+      hairpinMasq: `-s ${hostCidr(pf.containerIp)} ${dst(pf.containerIp)} ${p} --dport ${pf.containerPort} -j MASQUERADE`,
       accept: `${dst(pf.containerIp)} ! -i ${pf.net.bridge} -o ${pf.net.bridge} ${p} --dport ${pf.containerPort} -j ACCEPT`,
     };
   }
@@ -200,7 +204,7 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   private linkRules(l: LinkRule): string[] {
     return l.ports.flatMap(({ port, proto }) => {
       const io = `-i ${l.net.bridge} -o ${l.net.bridge} -p ${proto} -m ${proto}`;
-      return [`-s ${l.fromIp}/32 -d ${l.toIp}/32 ${io} --dport ${port} -j ACCEPT`, `-s ${l.toIp}/32 -d ${l.fromIp}/32 ${io} --sport ${port} -j ACCEPT`];
+      return [`-s ${hostCidr(l.fromIp)} -d ${hostCidr(l.toIp)} ${io} --dport ${port} -j ACCEPT`, `-s ${hostCidr(l.toIp)} -d ${hostCidr(l.fromIp)} ${io} --sport ${port} -j ACCEPT`];
     });
   }
 

@@ -1,5 +1,6 @@
-// What every iptables layout shares: its backend (the host's iptables variant, IPv4; ip6tables
-// beside it when a layout writes IPv6) and the editor it gets from the engine's plan for each
+// What every iptables layout shares: its backend (the host's iptables variant, IPv4; or
+// ip6tables: the engine runs a second instance of a layout for IPv6, given the networks'
+// IPv6 subnets and the containers' IPv6 addresses) and the editor it gets from the engine's plan for each
 // operation. The layouts (docker-20.10.ts, docker-28.ts, …) say only which rules go where.
 import type { RuleAccess } from '../../../rules/backend.js';
 import { IptablesBackend } from '../../../rules/iptables/backend.js';
@@ -7,15 +8,20 @@ import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import type { FirewallHost, FirewallOptions } from './types.js';
 
 export abstract class IptablesLayout {
+  /** the layout's backend: iptables, or ip6tables for the IPv6 instance (the name is historical) */
   protected readonly ipv4: IptablesBackend;
+  protected readonly family: 'ipv4' | 'ipv6';
   /** ip6tables, for the layouts that write IPv6 rules (27+ enable ip6tables by default) */
   protected readonly ipv6?: IptablesBackend;
   private access?: RuleAccess;
   readonly enablesForwarding = true;
 
   constructor(host: FirewallHost, opts: { ipv6?: boolean } = {}) {
-    this.ipv4 = new IptablesBackend(host.iptables, 'ipv4');
-    if (opts.ipv6) this.ipv6 = new IptablesBackend(host.iptables, 'ipv6');
+    this.family = host.family ?? 'ipv4';
+    // the IPv6 instance writes through the IPv4 instance's ip6tables backend when it has one
+    // (one editor, one ip6tables-restore per batch)
+    this.ipv4 = host.backend ?? new IptablesBackend(host.iptables, this.family);
+    if (opts.ipv6 && this.family === 'ipv4') this.ipv6 = new IptablesBackend(host.iptables, 'ipv6');
   }
 
   get backends(): IptablesBackend[] {
@@ -30,7 +36,12 @@ export abstract class IptablesLayout {
     return ed;
   }
 
-  /** The IPv4 editor for the current batch of edits. */
+  /** the loopback network nat OUTPUT leaves to the userland proxy */
+  protected get loopbackNet(): string {
+    return this.family === 'ipv6' ? '::1/128' : '127.0.0.0/8';
+  }
+
+  /** The editor for the current batch of edits. */
   protected ed(): Promise<RuleEditor> {
     if (!this.access) throw new Error('firewall driver used before init()');
     return this.access.edit(this.ipv4);

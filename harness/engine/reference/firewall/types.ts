@@ -6,6 +6,7 @@
 // layout is a new file; a new backend a new folder under rules/.
 import type { RuleAccess, RuleBackend } from '../../../rules/backend.js';
 import type { IptablesVariant } from '../../../rules/iptables/tools.js';
+import type { IptablesBackend } from '../../../rules/iptables/backend.js';
 
 export interface BridgeNet {
   name: string;
@@ -14,6 +15,8 @@ export interface BridgeNet {
   icc: boolean;
   masquerade: boolean;
   internal: boolean;
+  /** an IPv4-only network as the ip6tables instance sees it (20.10 and 26 isolate it there too) */
+  isolationOnly?: boolean;
   /** SNAT source instead of MASQUERADE (com.docker.network.host_ipv4; host_binding_ipv4 is for ports) */
   hostIp?: string;
 }
@@ -48,6 +51,10 @@ export interface EndpointRule {
 export interface FirewallHost {
   /** the host's iptables (iptables-nft or iptables-legacy): a driver's iptables backends use it */
   iptables: IptablesVariant;
+  /** the address family the driver writes (default ipv4; ipv6: the ip6tables instance) */
+  family?: 'ipv4' | 'ipv6';
+  /** the ip6tables instance: the IPv4 instance's ip6tables backend, shared (one editor per batch) */
+  backend?: IptablesBackend;
 }
 
 export interface FirewallOptions {
@@ -87,6 +94,11 @@ export interface FirewallDriver {
   removePortForward(pf: PortForward): Promise<void>;
   addLink(link: LinkRule): Promise<void>;
   removeLink(link: LinkRule): Promise<void>;
+  /**
+   * firewalld's Reloaded signal, after it flushed every table: write again what this release
+   * re-creates for these networks (unset: init and each network, as at a daemon restart)
+   */
+  onFirewalldReload?(rules: RuleAccess, nets: BridgeNet[], opts: FirewallOptions): Promise<void>;
   /** a container joins a network (28.0.2+ drop packets routed to its address from elsewhere) */
   addEndpoint?(ep: EndpointRule): Promise<void>;
   removeEndpoint?(ep: EndpointRule): Promise<void>;
