@@ -57,6 +57,8 @@ export interface ScenarioResult {
    * read) and the engine's names (upgrade diff, engine comparison)
    */
   snapshots?: { phase: number; host: string; rules: Ruleset; nft?: NftRuleset; facts: Facts }[];
+  /** the guest kernel's label ("6.12") when the run is one column of a kernel matrix (--kernel A,B) */
+  kernel?: string;
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;
 }

@@ -5,6 +5,7 @@ import type { CaseResult, ReachDetail, ScenarioResult, Status } from './results.
 import { scenarioStatus } from './results.js';
 import type { RunRecord } from './record.js';
 import { isComparison } from './timings.js';
+import { buildKernelMatrix, type KernelMatrix } from './kernel-matrix.js';
 
 /** Issue 14 adds `rulePath` (the path a probe's packet took, multi-line) to CaseResult; shown when present. */
 export function rulePathOf(c: CaseResult): string | undefined {
@@ -106,6 +107,8 @@ export interface ReportView {
   disagreements: CaseItem[];
   scenarios: ScenarioView[];
   timings: { scenarioId: string; target: string; anchor: string; r: ScenarioResult }[];
+  /** scenario × kernel, when the run went over several guest kernels */
+  kernelMatrix?: KernelMatrix;
 }
 
 export function countCases(cases: CaseResult[]): Counts {
@@ -231,6 +234,7 @@ export function buildView(record: RunRecord): ReportView {
     findings: items((c) => c.status === 'passed' && Boolean(c.finding)),
     disagreements: items((c, r) => isComparison(r) && (c.status === 'failed' || c.status === 'error')),
     scenarios,
+    kernelMatrix: buildKernelMatrix(results),
     timings: results
       .filter((r) => !isComparison(r))
       .map((r) => ({ scenarioId: r.scenarioId, target: r.engine, anchor: anchorOf(r.scenarioId, r.engine), r }))
