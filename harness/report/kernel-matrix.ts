@@ -80,6 +80,6 @@ export function matrixCells(m: KernelMatrix, marks: Record<Shown, string>): stri
   const head = ['scenario', ...(engines.size > 1 ? ['engine'] : []), ...m.kernels.map((k) => `kernel ${k}`)];
   return [
     head,
-    ...m.rows.map((r) => [`${r.scenarioId} ${r.title}`, ...(engines.size > 1 ? [r.engine] : []), ...m.kernels.map((k) => cellText(r.cells.get(k), marks))]),
+    ...m.rows.map((r) => [`${r.scenarioId} ${r.title.length > 50 ? `${r.title.slice(0, 49)}…` : r.title}`, ...(engines.size > 1 ? [r.engine] : []), ...m.kernels.map((k) => cellText(r.cells.get(k), marks))]),
   ];
 }
