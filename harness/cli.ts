@@ -411,7 +411,8 @@ async function diffKernels(from: string, to: string, values: { engine?: string; 
   const out = values.out ?? join('reports', upgradeReportName(a, b));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, text);
-  console.log(`${kernelMatrixReport(results)}\n\n${text}`);
+  // why a case failed on one kernel matters as much as that it did
+  console.log(`${kernelMatrixReport(results)}${failureReport(results)}\n\n${text}`);
   console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
   return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
 }
