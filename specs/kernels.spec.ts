@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { compareReleases, kernelLabel, resolveKernelList, KERNEL_SUITES } from '../harness/vm/kernels.js';
 import { kernelCacheDir, resolveKernel } from '../harness/vm/kernel.js';
@@ -85,5 +86,27 @@ describe.skipIf(fetched.length === 0)(`the kernel cache setup.sh filled (${realC
     const k = resolveKernel(join(realCache, suite));
     expect(k.vmlinuz).toBe(join(realCache, k.release, 'boot', `vmlinuz-${k.release}`));
     expect(existsSync(join(k.modulesDir, 'modules.dep'))).toBe(true);
+  });
+});
+
+// Bad kernel names stop the run before any lab or guest, with one sentence saying what to do.
+describe('the CLI with kernels that are not there', () => {
+  const cli = (args: string[], env: NodeJS.ProcessEnv) => execa('node', ['dist/harness/cli.js', ...args], { env: { ...env, NO_COLOR: '1' }, reject: false });
+
+  it('run --kernel 9.9 exits 2 naming the kernels there', async () => {
+    const env = fakeCache({ bookworm: DEBIAN.bookworm });
+    const r = await cli(['run', '--kernel', '9.9', 'scenarios/egress/masquerade.yaml'], env);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/no kernel 9\.9 in .* \(there: 6\.1\)/);
+  });
+
+  it('diff mixing a kernel and a target, or naming one kernel twice, exits 2', async () => {
+    const env = fakeCache({ bookworm: DEBIAN.bookworm });
+    const mixed = await cli(['diff', '--from', 'kernel:6.1', '--to', 'reference:docker-29'], env);
+    expect(mixed.exitCode).toBe(2);
+    expect(mixed.stderr).toContain('compares two kernels or two targets');
+    const same = await cli(['diff', '--from', 'kernel:6.1', '--to', 'kernel:bookworm'], env);
+    expect(same.exitCode).toBe(2);
+    expect(same.stderr).toContain('are the same kernel');
   });
 });
