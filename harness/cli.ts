@@ -12,7 +12,7 @@ import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
 import { isIptablesVariant, type IptablesVariant } from './rules/iptables/tools.js';
 import { run } from './lab/exec.js';
 import { loadDockerEngine, runSuite } from './run/suite.js';
-import { besideJunit, writeOutputs } from './report/outputs.js';
+import { besideJunit, isDevice, writeOutputs } from './report/outputs.js';
 import { RECORD_FORMAT, readRecord, type RunRecord, type ShardInfo } from './report/record.js';
 import { parseShard, planShards, type ShardSpec } from './report/shard.js';
 import { readTimings, type TimingsTable } from './report/timings.js';
@@ -21,15 +21,16 @@ import { formatMs } from './report/view.js';
 import { bold, dim, failureReport, findingsReport, green, kernelMatrixReport, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus, type ScenarioResult } from './report/results.js';
 import type { Scenario } from './scenario/types.js';
-import { expandTargets } from './targets.js';
+import { ALL_BUILDS, DEFAULT_PROFILE, PROFILES, expandTargets, releaseOf, type Target } from './targets.js';
 import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report/upgrade.js';
 import { chooseKernel, type KernelChoice } from './vm/kernel.js';
 import { kernelTarget, resolveKernelList, type NamedKernel } from './vm/kernels.js';
 import { runOnKernels } from './vm/matrix.js';
 import { gcGuests } from './vm/guest.js';
 import { featureTable, placementLines, probeGuest, type KernelColumn } from './vm/doctor.js';
-import { locateDocker } from './engine/docker/locate.js';
+import { DockerNotFoundError, findCompanions, locateDocker, type Companion } from './engine/docker/locate.js';
 import { gcDockerDaemons } from './engine/docker/gc.js';
+import { RELEASES, describeBuildSource, profileOfVersion, resolveDockerTargets, versionNumber } from './engine/docker/builds.js';
 import { haveConntrack } from './engine/docker/hoststate.js';
 import { ovsUserspace } from './lab/ovs.js';
 
@@ -40,15 +41,18 @@ const USAGE = `usage: netconform <command> [options]
 commands:
   run [paths…]        build every scenario in a hermetic lab, send the probes, assert, report
       --engine NAME   engine(s) to run, comma-separated (default: reference, i.e. reference:docker-20.10;
-                      reference:docker-28, reference:docker-29 pick the reference engine's profile;
-                      docker: a real dockerd the harness starts; with reference and docker, each
-                      scenario also gets a comparison of the two)
+                      reference:docker-26, reference:docker-28, reference:docker-29 pick the reference
+                      engine's profile; docker: a real dockerd the harness starts, whose version picks
+                      its profile; docker:20.10, docker:26, docker:28: that release (the cached build
+                      from scripts/get-engines.sh, or --dockerd); docker:all: every build present;
+                      with reference and docker, each scenario also gets a comparison of the two)
       --profile LIST  run the reference engine under these profiles (comma-separated, or all;
                       docker-29-nftables is Docker 29 with --firewall-backend=nftables)
       --host-iptables nft|legacy  the iptables lab hosts run, called by its own binaries
                       (iptables-nft…, iptables-legacy…; default: $NETCONFORM_HOST_IPTABLES, else
                       the variant the machine's iptables is); a scenario's host: iptables: wins
-      --dockerd PATH  the dockerd to certify (default: $NETCONFORM_DOCKERD, then PATH)
+      --dockerd PATH  the dockerd to certify (default: $NETCONFORM_DOCKERD, then PATH); its version
+                      must be the release a docker:N target names
       --junit PATH    JUnit XML output (default: reports/junit.xml); beside it the run writes
                       report.html, report.md and run.json (the record \`merge\` reads), and appends
                       the Markdown to $GITHUB_STEP_SUMMARY when that is set
@@ -86,8 +90,9 @@ commands:
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
   gc [--all]          remove labs left by killed runs (--all: also those of live runs)
-  doctor [paths…] [--no-boot]  check root, tools, iptables backend and kernel features (boots the
-                      configured guest kernel once to probe it, unless --no-boot)
+  doctor [paths…] [--no-boot] [--dockerd PATH]  check root, tools, iptables backend, the real
+                      engines and kernel features (boots the configured guest kernel once to probe
+                      it, unless --no-boot); --dockerd: that build's release, profile and companions
 
 paths default to the scenarios/ folder. Exit codes: 0 all passed, 1 failures, 2 invalid input or setup.`;
 
@@ -173,9 +178,8 @@ async function cmdRun(args: string[]): Promise<number> {
   const choice = kernels ? { source: '--kernel' } : chooseKernel(undefined, process.env);
   if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
   requireRoot();
-  const engines = targetsOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean));
+  const engines = await enginesOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean), values.dockerd);
   const { scenarios, shard } = shardSpec ? pickShard(selected, engines, table!, shardSpec, jobs) : { scenarios: selected, shard: undefined };
-  if (values.dockerd) (await loadDockerEngine()).configureDockerPool({ dockerd: values.dockerd });
   const abort = new AbortController();
   installSignalHandlers(abort);
   const startedAt = new Date().toISOString();
@@ -192,6 +196,9 @@ async function cmdRun(args: string[]): Promise<number> {
     ...guestKernel(choice),
     hostIptables,
     vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
+    // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…); a JUnit sent to
+    // a device (--junit /dev/null) asks for no files
+    evidenceDir: isDevice(values.junit!) ? undefined : join(dirname(values.junit!), 'logs'),
   };
   const results = kernels
     ? await runOnKernels(scenarios, kernels, { ...suite, onKernel: (l) => console.log(bold(l)) })
@@ -310,11 +317,50 @@ function hostIptablesOrExit(option: string | undefined): IptablesVariant | undef
   process.exit(2);
 }
 
-function targetsOrExit(engines: string[], profiles?: string[]): string[] {
+function targetsOrExit(engines: string[], profiles?: string[]): Target[] {
   try {
-    return expandTargets(engines, profiles).map((t) => t.label);
+    return expandTargets(engines, profiles);
   } catch (e) {
     console.error(red(`netconform: ${(e as Error).message}`));
+    process.exit(2);
+  }
+}
+
+/**
+ * The run's targets with every docker target tied to its build (before any lab; exit 2 with
+ * one sentence when a build is missing, broken, incomplete or another release than named).
+ * `docker` takes the build's own profile; `docker:all` is every build present. A plain
+ * `reference` beside docker targets is the reference of each build's profile, and `docker:all`
+ * brings those itself: each real build is compared with its own profile.
+ */
+async function enginesOrExit(requested: string[], profiles: string[] | undefined, dockerd: string | undefined, opts: { pair: boolean } = { pair: true }): Promise<string[]> {
+  const targets = targetsOrExit(requested, profiles);
+  const docker = targets.filter((t) => t.engine === 'docker');
+  if (dockerd && !docker.length) {
+    console.error(red(`netconform: --dockerd ${dockerd} needs a docker target: add --engine docker (or reference,docker to compare it)`));
+    process.exit(2);
+  }
+  if (!docker.length) return targets.map((t) => t.label);
+  try {
+    const { builds } = await resolveDockerTargets(docker, { dockerd });
+    const m = await loadDockerEngine();
+    for (const b of builds) m.configureDockerPool({ label: b.label, install: b.install });
+    const plainReference = opts.pair && requested.includes('reference') && !requested.includes(`reference:${DEFAULT_PROFILE}`) && !profiles?.length;
+    const all = opts.pair && requested.includes(ALL_BUILDS);
+    const labels: string[] = [];
+    for (const t of targets) {
+      if (t.label === ALL_BUILDS || t.engine === 'docker') continue;
+      if (t.label === `reference:${DEFAULT_PROFILE}` && plainReference) continue; // replaced by the builds' own profiles below
+      labels.push(t.label);
+    }
+    const referenceOf = plainReference || all ? builds.map((b) => `reference:${b.profile}`) : [];
+    for (const l of referenceOf) if (!labels.includes(l)) labels.push(l);
+    for (const b of builds) labels.push(b.label);
+    for (const b of builds) console.log(dim(`  ${b.label}: ${b.install.dockerd} (${b.install.version})`));
+    return labels;
+  } catch (e) {
+    if (!(e instanceof DockerNotFoundError)) throw e;
+    console.error(red(`netconform: ${e.message}`));
     process.exit(2);
   }
 }
@@ -350,12 +396,16 @@ async function cmdDiff(args: string[]): Promise<number> {
     console.error(red('netconform diff: --engine goes with kernel targets (--from kernel:6.1 --to kernel:7.2 --engine docker); between two targets, name them in --from and --to'));
     return 2;
   }
-  const [from, to] = targetsOrExit([values.from, values.to]);
+  requireRoot();
+  const [from, to] = await enginesOrExit([values.from, values.to], undefined, undefined, { pair: false });
+  if (!to) {
+    console.error(red(`netconform diff: --from ${values.from} and --to ${values.to} are the same target`));
+    return 2;
+  }
   const scenarios = load(positionals, values.only);
   // scenarios the host kernel cannot run go to the microVM, as in `run`: the diff covers them too
   const choice = chooseKernel(undefined, process.env);
   if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
-  requireRoot();
   const abort = new AbortController();
   installSignalHandlers(abort);
   const t0 = performance.now();
@@ -385,7 +435,7 @@ async function diffKernels(from: string, to: string, values: { engine?: string; 
     console.error(red(`netconform diff: kernel:${from} and kernel:${to} are the same kernel (${kernels[0].kernel.release})`));
     return 2;
   }
-  const engines = targetsOrExit([values.engine ?? 'reference']);
+  const engines = await enginesOrExit([values.engine ?? 'reference'], undefined, undefined, { pair: false });
   if (engines.length !== 1) {
     console.error(red(`netconform diff between kernels runs one engine, not ${engines.join(', ')}`));
     return 2;
@@ -472,7 +522,7 @@ async function cmdGc(args: string[]): Promise<number> {
 }
 
 async function cmdDoctor(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'no-boot': { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'no-boot': { type: 'boolean', default: false }, dockerd: { type: 'string' } } });
   let ok = true;
   const line = (good: boolean, what: string, detail: string) => {
     ok &&= good;
@@ -491,11 +541,26 @@ async function cmdDoctor(args: string[]): Promise<number> {
   line(ns.exitCode === 0, 'nsenter', ns.exitCode === 0 ? ns.stdout.trim() : 'apt-get install -y util-linux');
   // the docker engine is optional: without it only --engine docker is unavailable
   const optional = (good: boolean, what: string, detail: string) => console.log(`${good ? green('✓') : yellow('-')} ${what.padEnd(24)} ${dim(detail)}`);
-  try {
-    const d = await locateDocker();
-    optional(true, 'dockerd (--engine docker)', `${d.dockerd}: ${d.version}; containerd ${d.containerd}`);
-  } catch (e) {
-    optional(false, 'dockerd (--engine docker)', (e as Error).message);
+  if (values.dockerd) {
+    // the build a user asked about: an unusable one is bad input (exit 2, one sentence)
+    const bad = await doctorDockerd(values.dockerd);
+    if (bad) {
+      console.error(red(`netconform: ${bad}`));
+      return 2;
+    }
+  } else {
+    try {
+      const d = await locateDocker();
+      optional(true, 'dockerd (--engine docker)', `${d.dockerd}: ${d.version}; containerd ${d.containerd}`);
+    } catch (e) {
+      optional(false, 'dockerd (--engine docker)', (e as Error).message);
+    }
+  }
+  console.log(bold('\nreal engines (--engine docker:RELEASE)'));
+  for (const p of PROFILES) {
+    const where = describeBuildSource(p);
+    const there = where.startsWith('/');
+    optional(there, `docker:${releaseOf(p)}`, `${where} · ${RELEASES[p]}`);
   }
   // the nftables profile (docker-29-nftables) and nft steps and checks need it
   const nft = await run('nft', ['--version'], { allowFail: true }).catch(() => ({ exitCode: 127, stdout: '' }));
@@ -508,6 +573,36 @@ async function cmdDoctor(args: string[]): Promise<number> {
   const choice = chooseKernel(undefined);
   await doctorKernels(caps, choice, !values['no-boot'], positionals);
   return ok ? 0 : 2;
+}
+
+/**
+ * `doctor --dockerd PATH`: the build, its release and profile, and every companion it would
+ * run with, flagging one that comes from PATH instead of the build's folder and a dangling link.
+ * Returns the sentence that makes the build unusable, if one does.
+ */
+async function doctorDockerd(path: string): Promise<string | undefined> {
+  let d;
+  try {
+    d = await locateDocker(path);
+  } catch (e) {
+    if (!(e instanceof DockerNotFoundError)) throw e;
+    // a build that lacks a companion: show where each one would come from, then the one sentence
+    if (e.message.includes(' lacks ')) for (const c of findCompanions(dirname(resolve(path)))) console.log(companionLine(c));
+    return e.message;
+  }
+  const number = versionNumber(d.version) ?? '?';
+  const profile = profileOfVersion(number);
+  const mark = profile ? green('✓') : yellow('-');
+  console.log(`${mark} ${'dockerd'.padEnd(24)} ${dim(`${d.dockerd}: ${d.version}; ${profile ? `profile ${profile} (--engine docker:${releaseOf(profile)})` : `no profile of its own: name one, e.g. --engine docker:${releaseOf(DEFAULT_PROFILE)}`}`)}`);
+  for (const c of d.companions) console.log(companionLine(c));
+  return undefined;
+}
+
+function companionLine(c: Companion): string {
+  const mark = c.origin === 'folder' ? green('✓') : c.origin === 'PATH' ? yellow('!') : c.required ? red('✗') : yellow('-');
+  const where = c.origin === 'folder' ? c.path! : c.origin === 'PATH' ? `${c.path} (from PATH, not the build's folder)` : 'missing';
+  const dangling = c.dangling ? `; the one beside dockerd is a link to ${c.dangling} that leads nowhere` : '';
+  return `${mark} ${`  ${c.name}`.padEnd(24)} ${dim(`${where}${dangling} · ${c.role}`)}`;
 }
 
 /** Features per kernel (host, and the guest kernel when one is configured), and where each scenario runs. */

@@ -95,3 +95,12 @@ if [ "${NETCONFORM_KERNEL:-}" != none ]; then
     ./scripts/get-kernel.sh "${missing[@]}" >/dev/null || echo "setup: a guest kernel could not be fetched; scenarios needing it will be skipped, saying why" >&2
   fi
 fi
+
+# The real Docker releases the suite certifies besides Debian 12's 20.10 (docker:26, docker:28),
+# from Debian's own packages, unpacked (never installed) into a cache folder per version.
+# NETCONFORM_ENGINES=none skips it; then those targets stop before the first lab, saying so.
+engines=${NETCONFORM_ENGINE_CACHE:-/var/cache/netconform/engines}
+if [ "${NETCONFORM_ENGINES:-}" != none ] && { [ ! -x "$engines/26/dockerd" ] || [ ! -x "$engines/28/dockerd" ]; }; then
+  echo "setup: fetching Docker 26 and 28 (Debian trixie and sid) for the engine matrix"
+  ./scripts/get-engines.sh >/dev/null || echo "setup: not every Docker release could be fetched; docker:26/docker:28 targets need them (scripts/get-engines.sh)" >&2
+fi

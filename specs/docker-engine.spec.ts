@@ -11,7 +11,7 @@ import { daemonKey } from '../harness/engine/docker/flags.js';
 import { machineIptablesVariant } from '../harness/rules/iptables/tools.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import { fingerprintStartingNamespace } from './support/fingerprint.js';
-import { expectMachineClean, explain, runBoth, runOn, scenario } from './support/engines.js';
+import { expectMachineClean, explain, runBoth, runOn, scenario, specTargets } from './support/engines.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -246,7 +246,7 @@ expect:
     const first = await runOn('docker', messy);
     expectPassed(first);
     const variant = await machineIptablesVariant(); // the run's hosts run the machine's own
-    const daemon = dockerPool()
+    const daemon = dockerPool((await specTargets()).docker)
       .daemons()
       .find((x) => x.key === daemonKey(messy.hosts[0].daemon, { ...messy.hosts[0], iptables: variant }))!;
     const { hostNs, served } = daemon;

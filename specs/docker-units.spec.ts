@@ -2,7 +2,7 @@
 // inspect mapping, dockerd's port-binding order (as the reference engine reproduces it),
 // finding dockerd, and symbolic names.
 import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bridgeSetup, daemonKey, dockerdArgs, optionFlags } from '../harness/engine/docker/flags.js';
@@ -156,15 +156,33 @@ describe('finding dockerd', () => {
     for (const [name, body] of [
       ['dockerd', 'echo "Docker version 99.0.0, build test"'],
       ['containerd', 'exit 0'],
+      ['containerd-shim-runc-v2', 'exit 0'],
+      ['runc', 'exit 0'],
       ['docker-proxy', 'exit 0'],
       ['broken', 'exit 3'],
     ]) {
       writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(dir, name), 0o755);
     }
+    symlinkSync('tini-static', join(dir, 'docker-init')); // as the .deb ships it: dangling once copied
     const d = await locateDocker(join(dir, 'dockerd'), { PATH: '' });
     expect(d).toMatchObject({ dockerd: join(dir, 'dockerd'), containerd: join(dir, 'containerd'), proxy: join(dir, 'docker-proxy'), version: 'Docker version 99.0.0, build test' });
-    await expect(locateDocker(join(dir, 'broken'), { PATH: '' })).rejects.toThrow(/--version failed/);
+    expect(d.companions.map((c) => [c.name, c.origin])).toEqual([
+      ['containerd', 'folder'],
+      ['containerd-shim-runc-v2', 'folder'],
+      ['runc', 'folder'],
+      ['docker-proxy', 'folder'],
+      ['docker-init', 'missing'],
+    ]);
+    expect(d.companions.find((c) => c.name === 'docker-init')?.dangling).toBe('tini-static');
+    await expect(locateDocker(join(dir, 'broken'), { PATH: '' })).rejects.toThrow(/is not a dockerd \(`--version` said: exit 3\); give the path of a dockerd binary/);
+    // a build that lacks a companion stops, even when an installed one is on PATH
+    const bin = mkdtempSync(join(tmpdir(), 'netconform-path-'));
+    renameSync(join(dir, 'runc'), join(bin, 'runc'));
+    await expect(locateDocker(join(dir, 'dockerd'), { PATH: bin })).rejects.toThrow(/lacks runc beside it: put it in/);
+    // an installed engine (its folder on PATH) takes its companions from PATH
+    renameSync(join(dir, 'dockerd'), join(bin, 'dockerd'));
+    expect((await locateDocker(join(bin, 'dockerd'), { PATH: `${bin}:${dir}` })).companions.find((c) => c.name === 'containerd')?.origin).toBe('PATH');
   });
 });
 

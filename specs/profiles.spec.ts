@@ -31,7 +31,20 @@ describe('targets', () => {
     expect(parseTarget('reference:docker-29').label).toBe('reference:docker-29');
     // a real dockerd is expected to write its release's layout: Debian's docker.io is 20.10
     expect(parseTarget('docker')).toEqual({ engine: 'docker', profile: 'docker-20.10', label: 'docker' });
-    expect(parseTarget('docker:docker-29')).toEqual({ engine: 'docker', profile: 'docker-29', label: 'docker:docker-29' });
+    expect(parseTarget('docker:docker-29')).toEqual({ engine: 'docker', profile: 'docker-29', label: 'docker:docker-29', named: true });
+  });
+
+  it('names real releases: docker:28 is docker:docker-28, docker:20.10 is plain docker', () => {
+    expect(parseTarget('docker:28')).toEqual({ engine: 'docker', profile: 'docker-28', label: 'docker:docker-28', named: true });
+    expect(parseTarget('docker:26').label).toBe('docker:docker-26');
+    expect(parseTarget('docker:20.10')).toEqual({ engine: 'docker', profile: 'docker-20.10', label: 'docker', named: true });
+    expect(() => parseTarget('docker:27')).toThrow(/unknown release "27" \(known: 20.10, 26, 28, 29, all; e.g. docker:28\)/);
+    expect(() => parseTarget('docker:all')).toThrow(/expand it first/);
+    // docker:all stays for the edge to replace with the builds present
+    expect(expandTargets(['reference', 'docker:all']).map((t) => [t.label, t.profile])).toEqual([
+      ['reference:docker-20.10', 'docker-20.10'],
+      ['docker:all', undefined],
+    ]);
   });
 
   it('refuses unknown profiles and engines', () => {
@@ -48,6 +61,16 @@ describe('targets', () => {
 
   it('has a firewall driver per profile, named after it', () => {
     for (const p of PROFILES) expect(createFirewall(p, { iptables: 'nft' }).profile).toBe(p);
+  });
+
+  it('writes ip6tables beside iptables from 28 on (27+ enable it by default), in the host\'s variant', () => {
+    const backends = (p: (typeof PROFILES)[number], iptables: 'nft' | 'legacy') => createFirewall(p, { iptables }).backends.map((b) => b.name);
+    expect(backends('docker-20.10', 'nft')).toEqual(['iptables-nft']);
+    expect(backends('docker-26', 'nft')).toEqual(['iptables-nft']);
+    expect(backends('docker-28', 'nft')).toEqual(['iptables-nft', 'ip6tables-nft']);
+    expect(backends('docker-29', 'legacy')).toEqual(['iptables-legacy', 'ip6tables-legacy']);
+    expect(createFirewall('docker-28', { iptables: 'nft' }).init6).toBeTypeOf('function');
+    expect(createFirewall('docker-26', { iptables: 'nft' }).init6).toBeUndefined();
   });
 });
 
@@ -135,7 +158,7 @@ expect:
     reach: { from: wan, to: host, proto: tcp, port: 8080 }
     result: { docker-20.10: connected, docker-28: timeout }
 `);
-    expect(errs).toEqual(['9:13 expect[0].result: no value for docker-29: name it or add a default']);
+    expect(errs).toEqual(['9:13 expect[0].result: no value for docker-26, docker-29: name them or add a default']);
     // restricted to the profiles it names, the same map is complete
     expect(errorsOf(`${base}expect:\n  - id: IN-02\n    profiles: [docker-20.10, docker-28]\n    reach: { from: wan, to: host, proto: tcp, port: 8080 }\n    result: { docker-20.10: connected, docker-28: timeout }\n`)).toEqual([]);
   });

@@ -77,6 +77,12 @@ describe('the timings table', () => {
     expect(base.scenarios.a.ms.docker).toBe(8000); // the table it started from is left as it was
   });
 
+  it('leaves alone what a skipped run did not measure (a VLAN scenario skipped without a guest kernel)', () => {
+    const base = { format: 'netconform-timings/1' as const, scenarios: { v: { ms: { 'reference:docker-20.10': 12_000 }, microvm: true } } };
+    const skipped = { ...result('v', 'reference:docker-20.10', 3), cases: [{ status: 'skipped' }] } as unknown as ScenarioResult;
+    expect(recordTimings(base, [skipped]).scenarios.v).toEqual({ ms: { 'reference:docker-20.10': 12_000 }, microvm: true });
+  });
+
   it('marks microVM scenarios and keeps the guest boot', () => {
     const t = recordTimings(emptyTimings(), [result('v', 'reference:docker-20.10', 12_000, { runner: 'microvm', 'vm.harness-ready-ms': '15000' })]);
     expect(t.scenarios.v).toEqual({ ms: { 'reference:docker-20.10': 12_000 }, microvm: true });

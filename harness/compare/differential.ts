@@ -6,11 +6,14 @@
 //   engine-specific names made symbolic (br-<id> → ${bridge:net}, addresses → ${container},
 //   veth names, published host ports), chain by chain and in order, with a unified diff per
 //   differing chain;
-// - the engines' facts: container addresses, network subnets and gateways, host ports.
+// - the lab host's ip6tables rule set likewise (27+ write IPv6 rules by default);
+// - the engines' facts: container addresses, network subnets and gateways, host ports;
+// - every running container's /etc/hosts, /etc/resolv.conf and /etc/hostname, with addresses
+//   and generated hostnames made symbolic, line for line.
 // A comparison is itself a ScenarioResult (engine "a-vs-b"), so the terminal and JUnit
 // reports show it like any scenario run, and a disagreement fails the run.
 import { createTwoFilesPatch } from 'diff';
-import type { CaseResult, ScenarioResult, Status } from '../report/results.js';
+import type { CaseResult, ScenarioResult, Snapshot, Status } from '../report/results.js';
 import type { Ruleset } from '../rules/iptables/save.js';
 import type { NftRuleset } from '../rules/nft/model.js';
 import { symbolize, type Facts } from '../rules/symbolic.js';
@@ -129,6 +132,41 @@ export function compareFacts(a: { engine: string; facts: Facts }, b: { engine: s
   return { message: `${a.engine} and ${b.engine} assign different addresses or ports`, diff: patch.split('\n').slice(1).join('\n').trimEnd() };
 }
 
+/**
+ * A container file with the engine's concrete names made symbolic: generated hostnames (the
+ * short container id, which differs on every run) → ${hostname:web}, addresses → ${web}.
+ */
+export function symbolizeFile(text: string, facts: Facts): string {
+  const ids = Object.entries(facts.hostnames ?? {}).filter(([, h]) => /^[0-9a-f]{12}$/.test(h));
+  return text
+    .split('\n')
+    .map((line) => {
+      let l = symbolize(line, facts, { ports: false });
+      for (const [ref, h] of ids) l = l.replace(new RegExp(`\\b${h}\\b`, 'g'), `\${hostname:${ref}}`);
+      return l;
+    })
+    .join('\n');
+}
+
+export function compareFiles(a: { engine: string; snap: Snapshot }, b: { engine: string; snap: Snapshot }): Finding | undefined {
+  const fa = a.snap.files ?? {};
+  const fb = b.snap.files ?? {};
+  const differing: string[] = [];
+  const diffs: string[] = [];
+  for (const c of [...new Set([...Object.keys(fa), ...Object.keys(fb)])].sort()) {
+    for (const path of [...new Set([...Object.keys(fa[c] ?? {}), ...Object.keys(fb[c] ?? {})])].sort()) {
+      const ta = fa[c]?.[path] === undefined ? '(no such container)\n' : symbolizeFile(fa[c][path], a.snap.facts);
+      const tb = fb[c]?.[path] === undefined ? '(no such container)\n' : symbolizeFile(fb[c][path], b.snap.facts);
+      if (ta === tb) continue;
+      differing.push(`${c}:${path}`);
+      const patch = createTwoFilesPatch(`${a.engine} ${c}:${path}`, `${b.engine} ${c}:${path}`, ta, tb, '', '', { context: 50 });
+      diffs.push(patch.split('\n').slice(1).join('\n').trimEnd());
+    }
+  }
+  if (!differing.length) return undefined;
+  return { message: `${a.engine} and ${b.engine} write different container files: ${differing.join(', ')}`, diff: diffs.join('\n') };
+}
+
 function notRun(r: ScenarioResult): string | undefined {
   if (r.cases.length && r.cases.every((c) => c.status === 'skipped')) return `skipped on ${r.engine}: ${r.cases[0].message ?? ''}`;
   const err = r.cases.find((c) => c.status === 'error' && c.message?.startsWith('scenario did not complete'));
@@ -164,6 +202,10 @@ export function compareRuns(sc: Scenario, a: ScenarioResult, b: ScenarioResult):
       }
       const r = compareRulesets({ engine: a.engine, rs: sa.rules, nft: sa.nft, facts: sa.facts }, { engine: b.engine, rs: sb.rules, nft: sb.nft, facts: sb.facts });
       cases.push(caseOf(sc, `${engine}: rule sets agree${suffix}`, r ? 'failed' : 'passed', r, 1 + i));
+      const r6 = compareRulesets({ engine: a.engine, rs: sa.rules6 ?? [], facts: sa.facts }, { engine: b.engine, rs: sb.rules6 ?? [], facts: sb.facts });
+      cases.push(caseOf(sc, `${engine}: ip6tables rule sets agree${suffix}`, r6 ? 'failed' : 'passed', r6 && { ...r6, message: `ip6tables: ${r6.message}` }, 1 + i));
+      const files = compareFiles({ engine: a.engine, snap: sa }, { engine: b.engine, snap: sb });
+      cases.push(caseOf(sc, `${engine}: container files agree${suffix}`, files ? 'failed' : 'passed', files, 1 + i));
       const f = compareFacts({ engine: a.engine, facts: sa.facts }, { engine: b.engine, facts: sb.facts });
       cases.push(caseOf(sc, `${engine}: addresses and ports agree${suffix}`, f ? 'failed' : 'passed', f, 1 + i));
     }

@@ -81,5 +81,7 @@ export interface Engine {
   networks(): NetworkInfo[];
   containers(): ContainerInfo[];
   ports(): PortBinding[];
+  /** logs of what the engine did during this scenario (a real daemon's), as evidence for a failure */
+  evidence?(): { name: string; text: string }[];
   stop(): Promise<void>;
 }

@@ -28,7 +28,7 @@ export interface OutputPaths {
  */
 export function besideJunit(junit: string, over: Partial<OutputPaths> = {}): OutputPaths {
   const dir = dirname(junit);
-  const discard = existsSync(junit) && !statSync(junit).isFile();
+  const discard = isDevice(junit);
   const beside = (name: string) => (discard ? undefined : join(dir, name));
   return {
     junit,
@@ -38,6 +38,11 @@ export function besideJunit(junit: string, over: Partial<OutputPaths> = {}): Out
     ...(over.sarif ? { sarif: over.sarif } : {}),
     ...(over.timings ? { timings: over.timings } : {}),
   };
+}
+
+/** A path that exists and is not a file (/dev/null): output sent there asks for no files beside it. */
+export function isDevice(path: string): boolean {
+  return existsSync(path) && !statSync(path).isFile();
 }
 
 function write(path: string, text: string): void {

@@ -52,15 +52,32 @@ export interface ScenarioResult {
   /** where the time went: lab + engine + agents, probes and assertions, teardown */
   phaseMs: { build: number; probe: number; teardown: number; /** inside the engines' own calls */ engine?: number };
   properties: Record<string, string>;
-  /**
-   * per phase and Docker host: its rules (iptables-save; the nftables rule set where it was
-   * read) and the engine's names (upgrade diff, engine comparison)
-   */
-  snapshots?: { phase: number; host: string; rules: Ruleset; nft?: NftRuleset; facts: Facts }[];
+  /** per phase and Docker host: its rules and the engine's names (upgrade diff, engine comparison) */
+  snapshots?: Snapshot[];
   /** the guest kernel's label ("6.12") when the run is one column of a kernel matrix (--kernel A,B) */
   kernel?: string;
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;
+  /**
+   * What the engine logged during this scenario (a real daemon's log, a guest's console), kept
+   * under reports/ when the scenario fails or its comparison disagrees (report/evidence.ts)
+   */
+  evidence?: { name: string; text: string }[];
+}
+
+/** What one Docker host looked like at the end of a phase. */
+export interface Snapshot {
+  phase: number;
+  host: string;
+  /** iptables-save */
+  rules: Ruleset;
+  /** ip6tables-save of the same host (27+ write IPv6 rules by default) */
+  rules6?: Ruleset;
+  /** the nftables rule set, where it was read */
+  nft?: NftRuleset;
+  facts: Facts;
+  /** container reference → path → content: /etc/hosts, /etc/resolv.conf, /etc/hostname as its processes read them */
+  files?: Record<string, Record<string, string>>;
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {

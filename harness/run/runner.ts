@@ -136,7 +136,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       }
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
-      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase, nft), startErrors, result, updateGolden: opts.updateGolden };
+      const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase, nft, labAgents), startErrors, result, updateGolden: opts.updateGolden };
       // packets first (what a probe leaves behind, a neighbour entry, may be observed next)
       const forgetArp = async () => {
         await Promise.all(endpoints.all().map((a) => a.forgetArp()));
@@ -160,6 +160,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     result.transcript.push(`error: ${(e as Error).stack ?? String(e)}`);
   } finally {
     tProbed = performance.now();
+    // what the engines logged, read before they stop (a pooled daemon's log goes on)
+    const evidence = sc.hosts.flatMap((h) => (engines.get(h.name)!.evidence?.() ?? []).map((e) => ({ name: sc.hosts.length > 1 ? `${h.name}.${e.name}` : e.name, text: e.text })));
+    if (evidence.length) result.evidence = evidence;
     await lab.destroy();
   }
   const tEnd = performance.now();
@@ -243,6 +246,9 @@ async function listenAll(agent: ProbeAgent, specs: string[]): Promise<void> {
   );
 }
 
+/** The files of a container that its engine writes: what the comparison holds two engines to. */
+export const CONTAINER_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
+
 /** Every host gets an iptables variant: its own, else the run's. */
 function withHostIptables(sc: Scenario, variant: IptablesVariant): Scenario {
   return { ...sc, hosts: sc.hosts.map((h) => (h.iptables ? h : { ...h, iptables: variant })) };
@@ -262,17 +268,40 @@ function readsNft(sc: Scenario, t: ReturnType<typeof parseTarget>): boolean {
   return usesNftables(sc) || sc.hosts.some((h) => h.daemon['firewall-backend'] === 'nftables') || (t.profile !== undefined && firewallBackend(t.profile) === 'nftables');
 }
 
-/** The rule sets of every Docker host (iptables-save, and nft where it matters), for rule checks and the report. */
-async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number, nft: boolean): Promise<EvalContext['rules']> {
-  const read = await Promise.all(sc.hosts.map((h) => readHostRules(lab, hostNs(h), { iptables: h.iptables!, nft })));
+/**
+ * The rule sets of every Docker host (iptables-save and ip6tables-save, and nft where it
+ * matters), for rule checks and the report and, with each running container's files, for
+ * comparing engines.
+ */
+async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, result: ScenarioResult, phase: number, nft: boolean, agents: LabAgents): Promise<EvalContext['rules']> {
+  const [read, files] = await Promise.all([
+    Promise.all(sc.hosts.map((h) => readHostRules(lab, hostNs(h), { iptables: h.iptables!, nft }))),
+    Promise.all(sc.hosts.map((h) => containerFiles(sc, h, engines.get(h.name)!, agents))),
+  ]);
   const out: EvalContext['rules'] = new Map();
   sc.hosts.forEach((h, i) => {
     const r = read[i];
-    const snap = { rules: { iptables: r.iptables, ...(r.nft ? { nft: r.nft } : {}) }, facts: factsOf(sc, h, engines) };
+    const snap = { rules: { iptables: r.iptables, ip6tables: r.ip6tables, ...(r.nft ? { nft: r.nft } : {}) }, facts: factsOf(sc, h, engines) };
     out.set(h.name, snap);
-    (result.snapshots ??= []).push({ phase, host: h.name, rules: r.iptables, ...(r.nft ? { nft: r.nft } : {}), facts: snap.facts });
+    (result.snapshots ??= []).push({ phase, host: h.name, rules: r.iptables, rules6: r.ip6tables, ...(r.nft ? { nft: r.nft } : {}), facts: snap.facts, files: files[i] });
     const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';
     result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${r.text}\n`;
   });
+  return out;
+}
+
+/** CONTAINER_FILES of each running container of a host that has a mount namespace of its own. */
+async function containerFiles(sc: Scenario, h: HostSpec, engine: Engine, agents: LabAgents): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  const running = new Set(engine.containers().filter((c) => c.mntnsPath).map((c) => c.name));
+  await Promise.all(
+    h.containers
+      .filter((c) => running.has(c.name) && agents.containers.has(c.ref))
+      .map(async (c) => {
+        const agent = agents.containers.get(c.ref)!;
+        const entries = await Promise.all(CONTAINER_FILES.map(async (p) => [p, await agent.readFile(p).catch((e: Error) => `(unreadable: ${e.message})`)] as const));
+        out[sc.hosts.length > 1 ? c.ref : c.name] = Object.fromEntries(entries);
+      }),
+  );
   return out;
 }

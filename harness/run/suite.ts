@@ -15,6 +15,7 @@ import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
 import { compareRuns } from '../compare/differential.js';
+import { keepEvidence } from '../report/evidence.js';
 
 export interface SuiteOptions {
   engines: string[];
@@ -36,6 +37,12 @@ export interface SuiteOptions {
   vm?: Partial<VmRunOptions>;
   /** compare engines per scenario (default); the guest leaves it to the host */
   compare?: boolean;
+  /**
+   * where the logs of a real daemon (and a microVM guest) go when a scenario fails or its
+   * comparison disagrees, named in the failure messages (`run` puts them beside the JUnit
+   * file: reports/logs); without it, results carry them in memory (the guest sends them home)
+   */
+  evidenceDir?: string;
   /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
   hostIptables?: IptablesVariant;
 }
@@ -60,7 +67,8 @@ export function engineFactory(name: string): () => Engine {
     case 'docker': {
       const m = dockerModules;
       if (!m) throw new Error('the docker engine is not loaded: await loadDockerEngine() first');
-      return () => new m.DockerEngine();
+      // each docker target (docker, docker:docker-28, …) has its build and its daemons
+      return () => new m.DockerEngine(m.dockerPool(t.label));
     }
     default:
       throw new Error(`unknown engine "${name}" (known: reference, reference:PROFILE, docker)`);
@@ -95,8 +103,9 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const docker = opts.engines.some(isDocker) ? await loadDockerEngine() : undefined;
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
-  // fail before the first lab when the engine to certify is not there (exit 2, what to install)
-  const dockerd = docker ? (await docker.dockerPool().install()).dockerd : undefined;
+  // fail before the first lab when a build to certify is not there, or is another release (exit 2, what to do)
+  const dockerds: Record<string, string> = {};
+  for (const [label] of factories.filter(([l]) => isDocker(l))) dockerds[label] = (await docker!.dockerPool(label).install()).dockerd;
   const onHost = plan.filter((x) => x.where !== 'vm').map((x) => x.scenario);
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
   const runs = onHost.flatMap((sc, s) => factories.map(([engineName, makeEngine], e) => ({ s, e, sc, engineName, makeEngine })));
@@ -135,7 +144,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
     if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
     if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerd, hostIptables: opts.hostIptables, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
+    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerds, hostIptables: opts.hostIptables, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
     // the guest sends each engine's run back; the comparison is made here, as for the host's
     const ofGuest = (sc: Scenario, label: string) => rs.find((r) => r.scenarioId === sc.id && r.engine === label)!;
     for (const sc of inVm) {
@@ -154,15 +163,28 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   };
   // Reference labs run several at once; a real dockerd's scenarios one after the other, in a
   // lane of their own beside them (its daemons are pooled and reused between scenarios).
+  // Several real builds (docker:all) take turns, one target after the other, and each
+  // target's daemons stop once its last scenario is done: two cores, and 60 MB per daemon.
   const shared = runs.filter((r) => !isDocker(r.engineName));
-  const dockerLane = runs.filter((r) => isDocker(r.engineName));
+  const dockerLane = runs.filter((r) => isDocker(r.engineName)).sort((a, b) => a.e - b.e);
   const jobs = Math.max(1, Math.min(opts.jobs ?? 4, shared.length || 1));
+  const dockerTurns = async () => {
+    while (dockerLane.length && !opts.signal?.aborted) {
+      const label = dockerLane[0].engineName;
+      const turn = dockerLane.filter((r) => r.engineName === label);
+      dockerLane.splice(0, turn.length);
+      await lane(turn);
+      if (dockerLane.length) await docker!.shutdownDockerPool(label);
+    }
+  };
   try {
-    await Promise.all([guest(), lane(dockerLane), ...Array.from({ length: jobs }, () => lane(shared))]);
+    await Promise.all([guest(), dockerTurns(), ...Array.from({ length: jobs }, () => lane(shared))]);
   } finally {
     if (docker) await docker.shutdownDockerPool();
   }
   // reports list scenarios in their order, whatever order they finished in
   const ordered = onHost.flatMap((_, s) => [...byScenario[s].filter((r): r is ScenarioResult => r !== undefined), ...comparisons[s]]);
-  return [...ordered, ...vmResults];
+  const all = [...ordered, ...vmResults];
+  if (opts.evidenceDir) keepEvidence(all, opts.evidenceDir);
+  return all;
 }

@@ -7,9 +7,9 @@ import { configureDockerPool } from '../engine/docker/pool.js';
 
 export const GUEST_STATE_DIR = '/tmp/netconform-guest';
 
-export function prepareGuestDocker(dockerd: string | undefined): void {
+export function prepareGuestDocker(dockerds: Record<string, string> = {}): void {
   process.env.NETCONFORM_STATE_DIR = GUEST_STATE_DIR;
-  if (dockerd) configureDockerPool({ dockerd });
+  for (const [label, dockerd] of Object.entries(dockerds)) configureDockerPool({ label, dockerd });
 }
 
 /** After the suite: what the pool failed to stop (state folders, daemons, container cgroups), removed and named. */

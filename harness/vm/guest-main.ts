@@ -24,7 +24,7 @@ async function main(jobPath: string): Promise<number> {
     writeFileSync(join(dir, CAPABILITIES_FILE), JSON.stringify({ release: release(), capabilities: await detectCapabilities() }));
   } else {
     const results: ScenarioResult[] = [];
-    prepareGuestDocker(job.dockerd);
+    prepareGuestDocker(job.dockerds);
     await runSuite(job.scenarios, {
       engines: job.engines,
       hostIptables: job.hostIptables,

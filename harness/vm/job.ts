@@ -10,8 +10,8 @@ export type GuestJob =
       scenarios: Scenario[];
       engines: string[];
       color: boolean;
-      /** the dockerd the host certifies (docker targets) */
-      dockerd?: string;
+      /** the dockerd the host certifies, per docker target (label → path) */
+      dockerds?: Record<string, string>;
       /** the iptables the guest's lab hosts run (the host run's --host-iptables) */
       hostIptables?: IptablesVariant;
     }

@@ -9,13 +9,31 @@ import { loadScenarioText } from '../../harness/scenario/load.js';
 import type { Scenario } from '../../harness/scenario/types.js';
 import { stateBase } from '../../harness/engine/docker/paths.js';
 import { shutdownDockerPool } from '../../harness/engine/docker/pool.js';
+import { buildFor } from '../../harness/engine/docker/builds.js';
+import { parseTarget } from '../../harness/targets.js';
 import { fingerprintStartingNamespace, labNamespaces } from './fingerprint.js';
 
 const environment = { kernel: 'test' };
 
+let labels: Promise<{ reference: string; docker: string }> | undefined;
+
+/**
+ * The targets `docker` and `reference` stand for in these specs: Debian's dockerd (docker,
+ * reference:docker-20.10), or the build NETCONFORM_DOCKERD names, under its own release's
+ * profile (`NETCONFORM_DOCKERD=/var/cache/netconform/engines/28/dockerd npm test` certifies 28.5.2
+ * as docker:docker-28 against reference:docker-28).
+ */
+export function specTargets(): Promise<{ reference: string; docker: string }> {
+  labels ??= process.env.NETCONFORM_DOCKERD
+    ? buildFor(parseTarget('docker')).then((b) => ({ reference: `reference:${b.profile}`, docker: b.label }))
+    : Promise.resolve({ reference: 'reference', docker: 'docker' });
+  return labels;
+}
+
 export async function runOn(engine: 'reference' | 'docker', sc: Scenario, missing = new Map<string, string>()): Promise<ScenarioResult> {
   if (engine === 'docker') await loadDockerEngine();
-  return runScenario(sc, { engineName: engine, makeEngine: engineFactory(engine), missing, environment });
+  const name = (await specTargets())[engine];
+  return runScenario(sc, { engineName: name, makeEngine: engineFactory(name), missing, environment });
 }
 
 export interface Differential {

@@ -3,7 +3,7 @@
 // carries) for what testcontainers does not expose: networks with options, --internal,
 // links, fixed addresses, aliases, connect/disconnect. Everything the harness knows about
 // the lab (addresses, bridges, published ports) is read back from the engine, never assumed.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type Dockerode from 'dockerode';
 import { GenericContainer } from 'testcontainers';
 import type { ContainerSpec, HostSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
@@ -87,6 +87,7 @@ export class DockerEngine implements Engine {
    */
   private dirty = false;
   readonly timings: DockerTimings = { containerMs: {} };
+  private logFrom = { dockerd: 0, containerd: 0 };
 
   constructor(private readonly pool: DaemonPool = dockerPool()) {}
 
@@ -99,7 +100,18 @@ export class DockerEngine implements Engine {
     this.sc = sc;
     this.host = host;
     this.d = await this.pool.acquire(host);
+    // a pooled daemon served earlier scenarios: this one's part of its logs starts here
+    this.logFrom = { dockerd: fileSize(this.d.paths.dockerdLog), containerd: fileSize(this.d.paths.containerdLog) };
     return this.d.hostNs;
+  }
+
+  /** dockerd's and containerd's log lines of this scenario (from the daemon's start when it started for it). */
+  evidence(): { name: string; text: string }[] {
+    if (!this.d) return [];
+    return [
+      { name: 'dockerd.log', text: readFrom(this.d.paths.dockerdLog, this.logFrom.dockerd) },
+      { name: 'containerd.log', text: readFrom(this.d.paths.containerdLog, this.logFrom.containerd) },
+    ].filter((e) => e.text);
   }
 
   async start(ctx: EngineContext): Promise<void> {
@@ -277,4 +289,27 @@ async function mainProcessEnv(pid: number): Promise<string[]> {
     await new Promise((r) => setTimeout(r, 20));
   }
   return env;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** A log file from a byte offset on (at most its last 4 MB). */
+function readFrom(path: string, offset: number): string {
+  const size = fileSize(path);
+  const start = Math.max(offset, size - (4 << 20));
+  if (size <= start) return '';
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    return buf.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,6 +1,6 @@
 // The state of a daemon's host namespace that scenarios change, so one daemon can serve
 // scenario after scenario as if freshly started:
-// - right after the daemon started, a snapshot: its rule set, the sysctls that the lab and
+// - right after the daemon started, a snapshot: its rule sets (iptables and ip6tables), the sysctls that the lab and
 //   the daemon set, and the interfaces that belong to the daemon (docker0, a -b bridge);
 // - after a scenario, a reset to a fresh namespace's state: every interface the lab added is
 //   deleted (synchronously, so the next lab can reuse the names), every table flushed (the
@@ -18,6 +18,8 @@ import { run } from '../../lab/exec.js';
 export interface HostSnapshot {
   tools: IptablesTools;
   iptables: string;
+  /** 27+ write IPv6 rules by default: they are reset and restored alike */
+  ip6tables: string;
   /** the daemon's nftables tables (Docker 29's nftables backend) as an nft -f script; '' when none */
   nft: string;
   sysctls: Record<string, string>;
@@ -52,11 +54,14 @@ async function nftTables(lab: Lab, ns: string) {
 
 export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string[], linksBeforeDaemon: string[], variant: IptablesVariant): Promise<HostSnapshot> {
   const tools = iptablesTools(variant);
+  const tools6 = iptablesTools(variant, 'ipv6');
   const saved = await lab.exec(ns, tools.save, []);
+  const saved6 = await lab.exec(ns, tools6.save, []);
   const now = await linkNames(lab, ns);
   return {
     tools,
     iptables: serializeRuleset(parseIptablesSave(saved.stdout)),
+    ip6tables: serializeRuleset(parseIptablesSave(saved6.stdout)),
     nft: rulesetText(await nftTables(lab, ns)),
     sysctls: await readSysctls(lab, ns, [...new Set([...DAEMON_SYSCTLS, ...scenarioSysctls])]),
     keepLinks: ['lo', ...now.filter((l) => !linksBeforeDaemon.includes(l))],
@@ -67,6 +72,7 @@ export async function snapshotHost(lab: Lab, ns: string, scenarioSysctls: string
 export async function restoreHost(lab: Lab, ns: string, snap: HostSnapshot): Promise<void> {
   await lab.setSysctls(ns, snap.sysctls);
   await lab.exec(ns, snap.tools.restore, [], { input: snap.iptables });
+  if (snap.ip6tables.trim()) await lab.exec(ns, iptablesTools(snap.tools.variant, 'ipv6').restore, [], { input: snap.ip6tables });
   if (snap.nft) await lab.exec(ns, 'nft', ['-f', '-'], { input: snap.nft });
 }
 
@@ -89,6 +95,9 @@ export async function resetHost(lab: Lab, ns: string, snap: HostSnapshot): Promi
   if (left.length) throw new Error(`could not delete lab interfaces ${left.join(', ')} from the daemon's host namespace`);
   const saved = await lab.exec(ns, snap.tools.save, []);
   await lab.exec(ns, snap.tools.restore, [], { input: emptyTables(saved.stdout) });
+  const tools6 = iptablesTools(snap.tools.variant, 'ipv6');
+  const saved6 = await lab.exec(ns, tools6.save, []);
+  if (saved6.stdout.trim()) await lab.exec(ns, tools6.restore, [], { input: emptyTables(saved6.stdout) });
   const tables = await nftTables(lab, ns);
   if (tables.length) await lab.exec(ns, 'nft', ['-f', '-'], { input: tables.map(deleteTableScript).join('') });
   // stale NAT bindings of the last scenario's flows must not steer the next one's packets

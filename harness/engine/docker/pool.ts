@@ -13,7 +13,9 @@ import { machineIptablesVariant } from '../../rules/iptables/tools.js';
 import { bridgeSetup, daemonKey } from './flags.js';
 import { ensureImage } from './image.js';
 import { linkNames, resetHost, restoreHost, snapshotHost, type HostSnapshot } from './hoststate.js';
-import { locateDocker, type DockerInstall } from './locate.js';
+import { DockerNotFoundError, type DockerInstall } from './locate.js';
+import { buildFor } from './builds.js';
+import { parseTarget } from '../../targets.js';
 import { newDaemonPaths, removeIfEmpty, stateBase, type DaemonPaths } from './paths.js';
 
 const HOST = 'host';
@@ -41,8 +43,12 @@ export interface PooledDaemon {
 }
 
 export interface PoolOptions {
-  /** dockerd binary to certify (default: NETCONFORM_DOCKERD, then PATH) */
+  /** the target whose daemons these are ("docker", "docker:docker-28"): which build, which profile */
+  label?: string;
+  /** dockerd binary to certify (default: NETCONFORM_DOCKERD, the engine cache for a named release, then PATH) */
   dockerd?: string;
+  /** the build, when the edge has located and checked it already */
+  install?: DockerInstall;
   /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
   maxIdle?: number;
 }
@@ -55,10 +61,20 @@ export class DaemonPool {
 
   constructor(private readonly opts: PoolOptions = {}) {}
 
-  /** The dockerd build in use; rejects with DockerNotFoundError when there is none. */
+  /**
+   * The dockerd build in use; rejects with DockerNotFoundError when there is none, or when its
+   * version is another release than the pool's target expects.
+   */
   install(): Promise<DockerInstall> {
-    this.installation ??= locateDocker(this.opts.dockerd);
+    this.installation ??= this.opts.install ? Promise.resolve(this.opts.install) : this.locate();
     return this.installation;
+  }
+
+  private async locate(): Promise<DockerInstall> {
+    const label = this.opts.label ?? 'docker';
+    const b = await buildFor(parseTarget(label), { dockerd: this.opts.dockerd });
+    if (b.label !== label) throw new DockerNotFoundError(`${b.install.dockerd} is ${b.install.version.replace(/,.*/, '')}: run it as --engine docker:${b.profile.slice('docker-'.length)} (profile ${b.profile}), not ${label}`);
+    return b.install;
   }
 
   /** A daemon for one Docker host of a scenario: an idle one with the same key, or a new (not yet started) one. */
@@ -150,24 +166,29 @@ async function emptyDaemon(docker: Dockerode): Promise<void> {
   await Promise.all(networks.filter((n) => !PREDEFINED_NETWORKS.has(n.Name)).map((n) => docker.getNetwork(n.Id).remove()));
 }
 
-let shared: DaemonPool | undefined;
+/** The process-wide pools, one per docker target (a run's scenarios share each target's daemons). */
+const pools = new Map<string, DaemonPool>();
 
-/** The process-wide pool (a run's scenarios share daemons). */
-export function dockerPool(): DaemonPool {
-  shared ??= new DaemonPool();
-  return shared;
+/** The pool of a docker target ("docker" is Debian's 20.10, or the --dockerd build). */
+export function dockerPool(label = 'docker'): DaemonPool {
+  let p = pools.get(label);
+  if (!p) pools.set(label, (p = new DaemonPool({ label })));
+  return p;
 }
 
-/** Choose the dockerd to certify (`run --dockerd PATH`) before the first scenario. */
+/** Choose the dockerd of a target (`run --dockerd PATH`, a cached release) before its first scenario. */
 export function configureDockerPool(opts: PoolOptions): DaemonPool {
-  if (shared?.daemons().length) throw new Error('the docker daemon pool is in use; configure it before the first scenario');
-  shared = new DaemonPool(opts);
-  return shared;
+  const label = opts.label ?? 'docker';
+  if (pools.get(label)?.daemons().length) throw new Error(`the docker daemon pool of ${label} is in use; configure it before the first scenario`);
+  const p = new DaemonPool({ ...opts, label });
+  pools.set(label, p);
+  return p;
 }
 
-/** Stop the daemons of this process (end of a run, or of a test file). */
-export async function shutdownDockerPool(): Promise<void> {
-  const p = shared;
-  shared = undefined;
-  await p?.shutdown();
+/** Stop the daemons of one target (its last scenario is done), or of every target of this process. */
+export async function shutdownDockerPool(label?: string): Promise<void> {
+  const which = label === undefined ? [...pools.keys()] : [label];
+  const stopping = which.map((l) => pools.get(l)).filter((p): p is DaemonPool => p !== undefined);
+  for (const l of which) pools.delete(l);
+  await Promise.all(stopping.map((p) => p.shutdown()));
 }

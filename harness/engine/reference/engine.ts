@@ -10,8 +10,9 @@ import type { ContainerSpec, DaemonOptions, NetworkSpec } from '../../scenario/t
 import type { Lab } from '../../lab/lab.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCidr } from './ipam.js';
-import { PortAllocator } from './ports.js';
-import { dockerBindingOrder } from './portorder.js';
+import { OverlappingPortAllocator, PortAllocator } from './ports.js';
+import { dockerBindingOrder, exactFirstOrder, type Binding } from './portorder.js';
+import { RELEASES, type ReleaseBehaviour } from './releases.js';
 import { KernelPlan } from './plan.js';
 import { ProxyBindError, UserlandProxies, type ProxySpec } from './proxy.js';
 import { BridgeDriver } from './drivers/bridge.js';
@@ -23,7 +24,7 @@ import type { BridgeNet, FirewallDriver, LinkRule, PortForward } from './firewal
 import { DEFAULT_PROFILE, firewallBackend, type Profile } from '../../targets.js';
 import { Refd } from './refd.js';
 import { EmbeddedDns } from './embedded-dns.js';
-import { DEFAULT_PATH, hostsFile, linkEnv, resolvConf, type HostsRecord } from './container-files.js';
+import { DEFAULT_PATH, generatedResolvConf, hostsFile, linkEnv, resolvConf, type HostsRecord } from './container-files.js';
 
 const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 const OPT_ICC = 'com.docker.network.bridge.enable_icc';
@@ -61,6 +62,13 @@ interface ContState {
   files?: EtcFiles; // paths; shared with the other container in container: mode
   /** --add-host and legacy link records of /etc/hosts, before the container's own */
   extraHosts: HostsRecord[];
+  /** the container's own records (an address per network it joined), as the engine keeps them */
+  ownHosts: HostsRecord[];
+  /**
+   * joined a user-defined network once: its resolv.conf names the embedded DNS from then on,
+   * also after it left (seen with 20.10.24, 26.1.5 and 28.5.2: leaving rewrites nothing)
+   */
+  embeddedDns?: boolean;
   info: ContainerInfo;
   endpoints: Endpoint[];
   forwards: PortForward[];
@@ -82,7 +90,9 @@ export class ReferenceEngine implements Engine {
   /** made at start(), for the host's iptables variant */
   private firewall!: FirewallDriver;
   private readonly pools = new PoolAllocator();
-  private readonly portAlloc = new PortAllocator();
+  private readonly portAlloc: PortAllocator | OverlappingPortAllocator;
+  /** what the profile's release does besides its rule layout */
+  private readonly behaviour: ReleaseBehaviour;
   private readonly nets = new Map<string, NetState>();
   private readonly conts = new Map<string, ContState>();
   private refd?: Promise<Refd>;
@@ -93,8 +103,10 @@ export class ReferenceEngine implements Engine {
   private hostLinks?: Promise<Set<string>>;
 
   /** profile: the rule layout of one Docker release (default docker-20.10) */
-  constructor(profile?: Profile) {
+  constructor(profile: Profile = DEFAULT_PROFILE) {
     this.profile = profile;
+    this.behaviour = RELEASES[profile];
+    this.portAlloc = this.behaviour.overlappingAllocator ? new OverlappingPortAllocator() : new PortAllocator();
   }
 
   describe(): string {
@@ -129,6 +141,9 @@ export class ReferenceEngine implements Engine {
       this.plan.sysctl(ctx.hostNs, 'net.bridge.bridge-nf-call-iptables', '1');
       await this.firewall.init(this.plan, { hairpin: !d['userland-proxy'], enabledForwarding: forwardingOff });
     }
+    // --ip6tables is a flag of its own (on by default since 27): dockerd 28.5.2 writes its IPv6
+    // chains even with --iptables=false (measured)
+    if (this.firewall.init6) await this.firewall.init6(this.plan, { hairpin: !d['userland-proxy'] });
     await this.createDefaultBridge();
   }
 
@@ -214,6 +229,7 @@ export class ReferenceEngine implements Engine {
       id,
       hostname: spec.hostname ?? (mode === 'host' ? machineHostname() : id.slice(0, 12)),
       extraHosts: spec.addHosts.map((h) => ({ ip: h.ip, names: h.host })),
+      ownHosts: [],
       info: { name: spec.name, netnsPath: '', env: [], addresses: {}, mode },
       endpoints: [],
       forwards: [],
@@ -276,9 +292,11 @@ export class ReferenceEngine implements Engine {
     mkdirSync(dir, { recursive: true });
     const files = { hosts: join(dir, 'hosts'), resolv: join(dir, 'resolv.conf'), hostname: join(dir, 'hostname') };
     if (st.info.mode === 'host') {
-      // a host-mode container sees the host's own files
+      // a host-mode container sees the host's own files (26+ generate resolv.conf from the
+      // host's, untransformed: seen with 28.5.2)
       writeFileSync(files.hosts, readOptional('/etc/hosts'));
-      writeFileSync(files.resolv, this.hostResolvConf);
+      const release = this.behaviour.generatedResolvConf;
+      writeFileSync(files.resolv, release ? generatedResolvConf(this.hostResolvConf, { dns: st.spec.dns, dnsSearch: st.spec.dnsSearch, transform: 'none', release }).text : this.hostResolvConf);
     } else {
       this.refreshEtc(st, files);
     }
@@ -289,10 +307,13 @@ export class ReferenceEngine implements Engine {
   /** Rewrite /etc/hosts and /etc/resolv.conf in place (same inode: the bind mounts see it). */
   private refreshEtc(st: ContState, files = st.files): void {
     if (!files || st.info.mode === 'host' || st.info.mode === 'container') return;
-    const own = st.endpoints.map((ep) => ({ ip: ep.ip, names: st.hostname }));
-    writeFileSync(files.hosts, hostsFile(st.extraHosts, own));
-    const embedded = st.endpoints.some((ep) => ep.net.info.name !== 'bridge');
-    writeFileSync(files.resolv, resolvConf(this.hostResolvConf, { dns: st.spec.dns, dnsSearch: st.spec.dnsSearch, embedded }).text);
+    writeFileSync(files.hosts, hostsFile(st.extraHosts, st.ownHosts, { netipDefaults: this.behaviour.netipHosts }));
+    st.embeddedDns ||= st.endpoints.some((ep) => ep.net.info.name !== 'bridge');
+    const embedded = st.embeddedDns;
+    const o = { dns: st.spec.dns, dnsSearch: st.spec.dnsSearch };
+    const release = this.behaviour.generatedResolvConf;
+    const resolv = release ? generatedResolvConf(this.hostResolvConf, { ...o, transform: embedded ? 'internal resolver' : 'legacy', release }) : resolvConf(this.hostResolvConf, { ...o, embedded });
+    writeFileSync(files.resolv, resolv.text);
     if (embedded && st.ns) this.dns.want(st.ns);
   }
 
@@ -314,7 +335,8 @@ export class ReferenceEngine implements Engine {
     const prefix = parseCidr(net.info.subnet).prefix;
     this.plan.ip(st.ns!, `link set ${ep.ifname} address ${ep.mac}`, `addr add ${ip}/${prefix} dev ${ep.ifname}`, `link set ${ep.ifname} up`);
     st.endpoints.push(ep);
-    if (gatewayEndpoint(st.endpoints) === ep) this.plan.ip(st.ns!, `route replace default via ${net.info.gateway} dev ${ep.ifname}`);
+    st.ownHosts.push({ ip, names: st.hostname });
+    if (gatewayEndpoint(st.endpoints, this.behaviour) === ep) this.plan.ip(st.ns!, `route replace default via ${net.info.gateway} dev ${ep.ifname}`);
     st.info.addresses[netName] = ip;
     (st.info.macs ??= {})[netName] = ep.mac;
     st.info.ip ??= ip;
@@ -325,33 +347,47 @@ export class ReferenceEngine implements Engine {
     // ports are published through a bridge network's NAT; macvlan endpoints are reached directly
     const ep = st.endpoints.find((e) => !e.net.info.internal && e.net.fw);
     // in the order dockerd allocates them, which is also the order of their rules
-    const wanted = dockerBindingOrder(st.spec);
+    const exactFirst = this.behaviour.bindingOrder === 'exact-first';
+    const wanted = exactFirst ? exactFirstOrder(st.spec) : dockerBindingOrder(st.spec);
     if (wanted.length === 0 || !ep) return;
+    // 28 allocates one port for bindings that differ only in their host address (needSamePort)
+    const groups: Binding[][] = [];
     for (const p of wanted) {
-      const hostIp = p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0';
-      const hostPort = this.allocatePort(st, hostIp, p.proto, p.hostPort);
-      st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
-      st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'] });
+      const g = groups.at(-1);
+      if (exactFirst && g && g[0].containerPort === p.containerPort && g[0].proto === p.proto && g[0].hostPort === p.hostPort) g.push(p);
+      else groups.push([p]);
+    }
+    for (const g of groups) {
+      const hostIps = g.map((p) => p.hostIp ?? ep.net.hostBinding ?? this.daemon.ip ?? '0.0.0.0');
+      const hostPort = this.allocatePort(st, hostIps, g[0].proto, g[0].hostPort);
+      for (const [i, p] of g.entries()) {
+        const hostIp = hostIps[i];
+        st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
+        st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'] });
+      }
     }
   }
 
   /**
-   * A host port from the allocator whose proxy can bind. Like Docker's bridge driver, an
-   * ephemeral port whose proxy fails to bind is given back and the next one tried (10 times).
+   * A host port from the allocator whose proxy can bind on every one of the host addresses.
+   * Like Docker's bridge driver, an ephemeral port whose proxy fails to bind is given back and
+   * the next one tried (10 times).
    */
-  private allocatePort(st: ContState, hostIp: string, proto: 'tcp' | 'udp', wanted?: number): number {
+  private allocatePort(st: ContState, hostIps: string[], proto: 'tcp' | 'udp', wanted?: number): number {
     for (let attempt = 1; ; attempt++) {
-      const port = this.portAlloc.request(hostIp, proto, st.spec.name, wanted);
+      const port = this.portAlloc.requestAll(hostIps, proto, wanted);
       if (!this.daemon['userland-proxy']) return port;
       try {
-        this.proxies.checkFree(proto, hostIp, port);
-        // ports of this container's earlier mappings are not registered with the proxies yet
-        if (st.proxies.some((p) => p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0'))) {
-          throw new ProxyBindError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
+        for (const hostIp of hostIps) {
+          this.proxies.checkFree(proto, hostIp, port);
+          // ports of this container's earlier mappings are not registered with the proxies yet
+          if (st.proxies.some((p) => p.proto === proto && p.port === port && (p.bind === hostIp || p.bind === '0.0.0.0' || hostIp === '0.0.0.0'))) {
+            throw new ProxyBindError(`Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: address already in use`);
+          }
         }
         return port;
       } catch (e) {
-        this.portAlloc.release(hostIp, proto, port);
+        for (const hostIp of hostIps) this.portAlloc.release(hostIp, proto, port);
         if (wanted !== undefined || attempt >= 10) throw e;
       }
     }
@@ -421,12 +457,13 @@ export class ReferenceEngine implements Engine {
     st.forwards = st.forwards.filter((f) => f.net !== ep.net.fw);
     ep.net.driver.detach(this.plan, { name: ep.net.info.name, bridge: ep.net.info.bridge, subnet: ep.net.info.subnet, gateway: ep.net.info.gateway }, ep);
     ep.net.pool.release(ep.ip);
+    st.ownHosts = st.ownHosts.filter((r) => (this.behaviour.hostsDeleteByName ? r.names !== st.hostname : r.ip !== ep.ip));
     delete st.info.addresses[network];
     delete st.info.macs?.[network];
     if (st.info.ip === ep.ip) st.info.ip = st.endpoints[0]?.ip;
     // the default route went with the interface: the next endpoint in line provides it
-    const gw = gatewayEndpoint(st.endpoints);
-    if (gw && gatewayEndpoint([...st.endpoints, ep]) === ep) this.plan.ip(st.ns!, `route replace default via ${gw.net.info.gateway} dev ${gw.ifname}`);
+    const gw = gatewayEndpoint(st.endpoints, this.behaviour);
+    if (gw && gatewayEndpoint([...st.endpoints, ep], this.behaviour) === ep) this.plan.ip(st.ns!, `route replace default via ${gw.net.info.gateway} dev ${gw.ifname}`);
     this.refreshEtc(st);
   }
 
@@ -458,8 +495,10 @@ export class ReferenceEngine implements Engine {
   }
 
   async reloadRules(): Promise<void> {
-    if (!this.daemon.iptables) return;
-    await this.firewall.init(this.plan, { hairpin: !this.daemon['userland-proxy'], restart: true });
+    const opts = { hairpin: !this.daemon['userland-proxy'], restart: true };
+    if (this.firewall.init6) await this.firewall.init6(this.plan, opts);
+    if (!this.daemon.iptables) return this.sync();
+    await this.firewall.init(this.plan, opts);
     // dockerd restores its networks; the default bridge is made anew (as a new network) only
     // when no live container is on it
     const live = new Set([...this.conts.values()].flatMap((c) => c.endpoints.map((e) => e.net)));
@@ -538,12 +577,14 @@ export class ReferenceEngine implements Engine {
 
 /**
  * The endpoint whose gateway is the container's default route, in libnetwork's endpoint order
- * (sandbox.go epHeap.Less): non-internal networks first, then by network name. Internal bridge
- * networks have a gateway too: seen with dockerd 20.10.24, a container on an --internal
- * network has `default via <gateway>` (its packets then meet the internal DROP rules).
+ * (sandbox.go epHeap.Less): non-internal networks first, then by network name. Up to 20.10
+ * internal bridge networks have a gateway too: seen with dockerd 20.10.24, a container on an
+ * --internal network has `default via <gateway>` (its packets then meet the internal DROP rules).
  */
-function gatewayEndpoint(eps: Endpoint[]): Endpoint | undefined {
-  return [...eps].sort((a, b) => Number(a.net.info.internal) - Number(b.net.info.internal) || (a.net.info.name < b.net.info.name ? -1 : a.net.info.name > b.net.info.name ? 1 : 0))[0];
+function gatewayEndpoint(eps: Endpoint[], release: ReleaseBehaviour): Endpoint | undefined {
+  // 26+ give no default route through an internal network (measured on 26.1.5 and 28.5.2:
+  // egress from one is ENETUNREACH)
+  return [...eps].filter((e) => !(release.internalNoDefaultRoute && e.net.info.internal)).sort((a, b) => Number(a.net.info.internal) - Number(b.net.info.internal) || (a.net.info.name < b.net.info.name ? -1 : a.net.info.name > b.net.info.name ? 1 : 0))[0];
 }
 
 function readOptional(path: string): string {

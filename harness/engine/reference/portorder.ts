@@ -71,3 +71,31 @@ export function dockerBindingOrder(spec: ContainerSpec): Binding[] {
   }
   return out;
 }
+
+/** Where a host address sorts in Go's netip order: none first, then IPv4 by value, then IPv6. */
+function hostIpKey(ip?: string): string {
+  if (!ip) return '0';
+  if (ip.includes(':')) return `2${ip}`;
+  return `1${ip.split('.').map((o) => o.padStart(3, '0')).join('.')}`;
+}
+
+/**
+ * The bindings of a container in the order Docker 28 allocates them (and writes their rules):
+ * libnetwork's cmpPortBinding puts exact host ports before ephemeral ones, then orders by
+ * container port, protocol (tcp before udp), host port and host address. Seen with 28.5.2:
+ * `-p 80 -p 203.0.113.2::81` binds 80 first; `-p 127.0.0.1:9090:80 -p 9091:80` writes 9090 first.
+ */
+export function exactFirstOrder(spec: ContainerSpec): Binding[] {
+  const out: Binding[] = spec.publish.map((p) => ({ containerPort: p.containerPort, proto: p.proto, hostIp: p.hostIp, hostPort: p.hostPort }));
+  if (spec.publishAll) {
+    const bound = new Set(out.map((b) => `${b.containerPort}/${b.proto}`));
+    for (const x of spec.expose) if (!bound.has(`${x.port}/${x.proto}`)) out.push({ containerPort: x.port, proto: x.proto });
+  }
+  const key = (b: Binding) => [b.hostPort === undefined ? 1 : 0, b.containerPort, b.proto === 'tcp' ? 0 : 1, b.hostPort ?? 0, hostIpKey(b.hostIp)] as const;
+  return out.sort((a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    return 0;
+  });
+}

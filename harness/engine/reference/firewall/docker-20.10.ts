@@ -35,7 +35,7 @@ function dst(ip: string): string {
 }
 
 export class Docker2010Firewall extends IptablesLayout implements FirewallDriver {
-  readonly profile = 'docker-20.10';
+  readonly profile: string = 'docker-20.10';
   private hairpin = false;
 
   async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {

@@ -16,7 +16,7 @@ import type { RuleAccess } from '../../../rules/backend.js';
 import type { RuleEditor } from '../../../rules/iptables/editor.js';
 import { IptablesLayout } from './iptables-layout.js';
 import { appendOnce, ensureJumpFirst, insertOnce } from './ops.js';
-import type { BridgeNet, EndpointRule, FirewallDriver, FirewallOptions, LinkRule, PortForward } from './types.js';
+import type { BridgeNet, EndpointRule, FirewallDriver, FirewallHost, FirewallOptions, LinkRule, PortForward } from './types.js';
 
 export const FORWARD = 'DOCKER-FORWARD';
 export const BRIDGE = 'DOCKER-BRIDGE';
@@ -47,15 +47,28 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
     return ISO1;
   }
 
+  constructor(host: FirewallHost) {
+    super(host, { ipv6: true });
+  }
+
   async init(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
+    this.initChains(await this.begin(rules, opts), opts, '127.0.0.0/8');
+  }
+
+  // Measured on dockerd 28.5.2 (ip6tables is on by default since 27): the same chains and
+  // jumps in ip6tables, with IPv6's loopback; a network without IPv6 adds nothing there.
+  async init6(rules: RuleAccess, opts: FirewallOptions): Promise<void> {
+    this.initChains(await this.ed6(rules), opts, '::1/128');
+  }
+
+  private initChains(ed: RuleEditor, opts: FirewallOptions, loopback: string): void {
     this.hairpin = opts.hairpin;
-    const ed = await this.begin(rules, opts);
     // setupIPChains: chains, nat jumps, then the FORWARD → DOCKER-FORWARD jump and the
     // DOCKER-FORWARD jumps (each re-inserted at the top, in reverse order)
     ed.ensureChain('nat', 'DOCKER');
     for (const c of this.filterChains()) ed.ensureChain('filter', c);
     appendOnce(ed, 'nat', 'PREROUTING', '-m addrtype --dst-type LOCAL -j DOCKER');
-    appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : '! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER');
+    appendOnce(ed, 'nat', 'OUTPUT', this.hairpin ? '-m addrtype --dst-type LOCAL -j DOCKER' : `! -d ${loopback} -m addrtype --dst-type LOCAL -j DOCKER`);
     ensureJumpFirst(ed, 'FORWARD', FORWARD);
     ensureJumpFirst(ed, FORWARD, BRIDGE);
     ensureJumpFirst(ed, FORWARD, this.middleChain());
@@ -192,13 +205,17 @@ export class Docker28Firewall extends IptablesLayout implements FirewallDriver {
   }
 
   // AddLink: appended to DOCKER (link traffic stays on the bridge, so the per-network DROP,
-  // which only matches packets from elsewhere, never sees it)
+  // which only matches packets from elsewhere, never sees it); only where icc is off, as in
+  // 20.10 (bridge_linux.go calls d.link under !EnableICC; measured on 28.5.2: a --link under
+  // the default --icc=true adds nothing)
   async addLink(link: LinkRule): Promise<void> {
+    if (link.net.icc) return;
     const ed = await this.ed();
     for (const rule of this.linkRules(link)) appendOnce(ed, 'filter', 'DOCKER', rule);
   }
 
   async removeLink(link: LinkRule): Promise<void> {
+    if (link.net.icc) return;
     const ed = await this.ed();
     for (const rule of this.linkRules(link)) ed.delete('filter', 'DOCKER', rule);
   }

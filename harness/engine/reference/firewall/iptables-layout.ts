@@ -8,15 +8,18 @@ import type { FirewallHost, FirewallOptions } from './types.js';
 
 export abstract class IptablesLayout {
   protected readonly ipv4: IptablesBackend;
+  /** ip6tables, for the layouts that write IPv6 rules (27+ enable ip6tables by default) */
+  protected readonly ipv6?: IptablesBackend;
   private access?: RuleAccess;
   readonly enablesForwarding = true;
 
-  constructor(host: FirewallHost) {
+  constructor(host: FirewallHost, opts: { ipv6?: boolean } = {}) {
     this.ipv4 = new IptablesBackend(host.iptables, 'ipv4');
+    if (opts.ipv6) this.ipv6 = new IptablesBackend(host.iptables, 'ipv6');
   }
 
   get backends(): IptablesBackend[] {
-    return [this.ipv4];
+    return this.ipv6 ? [this.ipv4, this.ipv6] : [this.ipv4];
   }
 
   /** Remember where the editors come from; Docker closes FORWARD when it enabled forwarding. */
@@ -31,5 +34,13 @@ export abstract class IptablesLayout {
   protected ed(): Promise<RuleEditor> {
     if (!this.access) throw new Error('firewall driver used before init()');
     return this.access.edit(this.ipv4);
+  }
+
+  /** The IPv6 editor (ip6tables) for the current batch; `rules` when called from a start. */
+  protected ed6(rules?: RuleAccess): Promise<RuleEditor> {
+    if (rules) this.access = rules;
+    if (!this.ipv6) throw new Error(`${this.constructor.name} writes no IPv6 rules`);
+    if (!this.access) throw new Error('firewall driver used before init()');
+    return this.access.edit(this.ipv6);
   }
 }

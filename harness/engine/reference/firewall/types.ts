@@ -74,6 +74,11 @@ export interface FirewallDriver {
   readonly enablesForwarding: boolean;
   /** daemon start: the engine's tables, chains and jumps; `rules` hands out the backends' editors */
   init(rules: RuleAccess, opts: FirewallOptions): Promise<void>;
+  /**
+   * daemon start, in ip6tables (27+ enable ip6tables by default, a flag of its own: also with
+   * --iptables=false); absent: nothing is written there
+   */
+  init6?(rules: RuleAccess, opts: FirewallOptions): Promise<void>;
   setupNetwork(net: BridgeNet): Promise<void>;
   /** a network restored at a daemon restart (set up again, without a new network's extras) */
   restoreNetwork?(net: BridgeNet): Promise<void>;
