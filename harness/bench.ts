@@ -89,12 +89,26 @@ async function referenceFigures(): Promise<void> {
   // 2. the whole catalogue
   const { scenarios, errors } = loadScenarios([join(packageRoot(), 'scenarios')]);
   if (errors.length) throw new Error(`scenarios do not validate: ${errors[0].message}`);
-  const t0 = performance.now();
-  const results = await runSuite(scenarios, { engines: ['reference'] });
-  const wall = performance.now() - t0;
+  // with and without rule paths, alternately (a busy machine's drift hits both alike)
+  const walls = { on: [] as number[], off: [] as number[] };
+  let results: ScenarioResult[] = [];
+  for (let i = 0; i < 3; i++) {
+    for (const mode of ['off', 'on'] as const) {
+      const t0 = performance.now();
+      results = await runSuite(scenarios, { engines: ['reference'], rulePaths: mode === 'on' });
+      walls[mode].push(performance.now() - t0);
+    }
+  }
+  const wall = median(walls.on);
+  const without = median(walls.off);
   const probes = results.reduce((n, r) => n + r.probes, 0);
   const failing = results.filter((r) => ['failed', 'error'].includes(scenarioStatus(r))).length;
+  const secs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
   console.log(`whole catalogue:           ${(wall / 1000).toFixed(2)} s for ${results.length} scenarios, ${probes} probes${failing ? ` (${failing} not passing!)` : ''}   target < 15 s: ${verdict(wall, 15_000)}`);
+  const extra = (wall / without - 1) * 100;
+  console.log(
+    `  rule paths:              ${(wall / 1000).toFixed(2)} s with, ${(without / 1000).toFixed(2)} s without (medians of 3 alternate runs: ${secs(walls.on)} / ${secs(walls.off)}): ${extra >= 0 ? '+' : ''}${extra.toFixed(0)} %   target ≤ +20 %: ${extra <= 20 ? 'within target' : 'OVER TARGET'}`,
+  );
 
   // 3. a 1,000-pair reachability matrix: 40 sources × 25 targets on one bridge. Every probed
   // pair costs two entries in the kernel's neighbour table (1,024 for the whole machine), so

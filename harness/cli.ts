@@ -5,7 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { release } from 'node:os';
-import { loadScenarios, formatDiagnostic } from './scenario/load.js';
+import { loadScenarios, formatDiagnostic, ScenarioError } from './scenario/load.js';
+import { probeScenario, renderExplanation, type ProbeSpec } from './run/explain.js';
 import { CATALOGUE } from './catalogue.js';
 import { destroyAllLabs, gc } from './lab/lab.js';
 import { detectCapabilities, iptablesVersion } from './lab/capabilities.js';
@@ -32,6 +33,7 @@ import { DockerNotFoundError, findCompanions, locateDocker, type Companion } fro
 import { gcDockerDaemons } from './engine/docker/gc.js';
 import { RELEASES, describeBuildSource, profileOfVersion, resolveDockerTargets, versionNumber } from './engine/docker/builds.js';
 import { haveConntrack } from './engine/docker/hoststate.js';
+import { tracingReady } from './trace/tracer.js';
 import { ovsUserspace } from './lab/ovs.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -67,6 +69,7 @@ commands:
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
       --fail-on-findings  exit 1 when a case confirms an exposure marked finding: (a compliance gate)
+      --no-rule-paths don't trace the rule path of each reach probe (decided-by: cases are then skipped)
       --kernel LIST   run every scenario in a microVM of each kernel named: versions from
                       scripts/get-kernel.sh's cache (6.1,6.12,7.2), all of them (all), Debian
                       suites (bookworm, trixie, sid) or paths (a kernel folder, a vmlinuz file);
@@ -75,6 +78,10 @@ commands:
                       kernel, and are skipped otherwise
       --kernel-modules DIR  modules folder (lib/modules/<release>) of a --kernel vmlinuz file
       --vm-timeout S  seconds the whole guest run may take (default 120 + 60 per scenario)
+  explain SCENARIO --from A --to B [--proto tcp|udp|icmp] [--port P | --published web:80/tcp]
+                      build the scenario's lab, send that one probe and print the rule path its
+                      packet took on each Docker host (after the steps of --phase N; default 0)
+      --engine/--profile/--dockerd as for run (two engines: both paths side by side); --source IP
   merge [paths…]      combine the run records (run.json, or folders holding them) of shards or
                       runs into one set: JUnit, report.html, report.md, SARIF, run.json, timings
       --out DIR       where the merged set goes (default: reports)
@@ -155,6 +162,7 @@ async function cmdRun(args: string[]): Promise<number> {
       'kernel-modules': { type: 'string' },
       'vm-timeout': { type: 'string' },
       'fail-on-findings': { type: 'boolean', default: false },
+      'no-rule-paths': { type: 'boolean', default: false },
       html: { type: 'string' },
       markdown: { type: 'string' },
       sarif: { type: 'string' },
@@ -196,6 +204,7 @@ async function cmdRun(args: string[]): Promise<number> {
     ...guestKernel(choice),
     hostIptables,
     vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
+    rulePaths: !values['no-rule-paths'],
     // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…); a JUnit sent to
     // a device (--junit /dev/null) asks for no files
     evidenceDir: isDevice(values.junit!) ? undefined : join(dirname(values.junit!), 'logs'),
@@ -374,6 +383,7 @@ async function cmdDiff(args: string[]): Promise<number> {
       to: { type: 'string' },
       out: { type: 'string' },
       only: { type: 'string' },
+      'no-rule-paths': { type: 'boolean', default: false },
       'host-iptables': { type: 'string' },
       engine: { type: 'string' },
     },
@@ -414,6 +424,7 @@ async function cmdDiff(args: string[]): Promise<number> {
     engines: [from, to],
     hostIptables,
     signal: abort.signal,
+    rulePaths: !values['no-rule-paths'],
     ...guestKernel(choice),
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
@@ -465,6 +476,64 @@ async function diffKernels(from: string, to: string, values: { engine?: string; 
   console.log(`${kernelMatrixReport(results)}${failureReport(results)}\n\n${text}`);
   console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
   return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
+}
+
+async function cmdExplain(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      proto: { type: 'string', default: 'tcp' },
+      port: { type: 'string' },
+      published: { type: 'string' },
+      source: { type: 'string' },
+      phase: { type: 'string', default: '0' },
+      engine: { type: 'string', default: 'reference' },
+      profile: { type: 'string' },
+      dockerd: { type: 'string' },
+    },
+  });
+  const usage = 'usage: netconform explain SCENARIO --from A --to B [--proto tcp|udp|icmp] [--port P | --published web:80/tcp] [--phase N] [--engine …]';
+  if (positionals.length !== 1 || !values.from || !values.to) {
+    console.error(red(`netconform explain needs one scenario file, --from and --to\n${usage}`));
+    return 2;
+  }
+  const proto = values.proto as ProbeSpec['proto'];
+  const port = values.port === undefined ? undefined : Number(values.port);
+  const phase = Number(values.phase);
+  const bad = [
+    !['tcp', 'udp', 'icmp'].includes(proto) && `--proto must be tcp, udp or icmp, not "${values.proto}"`,
+    port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536) && `--port must be a port number, not "${values.port}"`,
+    !(Number.isInteger(phase) && phase >= 0) && `--phase must be a whole number (0: right after the build), not "${values.phase}"`,
+  ].filter(Boolean);
+  if (bad.length) {
+    for (const b of bad) console.error(red(`netconform explain: ${b}`));
+    return 2;
+  }
+  const [valid] = load(positionals);
+  if (!valid) {
+    console.error(red(`netconform explain: no scenario in ${positionals[0]}`));
+    return 2;
+  }
+  let sc: Scenario;
+  try {
+    sc = probeScenario(valid.file, valid, { from: values.from, to: values.to, proto, port, published: values.published, source: values.source, phase });
+  } catch (e) {
+    if (!(e instanceof ScenarioError)) throw e;
+    for (const d of e.errors) console.error(red(`netconform explain: ${d.path}: ${d.message}`));
+    return 2;
+  }
+  requireRoot();
+  const engines = await enginesOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean), values.dockerd);
+  const abort = new AbortController();
+  installSignalHandlers(abort);
+  console.log(bold(`netconform explain: ${sc.id}, ${values.from} → ${values.to} ${proto}${port ? '/' + port : values.published ? ` (published ${values.published})` : ''} on ${engines.join(', ')}`));
+  const results = await runSuite([sc], { engines, signal: abort.signal, rulePaths: true, onProgress: (l) => console.log(dim(`  ${l}`)), ...guestKernel(chooseKernel(undefined, process.env)) });
+  const { text, ok } = renderExplanation(results);
+  console.log(`\n${text}`);
+  return ok ? 0 : 1;
 }
 
 function installSignalHandlers(abort: AbortController): void {
@@ -568,6 +637,8 @@ async function cmdDoctor(args: string[]): Promise<number> {
   const ovs = await ovsUserspace();
   optional(ovs.ok, 'openvswitch userspace', ovs.detail);
   optional(await haveConntrack(), 'conntrack', 'flushes connection tracking between scenarios on a reused dockerd (apt-get install -y conntrack)');
+  const tracing = tracingReady();
+  optional(tracing.ok, 'rule paths (nftables)', tracing.ok ? `traces every reach probe's packet (${tracing.detail})` : `no rule paths, decided-by: cases skipped: ${tracing.detail}`);
   if (!root) return 2;
   const caps = await detectCapabilities();
   const choice = chooseKernel(undefined);
@@ -632,6 +703,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdRun(rest);
     case 'diff':
       return cmdDiff(rest);
+    case 'explain':
+      return cmdExplain(rest);
     case 'merge':
       return cmdMerge(rest);
     case 'validate':

@@ -1,6 +1,7 @@
-// The suite's two small C programs, built by `npm run build` into dist/: the probe agent
-// (harness/probe/agent.c, one per namespace that sends or receives probes) and the reference
-// engine's helper (harness/engine/reference/refd.c: container mount namespaces, embedded DNS).
+// The suite's small C programs, built by `npm run build` into dist/: the probe agent
+// (harness/probe/agent.c, one per namespace that sends or receives probes), the reference
+// engine's helper (harness/engine/reference/refd.c: container mount namespaces, embedded DNS)
+// and the trace monitor (harness/trace/tracemon.c: nftables trace events of a Docker host).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import { packageRoot } from './paths.js';
 const PROGRAMS = {
   'probe-agent': 'harness/probe/agent.c',
   refd: 'harness/engine/reference/refd.c',
+  tracemon: 'harness/trace/tracemon.c',
 } as const;
 
 export function nativePath(name: keyof typeof PROGRAMS): string {
@@ -18,6 +20,7 @@ export function nativePath(name: keyof typeof PROGRAMS): string {
 
 export const agentPath = () => nativePath('probe-agent');
 export const refdPath = () => nativePath('refd');
+export const tracemonPath = () => nativePath('tracemon');
 
 export function buildNative(): void {
   const root = packageRoot();

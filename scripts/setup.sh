@@ -11,7 +11,8 @@ need=()
 # qemu-system-x86 and kmod: the microVM kernel runner (scenarios the host kernel cannot run);
 # conntrack: flushing connection tracking between scenarios on a reused dockerd;
 # nftables: nft, for the docker-29-nftables profile and nftables steps and checks (its
-# service stays disabled, as Debian ships it; the suite only runs nft inside lab namespaces)
+# service stays disabled, as Debian ships it; the suite only runs nft inside lab namespaces),
+# and libnftables, which the trace monitor of rule paths loads
 for pkg in iproute2 iptables nftables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack; do
   installed "$pkg" || need+=("$pkg")
 done

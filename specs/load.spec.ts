@@ -320,3 +320,26 @@ then:
     );
   });
 });
+
+describe('decided-by', () => {
+  it('reads decided-by as a rule text, none, { table, chain, verdict, … } or a map per profile', () => {
+    const withDecided = (d: string) => minimal + `    decided-by: ${d}\n`;
+    const at = (d: string) => loadScenarioText(withDecided(d), 'x.yaml').expect[0];
+    expect(at('"-A DOCKER-USER -j DROP"')).toMatchObject({ decidedBy: { rule: '-A DOCKER-USER -j DROP' } });
+    expect(at('none')).toMatchObject({ decidedBy: { none: true } });
+    expect(at('{ table: filter, chain: FORWARD, verdict: ACCEPT, policy: true }')).toMatchObject({ decidedBy: { table: 'filter', chain: 'FORWARD', verdict: 'ACCEPT', policy: true } });
+    expect(at('{ docker-20.10: { table: filter, chain: FORWARD, verdict: DROP }, default: "-j DROP" }')).toMatchObject({
+      decidedByBy: { 'docker-20.10': { table: 'filter', chain: 'FORWARD', verdict: 'DROP' }, default: { rule: '-j DROP' } },
+    });
+  });
+
+  it('locates bad decided-by: its shape, a verdict, a host, a profile, and where it may go', () => {
+    const withDecided = (d: string) => minimal + `    decided-by: ${d}\n`;
+    expect(errorsOf(withDecided('{ table: filter, chain: FORWARD }'))).toEqual([
+      'x.yaml:11:17: expect[0].decided-by: {"table":"filter","chain":"FORWARD"}: expected the deciding rule\'s text, none, or { table, chain, verdict: ACCEPT | DROP | REJECT } (with host, policy: true or rule if wanted), or a map of profile or engine to either',
+    ]);
+    expect(errorsOf(withDecided('{ table: filter, chain: FORWARD, verdict: DROP, host: elsewhere }'))).toEqual(["x.yaml:11:71: expect[0].decided-by.host: unknown host 'elsewhere' (hosts: host)"]);
+    expect(errorsOf(withDecided('{ docker-19: "-j DROP" }'))).toEqual([expect.stringMatching(/^x\.yaml:11:19: expect\[0\]\.decided-by: unknown profile or engine 'docker-19'/)]);
+    expect(errorsOf(minimal + '  - id: EG-01\n    rules: { table: nat, chain: POSTROUTING, policy: ACCEPT }\n    decided-by: none\n')).toEqual(['x.yaml:13:17: expect[1].decided-by: decided-by goes with reach or matrix']);
+  });
+});

@@ -49,7 +49,7 @@ export async function evaluateReach(e: ReachExpect, ep: Endpoints, timeoutMs: nu
   return {
     ok: problems.length === 0,
     message: problems.length ? `${what}: ${problems.join('; ')}` : '',
-    detail: { from: e.from, to: e.to, address: dst, proto: e.proto, port, expected: e.result, actual: r.outcome, expectedSeen, seen },
+    detail: { from: e.from, to: e.to, address: dst, proto: e.proto, port, expected: e.result, actual: r.outcome, expectedSeen, seen, ...(r.sent ? { sent: r.sent } : {}), ...(r.detail ? { detail: r.detail } : {}) },
     transcript: `probe ${what}: ${r.outcome}${r.detail ? ` (${r.detail})` : ''}${seenText} in ${r.ms.toFixed(1)} ms${problems.length ? '  ✗ ' + problems.join('; ') : ''}`,
   };
 }

@@ -19,6 +19,7 @@ import type { NftRuleset } from '../rules/nft/model.js';
 import { symbolize, type Facts } from '../rules/symbolic.js';
 import { chainViews, viewHeader, viewLine } from '../rules/views.js';
 import type { Scenario } from '../scenario/types.js';
+import { sideBySide } from '../trace/render.js';
 
 export const DIFF_ID = 'DIFF';
 
@@ -51,6 +52,7 @@ function lastFacts(r: ScenarioResult): Facts | undefined {
 
 export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResult): Finding | undefined {
   const lines: string[] = [];
+  let differ = 0;
   for (const [i, e] of sc.expect.entries()) {
     if (e.kind !== 'reach' && e.kind !== 'start') continue;
     const ca = a.cases.find((c) => c.expectIndex === i);
@@ -59,9 +61,17 @@ export function compareVerdicts(sc: Scenario, a: ScenarioResult, b: ScenarioResu
     const factsB = b.snapshots?.find((s) => s.phase === e.phase)?.facts ?? lastFacts(b);
     const va = verdictOf(ca, factsA);
     const vb = verdictOf(cb, factsB);
-    if (va !== vb) lines.push(`${sc.file}:${e.loc.line} ${ca?.name ?? cb?.name ?? e.id}: ${a.engine} ${va}; ${b.engine} ${vb}`);
+    if (va === vb) continue;
+    differ++;
+    lines.push(`${sc.file}:${e.loc.line} ${ca?.name ?? cb?.name ?? e.id}: ${a.engine} ${va}; ${b.engine} ${vb}`);
+    // where the two packets went different ways, with the engines' own names made symbolic
+    if (ca?.trace && cb?.trace) {
+      const facts = { a: factsA, b: factsB };
+      const normalize = (s: string, side: 'a' | 'b') => (facts[side] ? symbolize(s, facts[side]!) : s);
+      lines.push(sideBySide({ label: a.engine, path: ca.trace }, { label: b.engine, path: cb.trace }, normalize).replace(/^/gm, '    '));
+    }
   }
-  return lines.length ? { message: `${a.engine} and ${b.engine} disagree on ${lines.length} verdict${lines.length === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
+  return differ ? { message: `${a.engine} and ${b.engine} disagree on ${differ} verdict${differ === 1 ? '' : 's'}:\n${lines.join('\n')}` } : undefined;
 }
 
 type Chains = Map<string, { header: string; rules: string[]; line: (r: string) => string }>; // "table/chain" →

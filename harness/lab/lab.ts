@@ -62,6 +62,11 @@ export class Lab {
     this.adopted.set(name, fullName);
   }
 
+  /** Whether a lab name stands for a namespace someone else owns (see adopt). */
+  isAdopted(name: string): boolean {
+    return this.adopted.has(name);
+  }
+
   /** Create namespaces in one `ip -batch` call. */
   async addNamespaces(names: string[]): Promise<void> {
     const fresh = names.filter((n) => !this.names.has(n) && !this.adopted.has(n));

@@ -25,7 +25,10 @@
  *   Y id capture-id                      stop that capture: "frames N TAG=COUNT…" (TAG a VLAN id, or
  *                                        "none" for untagged), counted over both directions
  *   Q                                    quit (also on end of stdin)
- * Outcomes: connected [seen=IP:PORT], refused, timeout, unreachable ERR, error TEXT.
+ * Outcomes: connected [seen=IP:PORT], refused, timeout, unreachable ERR, error TEXT. A probe whose
+ * packet left ends with its identity, so a trace of the namespaces it crossed can be matched to
+ * it: local=IP:PORT (the source address and port the kernel gave a TCP or UDP probe) or
+ * icmp=ID:SEQ (the echo request's identifier and sequence number).
  * Resolutions: resolved IP hosts|dns:SERVER, or none nxdomain|servfail|noanswer|timeout|no-nameserver.
  */
 #define _GNU_SOURCE
@@ -97,6 +100,7 @@ struct slot {
   char token[48];
   uint16_t echo_id, echo_seq;
   struct capture *cap;
+  char ident[48]; /* a probe's packet identity ("local=IP:PORT", "icmp=ID:SEQ"), appended to its outcome */
 };
 
 static struct slot *slots;
@@ -197,12 +201,33 @@ static const char *errname(int e) {
   }
 }
 
+/* A probe's outcome line, with the identity of the packet it sent when one left. */
+static void outcome(const struct slot *sl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outcome(const struct slot *sl, const char *fmt, ...) {
+  va_list ap;
+  printf("%s ", sl->id);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  if (sl->ident[0]) printf(" %s", sl->ident);
+  putchar('\n');
+  fflush(stdout);
+}
+
 /* Report a failed probe by errno, as the outcome names the harness understands. */
-static void report_errno(const char *id, int e) {
-  if (e == ECONNREFUSED) reply(id, "refused");
-  else if (e == EHOSTUNREACH || e == ENETUNREACH) reply(id, "unreachable %s", errname(e));
-  else if (e == ETIMEDOUT) reply(id, "timeout");
-  else reply(id, "error %s", errname(e));
+static void report_errno(const struct slot *sl, int e) {
+  if (e == ECONNREFUSED) outcome(sl, "refused");
+  else if (e == EHOSTUNREACH || e == ENETUNREACH) outcome(sl, "unreachable %s", errname(e));
+  else if (e == ETIMEDOUT) outcome(sl, "timeout");
+  else outcome(sl, "error %s", errname(e));
+}
+
+/* "local=IP:PORT" of a connected (or connecting) socket: the source its packets carry. */
+static void local_ident(struct slot *sl) {
+  struct sockaddr_in me;
+  socklen_t ml = sizeof(me);
+  if (getsockname(sl->fd, (struct sockaddr *)&me, &ml) == 0 && me.sin_port)
+    snprintf(sl->ident, sizeof(sl->ident), "local=%s:%d", inet_ntoa(me.sin_addr), ntohs(me.sin_port));
 }
 
 static int bind_source(int fd, const char *src) {
@@ -265,9 +290,11 @@ static void cmd_tcp(const char *id, const char *dst, int port, int timeout, cons
   slots[s].deadline = now_ms() + timeout;
   snprintf(slots[s].token, sizeof(slots[s].token), "%s", token ? token : "");
   if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-    report_errno(id, errno);
+    report_errno(&slots[s], errno); /* no packet left: no identity */
     free_slot(s);
+    return;
   }
+  local_ident(&slots[s]); /* the SYN is out, from the port the kernel chose */
 }
 
 static void cmd_udp(const char *id, const char *dst, int port, int timeout, const char *src, const char *token) {
@@ -282,12 +309,13 @@ static void cmd_udp(const char *id, const char *dst, int port, int timeout, cons
   }
   char msg[96];
   int n = snprintf(msg, sizeof(msg), "probe %s\n", token ? token : "-");
+  int s = new_slot(fd, K_UDP_PROBE, id);
   if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || send(fd, msg, n, 0) < 0) {
-    report_errno(id, errno);
-    close(fd);
+    report_errno(&slots[s], errno);
+    free_slot(s);
     return;
   }
-  int s = new_slot(fd, K_UDP_PROBE, id);
+  local_ident(&slots[s]);
   slots[s].deadline = now_ms() + timeout;
 }
 
@@ -319,16 +347,17 @@ static void cmd_icmp(const char *id, const char *dst, int timeout, const char *s
   h.un.echo.id = htons((uint16_t)(getpid() & 0xffff));
   h.un.echo.sequence = htons(++icmp_counter);
   h.checksum = checksum(&h, sizeof(h));
+  int s = new_slot(fd, K_ICMP, id);
   if (sendto(fd, &h, sizeof(h), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    report_errno(id, errno);
-    close(fd);
+    report_errno(&slots[s], errno);
+    free_slot(s);
     return;
   }
-  int s = new_slot(fd, K_ICMP, id);
   slots[s].deadline = now_ms() + timeout;
   slots[s].echo_id = h.un.echo.id;
   slots[s].echo_seq = h.un.echo.sequence;
   slots[s].addr = sa;
+  snprintf(slots[s].ident, sizeof(slots[s].ident), "icmp=%u:%u", ntohs(h.un.echo.id), ntohs(h.un.echo.sequence));
 }
 
 static void cmd_seen(const char *id, const char *token) {
@@ -775,8 +804,8 @@ static int report_seen_line(struct slot *sl) {
   *nl = 0;
   char ip[64];
   int port;
-  if (sscanf(sl->buf, "seen %63s %d", ip, &port) == 2) reply(sl->id, "connected seen=%s:%d", ip, port);
-  else reply(sl->id, "connected seen=-");
+  if (sscanf(sl->buf, "seen %63s %d", ip, &port) == 2) outcome(sl, "connected seen=%s:%d", ip, port);
+  else outcome(sl, "connected seen=-");
   return 1;
 }
 
@@ -787,7 +816,7 @@ static void on_tcp_connect(int s, short revents) {
     socklen_t el = sizeof(err);
     getsockopt(sl->fd, SOL_SOCKET, SO_ERROR, &err, &el);
     if (err) {
-      report_errno(sl->id, err);
+      report_errno(sl, err);
       return free_slot(s);
     }
     if (!(revents & POLLOUT)) return;
@@ -800,7 +829,7 @@ static void on_tcp_connect(int s, short revents) {
   int n = recv(sl->fd, sl->buf + sl->blen, sizeof(sl->buf) - 1 - sl->blen, 0);
   if (n > 0) sl->blen += n;
   if ((n > 0 && report_seen_line(sl)) || n == 0 || (n < 0 && errno != EAGAIN)) {
-    if (n <= 0) reply(sl->id, "connected seen=-");
+    if (n <= 0) outcome(sl, "connected seen=-");
     free_slot(s);
   }
 }
@@ -810,11 +839,11 @@ static void on_udp_probe(int s) {
   int n = recv(sl->fd, sl->buf, sizeof(sl->buf) - 1, 0);
   if (n < 0) {
     if (errno == EAGAIN) return;
-    report_errno(sl->id, errno);
+    report_errno(sl, errno);
     return free_slot(s);
   }
   sl->blen = n;
-  if (!report_seen_line(sl)) reply(sl->id, "connected seen=-");
+  if (!report_seen_line(sl)) outcome(sl, "connected seen=-");
   free_slot(s);
 }
 
@@ -828,7 +857,7 @@ static void on_icmp(int s) {
     if (n < hl + (int)sizeof(struct icmphdr)) continue;
     struct icmphdr *h = (struct icmphdr *)(buf + hl);
     if (h->type == ICMP_ECHOREPLY && h->un.echo.id == sl->echo_id && h->un.echo.sequence == sl->echo_seq && ip->saddr == sl->addr.sin_addr.s_addr) {
-      reply(sl->id, "connected");
+      outcome(sl, "connected");
       return free_slot(s);
     }
     if (h->type == ICMP_DEST_UNREACH || h->type == ICMP_TIME_EXCEEDED) {
@@ -840,7 +869,7 @@ static void on_icmp(int s) {
       if (n < off + ihl + 8) continue;
       struct icmphdr *ih = (struct icmphdr *)(buf + off + ihl);
       if (ih->type == ICMP_ECHO && ih->un.echo.id == sl->echo_id && ih->un.echo.sequence == sl->echo_seq) {
-        reply(sl->id, "unreachable icmp-%d/%d", h->type, h->code);
+        outcome(sl, "unreachable icmp-%d/%d", h->type, h->code);
         return free_slot(s);
       }
     }
@@ -933,12 +962,12 @@ static void on_deadline(int s) {
   struct slot *sl = &slots[s];
   switch (sl->kind) {
   case K_TCP_CONNECT:
-    if (sl->state == 1) reply(sl->id, "connected seen=-");
-    else reply(sl->id, "timeout");
+    if (sl->state == 1) outcome(sl, "connected seen=-");
+    else outcome(sl, "timeout");
     return free_slot(s);
   case K_UDP_PROBE:
   case K_ICMP:
-    reply(sl->id, "timeout");
+    outcome(sl, "timeout");
     return free_slot(s);
   case K_DNS:
     reply(sl->id, "none timeout");

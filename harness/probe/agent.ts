@@ -8,12 +8,33 @@ export type Outcome = 'connected' | 'refused' | 'timeout' | 'unreachable';
 /** An address and where it came from ("hosts", "dns:127.0.0.11"), or why there is none. */
 export type Resolution = { address: string; via: string; failure?: undefined } | { failure: string; address?: undefined; via?: undefined };
 
+/**
+ * What identifies the packet a probe sent, as a trace of the namespaces it crossed shows it:
+ * the source address and port the kernel gave a TCP or UDP probe, or an echo request's
+ * identifier and sequence number. Absent when no packet left (no route at the sender).
+ */
+export type PacketIdentity = { kind: 'port'; address: string; port: number } | { kind: 'icmp'; id: number; seq: number };
+
 export interface ProbeResult {
   outcome: Outcome | 'error';
   seen?: string; // source address the listener saw
   seenPort?: number;
   detail?: string;
   ms: number;
+  sent?: PacketIdentity;
+}
+
+/** Takes the identity word ("local=IP:PORT", "icmp=ID:SEQ") out of an outcome's words. */
+export function identityOf(words: string[]): { rest: string[]; sent?: PacketIdentity } {
+  let sent: PacketIdentity | undefined;
+  const rest = words.filter((w) => {
+    const local = /^local=(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(w);
+    const icmp = /^icmp=(\d+):(\d+)$/.exec(w);
+    if (local) sent = { kind: 'port', address: local[1], port: Number(local[2]) };
+    else if (icmp) sent = { kind: 'icmp', id: Number(icmp[1]), seq: Number(icmp[2]) };
+    return !local && !icmp;
+  });
+  return { rest, sent };
 }
 
 export class ProbeAgent {
@@ -53,15 +74,15 @@ export class ProbeAgent {
 
   private async probe(cmd: string, args: (string | number | undefined)[]): Promise<ProbeResult> {
     const t = performance.now();
-    const w = await this.request(cmd, args);
+    const { rest: w, sent } = identityOf(await this.request(cmd, args));
     const ms = performance.now() - t;
     const outcome = w[0] as ProbeResult['outcome'];
     if (outcome === 'connected') {
       const m = /^seen=(.+):(\d+)$/.exec(w[1] ?? '');
-      return { outcome, seen: m?.[1], seenPort: m ? Number(m[2]) : undefined, ms };
+      return { outcome, seen: m?.[1], seenPort: m ? Number(m[2]) : undefined, ms, sent };
     }
-    if (['refused', 'timeout', 'unreachable'].includes(outcome)) return { outcome, detail: w.slice(1).join(' ') || undefined, ms };
-    return { outcome: 'error', detail: w.join(' '), ms };
+    if (['refused', 'timeout', 'unreachable'].includes(outcome)) return { outcome, detail: w.slice(1).join(' ') || undefined, ms, sent };
+    return { outcome: 'error', detail: w.join(' '), ms, sent };
   }
 
   tcp(dst: string, port: number, timeoutMs: number, opts: { source?: string; token?: string } = {}): Promise<ProbeResult> {

@@ -37,12 +37,15 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
       setAttribute(tc, 'line', c.loc.line);
       for (const [k, v] of Object.entries(r.caseProperties ?? {})) tc.property(k, v);
       if (c.finding) tc.property('finding', c.finding);
-      // The whole lab story goes with the first case and with every case that did not pass.
+      // The whole lab story goes with the first case and with every case that did not pass;
+      // a reach case's rule path with every reach case.
       const full = idx === 0 || c.status === 'failed' || c.status === 'error';
-      tc.standardOutput([c.transcript ?? '', full ? transcriptOf(r) : ''].filter(Boolean).join('\n\n'));
+      tc.standardOutput([c.transcript ?? '', c.rulePath ?? '', full ? transcriptOf(r) : ''].filter(Boolean).join('\n\n'));
       // the YAML location leads the text too: Jenkins shows the text, not the file/line attributes
-      const body = [`at ${relative(cwd, c.loc.file)}:${c.loc.line}:${c.loc.col}`, c.message ?? '', c.diff ?? ''].filter(Boolean).join('\n\n');
-      if (c.status === 'failed') tc.failure(firstLine(c.message), 'AssertionFailure').stacktrace(body);
+      const body = [`at ${relative(cwd, c.loc.file)}:${c.loc.line}:${c.loc.col}`, c.message ?? '', c.diff ?? '', c.rulePath ?? ''].filter(Boolean).join('\n\n');
+      // the failure message says where the packet ended; its body holds the whole path
+      const ended = c.trace ? ` — ${c.trace.end}` : '';
+      if (c.status === 'failed') tc.failure(firstLine(c.message) + ended, 'AssertionFailure').stacktrace(body);
       else if (c.status === 'error') tc.error(firstLine(c.message), 'ScenarioError', body);
       else if (c.status === 'skipped') {
         tc.skipped();

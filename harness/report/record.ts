@@ -30,16 +30,17 @@ export interface RunRecord {
 
 /**
  * A record as written: paths relative to the working folder (a pipeline's checkout, where the
- * merge job reads them too), and without the parsed rule sets (the comparison of engines,
- * which needs them, is made inside the run; the rule dump stays as text) nor the daemons'
- * logs (kept as files under reports/logs, report/evidence.ts).
+ * merge job reads them too), and without the parsed rule sets nor the rule paths as data (the
+ * comparison of engines, which needs them, is made inside the run; the rule dump and each
+ * case's rule path stay as text) nor the daemons' logs (kept as files under reports/logs,
+ * report/evidence.ts).
  */
 export function portableResults(results: ScenarioResult[], cwd = process.cwd()): ScenarioResult[] {
   const rel = (f: string) => (isAbsolute(f) ? relative(cwd, f).split(sep).join('/') : f);
   return results.map(({ snapshots: _snapshots, evidence: _evidence, ...r }) => ({
     ...r,
     file: rel(r.file),
-    cases: r.cases.map((c) => ({ ...c, loc: { ...c.loc, file: rel(c.loc.file) } })),
+    cases: r.cases.map(({ trace: _trace, ...c }) => ({ ...c, loc: { ...c.loc, file: rel(c.loc.file) } })),
   }));
 }
 

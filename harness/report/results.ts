@@ -3,6 +3,8 @@ import type { Expectation, Loc, Outcome, Proto } from '../scenario/types.js';
 import type { Ruleset } from '../rules/iptables/save.js';
 import type { NftRuleset } from '../rules/nft/model.js';
 import type { Facts } from '../rules/symbolic.js';
+import type { PacketIdentity } from '../probe/agent.js';
+import type { RulePath } from '../trace/path.js';
 
 export type Status = 'passed' | 'failed' | 'skipped' | 'error';
 
@@ -16,6 +18,10 @@ export interface ReachDetail {
   actual: Outcome | 'error';
   expectedSeen?: string;
   seen?: string;
+  /** what identifies the packet the probe sent (absent when none left the sender) */
+  sent?: PacketIdentity;
+  /** the sender's words beside its outcome ("EHOSTUNREACH") */
+  detail?: string;
 }
 
 export interface CaseResult {
@@ -34,6 +40,13 @@ export interface CaseResult {
   transcript?: string;
   /** a passed case that confirms an exposure the scenario calls a compliance finding: why */
   finding?: string;
+  /**
+   * A reach case's rule path, for people: per Docker host the packet crossed, the
+   * table:chain:rule steps with verdicts, NAT, and how it ended (or why no path could be traced).
+   */
+  rulePath?: string;
+  /** the same path as data (the engine comparison lines two of them up) */
+  trace?: RulePath;
 }
 
 export interface ScenarioResult {

@@ -42,6 +42,7 @@ export function failureReport(results: ScenarioResult[]): string {
       out.push(`  ${MARK[c.status]} ${c.name}  ${dim(`${c.loc.file}:${c.loc.line}`)}`);
       if (c.message) out.push(indent(c.message, 6));
       if (c.diff) out.push(indent(colorDiff(c.diff), 6));
+      if (c.rulePath) out.push(indent(c.rulePath, 6));
     }
     const table = truthTable(r.cases);
     if (table) out.push('', indent(table, 4));
@@ -57,7 +58,9 @@ export function truthTable(cases: CaseResult[]): string {
   for (const c of reach) {
     const d = c.reach!;
     const seen = d.expectedSeen ? `${d.seen ?? 'none'} (${d.expectedSeen})` : (d.seen ?? '');
-    rows.push([d.from, `${d.to} ${dim(d.address)}`, `${d.proto}${d.port ? '/' + d.port : ''}`, d.expected, d.actual, seen, c.status === 'passed' ? green('ok') : red('MISMATCH')]);
+    // the verdict as expected, but decided by another rule than decided-by says
+    const otherRule = c.status === 'failed' && d.expected === d.actual && (d.expectedSeen === undefined || d.expectedSeen === (d.seen ?? 'none'));
+    rows.push([d.from, `${d.to} ${dim(d.address)}`, `${d.proto}${d.port ? '/' + d.port : ''}`, d.expected, d.actual, seen, c.status === 'passed' ? green('ok') : red(otherRule ? 'OTHER RULE' : 'MISMATCH')]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => visible(r[i]).length)));
   return rows.map((r, i) => (i === 0 ? bold : (s: string) => s)(r.map((cell, j) => cell + ' '.repeat(widths[j] - visible(cell).length)).join('  '))).join('\n');

@@ -7,10 +7,9 @@ import type { RunRecord } from './record.js';
 import { isComparison } from './timings.js';
 import { buildKernelMatrix, type KernelMatrix } from './kernel-matrix.js';
 
-/** Issue 14 adds `rulePath` (the path a probe's packet took, multi-line) to CaseResult; shown when present. */
+/** A reach case's rule path (the path its packet took, multi-line), where it was traced. */
 export function rulePathOf(c: CaseResult): string | undefined {
-  const p = (c as CaseResult & { rulePath?: unknown }).rulePath;
-  return typeof p === 'string' && p.trim() ? p : undefined;
+  return c.rulePath?.trim() ? c.rulePath : undefined;
 }
 
 /** How a case or scenario is shown: a passed case that confirms an exposure is a finding. */

@@ -18,6 +18,8 @@ import { firewallBackend, parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
 import { traced } from '../util/trace.js';
 import { EngineClock } from './engine-clock.js';
+import { LabTracer } from '../trace/tracer.js';
+import { attachRulePaths } from './rule-paths.js';
 
 export { caseName } from './evaluate.js';
 
@@ -29,6 +31,8 @@ export interface RunOptions {
   missing?: Map<string, string>;
   environment: Record<string, string>;
   onProgress?: (line: string) => void;
+  /** trace every reach probe's rule path (default: on) */
+  rulePaths?: boolean;
   /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
   hostIptables?: IptablesVariant;
 }
@@ -94,6 +98,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       if (e.provideHost) lab.adopt(hostNs(h), await e.provideHost(sc, h));
     }
     await traced('topology', buildTopology(lab, sc));
+    // one trace monitor per Docker host, listening while the engines build
+    const tracing = opts.rulePaths === false ? undefined : LabTracer.start(lab, sc.hosts.map((h) => ({ name: h.name, ns: hostNs(h) })));
+    if (tracing) lab.onDestroy(async () => (await tracing).stop());
     // The agents outside the engines start while the engines build: they do not depend on them.
     const outside = startOutsideAgents(lab, sc, startAgent);
     outside.catch(() => {}); // awaited below; a failure here must not go unhandled meanwhile
@@ -146,8 +153,13 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       if (phase > 0) await forgetArp();
       const neighboursBefore = neighbourStats();
       const probes = expects.filter((e) => e.kind === 'reach');
+      const tracer = await traced('trace monitors ready', tracing ?? Promise.resolve(undefined));
       const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
       distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
+      if (probes.length > 0) {
+        const rulesets = new Map([...cx.rules].map(([host, snap]) => [host, snap.rules.iptables]));
+        attachRulePaths(probed, cx, tracer ? await traced('rule paths', tracer.collect(rulesets)) : undefined);
+      }
       const observed = await Promise.all(expects.filter((e) => e.kind !== 'reach').map((e) => evaluate(e, sc.expect.indexOf(e), cx)));
       const cases = [...probed, ...observed];
       result.cases.push(...cases);

@@ -37,6 +37,8 @@ export interface SuiteOptions {
   vm?: Partial<VmRunOptions>;
   /** compare engines per scenario (default); the guest leaves it to the host */
   compare?: boolean;
+  /** trace every reach probe's rule path (default: on) */
+  rulePaths?: boolean;
   /**
    * where the logs of a real daemon (and a microVM guest) go when a scenario fails or its
    * comparison disagrees, named in the failure messages (`run` puts them beside the JUnit
@@ -134,7 +136,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   const lane = async (queue: typeof runs) => {
     while (queue.length && !opts.signal?.aborted) {
       const run = queue.shift()!;
-      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, hostIptables: opts.hostIptables });
+      const r = await runScenario(run.sc, { engineName: run.engineName, makeEngine: run.makeEngine, updateGolden: opts.updateGolden, missing: skipMissing, environment, onProgress: opts.onProgress, rulePaths: opts.rulePaths, hostIptables: opts.hostIptables });
       byScenario[run.s][run.e] = r;
       opts.onResult?.(r, ++done, total);
       compareWhenComplete(run.s);
@@ -144,7 +146,7 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
     if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
     if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerds, hostIptables: opts.hostIptables, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
+    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerds, rulePaths: opts.rulePaths, hostIptables: opts.hostIptables, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
     // the guest sends each engine's run back; the comparison is made here, as for the host's
     const ofGuest = (sc: Scenario, label: string) => rs.find((r) => r.scenarioId === sc.id && r.engine === label)!;
     for (const sc of inVm) {

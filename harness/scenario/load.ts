@@ -11,7 +11,7 @@ import { parsePublish } from './publish.js';
 import { packageRoot } from '../paths.js';
 import { DEFAULT_PROFILE, PROFILES, baseProfile, isProfile } from '../targets.js';
 import { targetKeyProblem, uncoveredProfiles } from './per-target.js';
-import type { ContainerSpec, DaemonOptions, Expectation, HostSpec, Loc, NetworkSpec, Outcome, PeerSpec, Proto, PublishSpec, Scenario, Step } from './types.js';
+import type { ContainerSpec, DaemonOptions, DecidedBy, Expectation, HostSpec, Loc, NetworkSpec, Outcome, PeerSpec, Proto, PublishSpec, Scenario, Step } from './types.js';
 
 // read from the source tree so the same file serves dist/ and vitest (tsc does not copy JSON)
 const schema = JSON.parse(readFileSync(join(packageRoot(), 'harness', 'scenario', 'schema.json'), 'utf8'));
@@ -111,6 +111,9 @@ function ajvMessage(e: ErrorObject): { message: string; key?: string } {
     case 'anyOf':
       if (/^\/segments\//.test(e.instancePath)) return { message: `${JSON.stringify(e.data)}: expected a segment name, or { name: NAME, switch: bridge | ovs }` };
       if (/\/finding\//.test(e.schemaPath)) return { message: `${JSON.stringify(e.data)}: expected why it is a finding (text), or a map of profile or engine to text, e.g. { docker-20.10: "reachable from the LAN" }` };
+      if (/\/decided-by\/|\/decidedBy\//.test(e.schemaPath)) {
+        return { message: `${JSON.stringify(e.data)}: expected the deciding rule's text, none, or { table, chain, verdict: ACCEPT | DROP | REJECT } (with host, policy: true or rule if wanted), or a map of profile or engine to either` };
+      }
       if (/\/(result|seen-source)\//.test(e.schemaPath)) {
         return { message: `${JSON.stringify(e.data)}: expected a value, or a map of profile or engine to value, e.g. { docker-20.10: connected, default: timeout }` };
       }
@@ -142,7 +145,7 @@ function schemaDiagnostics(errors: ErrorObject[], at: Positions): Diagnostic[] {
     out.push({ file: at.file, line: loc.line, col: loc.col, path: pathText(key ? [...path, key] : path), message });
   }
   // propertyNames failures name the key in params; the pattern error beside it names the kind
-  for (const e of errors.filter((x) => x.keyword === 'propertyNames')) {
+  for (const e of errors.filter((x) => x.keyword === 'propertyNames' && !anyOfPaths.has(x.instancePath))) {
     const path: Path = e.instancePath.split('/').slice(1);
     const bad = (e.params as { propertyName: string }).propertyName;
     const inner = errors.find((x) => x.keyword === 'pattern' && x.propertyName === bad && x.instancePath === e.instancePath);
@@ -665,6 +668,7 @@ class Resolver {
       if (e.vlan !== undefined && kinds[0] !== 'frames') this.err([...p, 'vlan'], 'vlan goes with frames');
       if (e.answer !== undefined && kinds[0] !== 'resolve') this.err([...p, 'answer'], 'answer goes with resolve');
       if (e.result !== undefined && kinds[0] !== 'reach' && kinds[0] !== 'matrix') this.err([...p, 'result'], 'result goes with reach or matrix');
+      if (e['decided-by'] !== undefined && kinds[0] !== 'reach' && kinds[0] !== 'matrix') this.err([...p, 'decided-by'], 'decided-by goes with reach or matrix');
       this.checkProfiles(e.profiles, [...p, 'profiles'], ctx.profiles);
       const scope: readonly string[] = e.profiles ?? ctx.profiles ?? PROFILES;
       // a finding may hold for some targets only: no value for the others is no finding there
@@ -697,7 +701,12 @@ class Resolver {
         const seen = this.perTarget<string>(e['seen-source'], [...p, 'seen-source'], []);
         const seens = seen.byTarget ? Object.entries(seen.byTarget).map(([k, v]) => ({ v, path: [...p, 'seen-source', k] })) : [{ v: seen.value, path: [...p, 'seen-source'] }];
         for (const s of seens) if (s.v !== undefined && s.v !== 'none') this.endpoint(s.v, s.path, ctx, true);
-        const perTarget = { ...(result.byTarget ? { resultBy: result.byTarget } : {}), ...(seen.byTarget ? { seenSourceBy: seen.byTarget } : {}) };
+        const decided = this.decidedBy(e['decided-by'], [...p, 'decided-by'], ctx);
+        const perTarget = {
+          ...(result.byTarget ? { resultBy: result.byTarget } : {}),
+          ...(seen.byTarget ? { seenSourceBy: seen.byTarget } : {}),
+          ...(decided.byTarget ? { decidedByBy: decided.byTarget } : decided.value ? { decidedBy: decided.value } : {}),
+        };
         for (const from of froms) {
           for (const to of tos) {
             if (kind === 'matrix' && from === to) continue;
@@ -760,6 +769,25 @@ class Resolver {
       out.push({ ...common, kind: 'file', container, path: f.path, contains: f.contains, absent: f.absent, matches: f.matches, equals: f.equals });
     });
     return out;
+  }
+
+  /**
+   * `decided-by:` as written: a rule text, { table, chain, verdict, … }, or a map of profile or
+   * engine to either (told apart by their keys: a map's keys are targets).
+   */
+  private decidedBy(raw: unknown, p: Path, ctx: Ctx): { value?: DecidedBy; byTarget?: Record<string, DecidedBy> } {
+    if (raw === undefined || raw === null) return {};
+    const isOne = (v: unknown) => typeof v === 'string' || (typeof v === 'object' && v !== null && ['table', 'chain', 'verdict', 'rule'].some((k) => k in v));
+    const one = (v: unknown, at: Path): DecidedBy => {
+      if (v === 'none') return { none: true };
+      if (typeof v === 'string') return { rule: v };
+      const d = v as DecidedBy;
+      if (d.host !== undefined && !ctx.hosts.has(d.host)) this.err([...at, 'host'], `unknown host '${d.host}' (hosts: ${[...ctx.hosts.keys()].join(', ')})`);
+      return { ...d };
+    };
+    if (isOne(raw)) return { value: one(raw, p) };
+    const map = this.perTarget<unknown>(raw as Record<string, unknown>, p, []);
+    return { byTarget: Object.fromEntries(Object.entries(map.byTarget ?? {}).map(([k, v]) => [k, one(v, [...p, k])])) };
   }
 
   /**

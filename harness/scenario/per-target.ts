@@ -77,6 +77,7 @@ export function resolveForTarget(sc: Scenario, t: Target): Scenario {
       out.result = r;
     }
     if (e.seenSourceBy) out.seenSource = pickForTarget(e.seenSourceBy, t);
+    if (e.decidedByBy) out.decidedBy = pickForTarget(e.decidedByBy, t);
     return out;
   });
   return { ...sc, expect, ...(backend === 'nftables' ? { hosts: sc.hosts.map(nftablesHost) } : {}) };

@@ -187,6 +187,24 @@ export interface ReachExpect extends ExpectBase {
   /** per profile or engine (`result: { docker-20.10: connected, default: timeout }`); picked per run */
   resultBy?: Record<string, Outcome>;
   seenSourceBy?: Record<string, string>;
+  /** which rule must have decided the packet's fate (its traced path says) */
+  decidedBy?: DecidedBy;
+  decidedByBy?: Record<string, DecidedBy>;
+}
+
+/**
+ * The step of a probe's rule path that decided it: a chain and verdict (the chain's policy
+ * when `policy` is true), and/or the deciding rule's text (iptables-save form, ${…} allowed);
+ * or `none`: no rule decided (nothing filtered the packet, or only an ACCEPT policy let it by).
+ */
+export interface DecidedBy {
+  none?: boolean;
+  host?: string;
+  table?: string;
+  chain?: string;
+  verdict?: 'ACCEPT' | 'DROP' | 'REJECT';
+  policy?: boolean;
+  rule?: string;
 }
 
 export interface RulesExpect extends ExpectBase {

@@ -30,6 +30,7 @@ async function main(jobPath: string): Promise<number> {
       hostIptables: job.hostIptables,
       kernel: null, // already in the guest: never boot another one
       compare: false, // the host compares the engines' runs once they are back
+      rulePaths: job.rulePaths,
       onProgress: (l) => console.log(`  ${l}`),
       onResult: (r, i, n) => {
         results.push(r);

@@ -14,6 +14,8 @@ export type GuestJob =
       dockerds?: Record<string, string>;
       /** the iptables the guest's lab hosts run (the host run's --host-iptables) */
       hostIptables?: IptablesVariant;
+      /** false: no rule paths (run --no-rule-paths) */
+      rulePaths?: boolean;
     }
   | { kind: 'capabilities'; color: boolean };
 

@@ -16,6 +16,8 @@ export interface VmRunOptions {
   engines: string[];
   /** the dockerd of each docker target, by label (the host's choice; the guest sees the host's files) */
   dockerds?: Record<string, string>;
+  /** false: the guest traces no rule paths */
+  rulePaths?: boolean;
   /** the iptables the guest's lab hosts run */
   hostIptables?: IptablesVariant;
   /** the whole guest run; default NETCONFORM_VM_TIMEOUT seconds, or 120 s + 60 s per scenario run (180 s on docker) */
@@ -35,7 +37,7 @@ export async function runInVm(scenarios: Scenario[], opts: VmRunOptions): Promis
   // a dockerd run costs several reference runs in the guest (daemon start 8-45 s under TCG): count it as three
   const runs = scenarios.length * opts.engines.reduce((n, e) => n + (parseTarget(e).engine === 'docker' ? 3 : 1), 0);
   const guest = await bootGuest(
-    { kind: 'suite', scenarios, engines: opts.engines, dockerds: opts.dockerds, hostIptables: opts.hostIptables, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
+    { kind: 'suite', scenarios, engines: opts.engines, dockerds: opts.dockerds, hostIptables: opts.hostIptables, rulePaths: opts.rulePaths, color: Boolean(process.stdout.isTTY && !process.env.NO_COLOR) },
     {
       kernel: opts.kernel,
       modules: GUEST_MODULES,

@@ -121,6 +121,15 @@ function iptablesNegatives(profile: string, engine: string): void {
         expect(r.cases[0].message).toMatch(/expected timeout, got connected/);
       });
 
+      it('UN-02 is decided in raw PREROUTING: without the raw DROPs the probe still times out, decided-by fails', async () => {
+        const keep = (e: Expectation) => e.kind === 'reach' && e.from === 'web' && e.to === 'db' && e.phase === 0;
+        const r = await runOn(withSteps(byId('networks-user-defined'), ['-t raw -F PREROUTING'], keep), engine);
+        expect(r.cases.map((c) => [c.status, c.reach?.actual])).toEqual([['failed', 'timeout']]);
+        // a later layer stops it now: 28's isolation chain, 29's DROP for the bridge in DOCKER
+        expect(r.cases[0].message).toMatch(/timeout as expected, but decided by filter:(DOCKER-ISOLATION-STAGE-2|DOCKER) rule \d+ DROP \(.*-j DROP\), expected raw:PREROUTING DROP/);
+        expect(r.cases[0].rulePath).not.toMatch(/raw:PREROUTING #/);
+      });
+
       it('the raw direct-access DROP alone is a defence: without the DOCKER DROP ports stay closed', async () => {
         const commands = ['-P FORWARD ACCEPT', '-D DOCKER ! -i docker0 -o docker0 -j DROP'];
         const r = await runOn(withSteps(byId('ingress-direct-routing'), commands, (e) => e.kind === 'reach' && e.phase === 1), engine);
@@ -142,16 +151,30 @@ function nftablesNegatives(engine: string): void {
 
     it('SC-02 fails when raw-PREROUTING no longer drops direct access (the published port opens to the LAN)', async () => {
       const r = await runOn(withSteps(byId('ingress-direct-routing'), ['flush chain ip docker-bridges raw-PREROUTING'], (e) => e.kind === 'reach' && e.phase === 1, 'nft'), engine);
-      const exposed = r.cases.filter((c) => c.status === 'failed');
+      const exposed = r.cases.filter((c) => c.status === 'failed' && c.reach!.actual === 'connected');
       expect(exposed.map((c) => `${c.reach!.to}:${c.reach!.port} ${c.reach!.actual}`)).toEqual(['web:80 connected']);
-      // the unpublished port stays closed: the bridge chain's UNPUBLISHED PORT DROP
-      expect(r.cases.filter((c) => c.status === 'passed').map((c) => c.reach!.actual)).toContain('timeout');
+      // the unpublished port stays closed, by the bridge chain's UNPUBLISHED PORT DROP now: its
+      // verdict holds and decided-by (raw-PREROUTING) fails
+      const moved = r.cases.find((c) => c.reach!.port === 81)!;
+      expect([moved.status, moved.reach!.actual]).toEqual(['failed', 'timeout']);
+      expect(moved.message).toMatch(
+        /timeout as expected, but decided by docker-bridges:filter-forward-in__docker0 rule \d+ DROP \(counter drop comment "UNPUBLISHED PORT DROP"\), expected docker-bridges:raw-PREROUTING DROP/,
+      );
+      expect(moved.rulePath).not.toMatch(/raw-PREROUTING #/);
     });
 
     it('NF-02 fails without the administrator\'s table: the blocked source gets through', async () => {
       const keep = (e: Expectation) => e.kind === 'reach' && e.phase === 1 && e.id === 'FW-01';
       const r = await runOn(withSteps(byId('nftables-admin-table'), ['add table inet admin'], keep, 'nft'), engine);
       expect(r.cases.map((c) => `${c.status} ${c.reach!.actual}`)).toEqual(['failed connected', 'passed connected']);
+    });
+
+    it("FW-01 is decided in the administrator's table: the same DROP in another table keeps the verdict and fails decided-by", async () => {
+      const keep = (e: Expectation) => e.kind === 'reach' && e.phase === 1 && e.id === 'FW-01';
+      const elsewhere = ['add table inet other', 'add chain inet other forward "{ type filter hook forward priority filter - 1; policy accept; }"', 'add rule inet other forward iifname eth0 ip saddr 198.51.100.8 counter drop'];
+      const r = await runOn(withSteps(byId('nftables-admin-table'), elsewhere, keep, 'nft'), engine);
+      expect(r.cases.map((c) => `${c.status} ${c.reach!.actual}`)).toEqual(['failed timeout', 'passed connected']);
+      expect(r.cases[0].message).toMatch(/timeout as expected, but decided by other:forward rule 1 DROP \(iifname "eth0" ip saddr 198\.51\.100\.8 counter drop\), expected admin:forward DROP/);
     });
   });
 }
