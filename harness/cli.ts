@@ -440,7 +440,7 @@ async function cmdDiff(args: string[]): Promise<number> {
 }
 
 /** diff --from kernel:A --to kernel:B: the scenarios in a guest of each kernel, on one engine, then what changes. */
-async function diffKernels(from: string, to: string, values: { engine?: string; out?: string; only?: string; hostIptables?: IptablesVariant }, positionals: string[]): Promise<number> {
+async function diffKernels(from: string, to: string, values: { engine?: string; out?: string; only?: string; hostIptables?: IptablesVariant; 'no-rule-paths'?: boolean }, positionals: string[]): Promise<number> {
   const kernels = kernelsOrExit(`${from},${to}`);
   if (kernels.length < 2) {
     console.error(red(`netconform diff: kernel:${from} and kernel:${to} are the same kernel (${kernels[0].kernel.release})`));
@@ -461,6 +461,7 @@ async function diffKernels(from: string, to: string, values: { engine?: string; 
   const results = await runOnKernels(scenarios, kernels, {
     engines,
     hostIptables: values.hostIptables,
+    rulePaths: !values['no-rule-paths'],
     signal: abort.signal,
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
