@@ -1,7 +1,8 @@
 // npm run bench: the speed figures the project holds itself to, measured on real labs.
 // Prints numbers; never asserts them (timings belong in a report, not in a test).
 // Sections: `reference` (the reference engine's own targets) and `docker-vs-reference` (the
-// same scenarios on a real dockerd); `npm run bench -- NAME…` runs only the named ones.
+// same scenarios on a real dockerd) and `microvm` (the guest's figures); `npm run bench -- NAME…`
+// runs only the named ones.
 import { join } from 'node:path';
 import { loadScenarioText, loadScenarios } from './scenario/load.js';
 import { runScenario } from './run/runner.js';
@@ -12,6 +13,7 @@ import type { ScenarioResult } from './report/results.js';
 import { scenarioStatus } from './report/results.js';
 import { destroyAllLabs } from './lab/lab.js';
 import { dockerVsReference } from './bench/docker-vs-reference.js';
+import { microvmFigures } from './bench/microvm.js';
 
 const environment = { kernel: 'bench' };
 
@@ -140,6 +142,7 @@ async function referenceFigures(): Promise<void> {
 const SECTIONS: Record<string, () => Promise<unknown>> = {
   reference: referenceFigures,
   'docker-vs-reference': () => dockerVsReference(),
+  microvm: microvmFigures,
 };
 
 async function main(names: string[]): Promise<void> {

@@ -19,8 +19,9 @@ import { parseShard, planShards, type ShardSpec } from './report/shard.js';
 import { readTimings, type TimingsTable } from './report/timings.js';
 import { mergeRecords } from './report/merge.js';
 import { formatMs } from './report/view.js';
-import { bold, dim, failureReport, findingsReport, green, kernelMatrixReport, progressLine, red, summaryLine, yellow } from './report/terminal.js';
+import { bold, dim, failureReport, findingsReport, flakyReport, green, kernelMatrixReport, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus, type ScenarioResult } from './report/results.js';
+import { mergeRounds } from './report/flaky.js';
 import type { Scenario } from './scenario/types.js';
 import { ALL_BUILDS, DEFAULT_PROFILE, PROFILES, expandTargets, releaseOf, type Target } from './targets.js';
 import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report/upgrade.js';
@@ -69,6 +70,9 @@ commands:
       --update-golden write golden rule files instead of comparing them
       --jobs N        labs built at once (default 4)
       --fail-on-findings  exit 1 when a case confirms an exposure marked finding: (a compliance gate)
+      --repeat N      run the scenarios N rounds and report every case whose verdict changed between
+                      rounds as flaky (a case failed in any round fails the run, as without --repeat)
+      --fail-on-flaky exit 1 when a case is flaky, also when no round failed it
       --no-rule-paths don't trace the rule path of each reach probe (decided-by: cases are then skipped)
       --kernel LIST   run every scenario in a microVM of each kernel named: versions from
                       scripts/get-kernel.sh's cache (6.1,6.12,7.2), all of them (all), Debian
@@ -77,7 +81,8 @@ commands:
                       cannot run go to the microVM when NETCONFORM_KERNEL or the cache names a
                       kernel, and are skipped otherwise
       --kernel-modules DIR  modules folder (lib/modules/<release>) of a --kernel vmlinuz file
-      --vm-timeout S  seconds the whole guest run may take (default 120 + 60 per scenario)
+      --vm-timeout S  seconds the whole guest run may take (default: no limit; a guest that stops
+                      answering is stopped by its heartbeat, see README)
   explain SCENARIO --from A --to B [--proto tcp|udp|icmp] [--port P | --published web:80/tcp]
                       build the scenario's lab, send that one probe and print the rule path its
                       packet took on each Docker host (after the steps of --phase N; default 0)
@@ -162,6 +167,8 @@ async function cmdRun(args: string[]): Promise<number> {
       'kernel-modules': { type: 'string' },
       'vm-timeout': { type: 'string' },
       'fail-on-findings': { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
+      'fail-on-flaky': { type: 'boolean', default: false },
       'no-rule-paths': { type: 'boolean', default: false },
       html: { type: 'string' },
       markdown: { type: 'string' },
@@ -176,6 +183,11 @@ async function cmdRun(args: string[]): Promise<number> {
   const jobs = Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) {
     console.error(red(`--jobs must be a whole number of at least 1, not "${values.jobs}"`));
+    return 2;
+  }
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) {
+    console.error(red(`--repeat must be a whole number of at least 1, not "${values.repeat}"`));
     return 2;
   }
   const shardSpec = values.shard !== undefined ? shardOrExit(values.shard) : undefined;
@@ -193,25 +205,29 @@ async function cmdRun(args: string[]): Promise<number> {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const on = kernels ? ` in microVMs of kernel ${kernels.map((k) => k.label).join(', ')}` : '';
-  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}${on}${shard ? ` (shard ${shard.index}/${shard.count})` : ''}`));
-  const suite = {
-    engines,
-    updateGolden: values['update-golden'],
-    signal: abort.signal,
-    jobs,
-    onProgress: (l: string) => console.log(dim(`  ${l}`)),
-    onResult: (r: ScenarioResult, i: number, n: number) => console.log(progressLine(r, i, n)),
-    ...guestKernel(choice),
-    hostIptables,
-    vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
-    rulePaths: !values['no-rule-paths'],
-    // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…); a JUnit sent to
-    // a device (--junit /dev/null) asks for no files
-    evidenceDir: isDevice(values.junit!) ? undefined : join(dirname(values.junit!), 'logs'),
-  };
-  const results = kernels
-    ? await runOnKernels(scenarios, kernels, { ...suite, onKernel: (l) => console.log(bold(l)) })
-    : await runSuite(scenarios, suite);
+  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}${on}${shard ? ` (shard ${shard.index}/${shard.count})` : ''}${repeat > 1 ? `, ${repeat} rounds` : ''}`));
+  const rounds: ScenarioResult[][] = [];
+  for (let round = 1; round <= repeat && !abort.signal.aborted; round++) {
+    if (repeat > 1) console.log(bold(`
+round ${round} of ${repeat}`));
+    const suite = {
+      engines,
+      updateGolden: values['update-golden'] && round === 1,
+      signal: abort.signal,
+      jobs,
+      onProgress: (l: string) => console.log(dim(`  ${l}`)),
+      onResult: (r: ScenarioResult, i: number, n: number) => console.log(progressLine(r, i, n)),
+      ...guestKernel(choice),
+      hostIptables,
+      rulePaths: !values['no-rule-paths'],
+      vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
+      // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…); a JUnit sent to
+      // a device (--junit /dev/null) asks for no files
+      evidenceDir: isDevice(values.junit!) ? undefined : join(dirname(values.junit!), 'logs'),
+    };
+    rounds.push(kernels ? await runOnKernels(scenarios, kernels, { ...suite, onKernel: (l) => console.log(bold(l)) }) : await runSuite(scenarios, suite));
+  }
+  const { results, flaky } = rounds.length > 1 ? mergeRounds(rounds) : { results: rounds[0] ?? [], flaky: [] };
   const wall = performance.now() - t0;
   const matrix = kernelMatrixReport(results);
   if (matrix) console.log(matrix);
@@ -219,13 +235,15 @@ async function cmdRun(args: string[]): Promise<number> {
   if (failures) console.log(failures);
   const findings = findingsReport(results);
   if (findings) console.log(findings);
-  const record: RunRecord = { format: RECORD_FORMAT, startedAt, wallMs: wall, targets: engines, scenarios: selected.map((s) => s.id), ...(shard ? { shard } : {}), results };
+  if (repeat > 1) console.log(flakyReport(results, rounds.length));
+  const record: RunRecord = { format: RECORD_FORMAT, startedAt, wallMs: wall, targets: engines, scenarios: selected.map((s) => s.id), ...(shard ? { shard } : {}), ...(repeat > 1 ? { rounds: rounds.length } : {}), results };
   const written = writeOutputs(
     record,
     besideJunit(values.junit!, { html: values.html, markdown: values.markdown, sarif: values.sarif, timings: values['save-timings'] ? values.timings : undefined }),
   );
   console.log(`\n${summaryLine(results, wall)}\n${dim(written.join('\n'))}`);
   if (results.some((r) => ['failed', 'error'].includes(scenarioStatus(r)))) return 1;
+  if (values['fail-on-flaky'] && flaky.length) return 1;
   // a compliance gate: the behaviour is as documented, and the documented behaviour is an exposure
   return values['fail-on-findings'] && results.some((r) => r.cases.some((c) => c.finding)) ? 1 : 0;
 }

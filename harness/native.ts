@@ -1,7 +1,8 @@
 // The suite's small C programs, built by `npm run build` into dist/: the probe agent
 // (harness/probe/agent.c, one per namespace that sends or receives probes), the reference
 // engine's helper (harness/engine/reference/refd.c: container mount namespaces, embedded DNS)
-// and the trace monitor (harness/trace/tracemon.c: nftables trace events of a Docker host).
+// and the microVM guest's agent (harness/vm/agent.c, static: it runs from the initramfs), and
+// the trace monitor (harness/trace/tracemon.c: nftables trace events of a Docker host).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { packageRoot } from './paths.js';
 
 const PROGRAMS = {
-  'probe-agent': 'harness/probe/agent.c',
-  refd: 'harness/engine/reference/refd.c',
-  tracemon: 'harness/trace/tracemon.c',
+  'probe-agent': { source: 'harness/probe/agent.c', flags: [] },
+  refd: { source: 'harness/engine/reference/refd.c', flags: [] },
+  'ncf-agent': { source: 'harness/vm/agent.c', flags: ['-static'] },
+  tracemon: { source: 'harness/trace/tracemon.c', flags: [] },
 } as const;
 
 export function nativePath(name: keyof typeof PROGRAMS): string {
@@ -20,17 +22,18 @@ export function nativePath(name: keyof typeof PROGRAMS): string {
 
 export const agentPath = () => nativePath('probe-agent');
 export const refdPath = () => nativePath('refd');
+export const guestAgentPath = () => nativePath('ncf-agent');
 export const tracemonPath = () => nativePath('tracemon');
 
 export function buildNative(): void {
   const root = packageRoot();
-  for (const [name, source] of Object.entries(PROGRAMS)) {
+  for (const [name, { source, flags }] of Object.entries(PROGRAMS)) {
     const src = join(root, source);
     const out = nativePath(name as keyof typeof PROGRAMS);
     if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) continue;
     mkdirSync(dirname(out), { recursive: true });
     try {
-      execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', out, src], { stdio: 'inherit' });
+      execFileSync('cc', ['-O2', '-Wall', '-Wextra', ...flags, '-o', out, src], { stdio: 'inherit' });
     } catch (e) {
       const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
       throw new Error(missing ? 'no C compiler: install gcc (apt-get install -y gcc libc6-dev)' : `building ${source} failed: ${(e as Error).message}`);

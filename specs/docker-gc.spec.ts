@@ -40,7 +40,7 @@ describe.skipIf(!isRoot)('gc after a SIGKILLed docker run', () => {
     expect(alive(made.containerPid)).toBe(true);
     expect(existsSync(made.stateDir)).toBe(true);
     expect(await labNamespaces(pid)).toContain(made.hostNs);
-    expect(cgroupDirs(made.cgroupParent).length).toBeGreaterThan(0);
+    expect((await cgroupDirs(made.cgroupParent)).length).toBeGreaterThan(0);
 
     // gc of live runs' daemons is refused without --all: ours is alive, the killed one is not
     const d = await gcDockerDaemons();
@@ -53,7 +53,7 @@ describe.skipIf(!isRoot)('gc after a SIGKILLed docker run', () => {
     expect(existsSync(made.stateDir)).toBe(false);
     expect(daemonStateDirs(pid)).toEqual([]);
     expect(await labNamespaces(pid)).toEqual([]);
-    expect(cgroupDirs(made.cgroupParent)).toEqual([]);
+    expect(await cgroupDirs(made.cgroupParent)).toEqual([]);
     expect(daemonMounts()).toEqual([]);
   }, 60_000);
 });

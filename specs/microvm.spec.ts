@@ -62,6 +62,14 @@ function ourQemus(): number[] {
     .map(Number);
 }
 
+/**
+ * The spec sets no wall-clock limit of its own on guest runs (0: none): a fixed one is what
+ * broke under load. The guest's limits are its own, derived from measurements and printed when
+ * they trip (boot: 60 s × the host's load; a silent guest: 30 s × its measured slowness; dockerd:
+ * 120 s × the same), so a hang still ends, as an error naming the figures.
+ */
+const GUEST_RUN = 0;
+
 const ourJobDirs = () => readdirSync(tmpdir()).filter((n) => n.startsWith(`${JOB_PREFIX}${process.pid}-`));
 
 describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the suite)', () => {
@@ -90,7 +98,7 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
       vm: { guest: { autoload: false } },
     });
     wallMs = performance.now() - t;
-  }, 600_000);
+  }, GUEST_RUN);
 
   it('runs VL-01 and VL-02 (Linux bridge and Open vSwitch) in the guest: every case passes with real packets and tags', () => {
     for (const id of ['vlan-macvlan-8021q', 'vlan-access-ports', 'vlan-access-ports-ovs']) {
@@ -137,11 +145,15 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     expect(status((c) => c.kind === 'reach' && c.reach?.from === 'hostD/test4').status).toBe('passed');
   });
 
-  it('streams the guest console: init, modules, harness progress', () => {
+  it('streams the guest console: init and modules on a fresh boot, then the runner', () => {
     const text = lines.join('\n');
-    expect(text).toMatch(/netconform-guest: init .* 6\.|netconform-guest: init/);
-    expect(text).toMatch(/netconform-guest: modules-loaded/);
-    expect(text).toMatch(/vlan-macvlan-8021q \[reference:docker-20.10\] 9 passed/);
+    // the harness stays on this host: the guest's lines are its init's (a fresh boot; a
+    // restored guest has booted already) and the runner's
+    expect(text).toMatch(/microVM: ready \d+\.\d s after qemu started \((restored from the saved guest|booted), (tcg|kvm)\)/);
+    if (!text.includes('restored from the saved guest')) {
+      expect(text).toMatch(/netconform-guest: init/);
+      expect(text).toMatch(/netconform-guest: modules-loaded/);
+    }
   });
 
   it('costs: boot, per scenario in the guest and on the host (printed, never asserted)', async () => {
@@ -152,7 +164,7 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     expect(host.cases.every((c) => c.status === 'passed')).toBe(true);
     const p = guest.properties;
     console.log(
-      `microVM (${p['vm.accel']}): qemu start → guest init ${p['vm.boot-ms']} ms, → harness ready ${p['vm.harness-ready-ms']} ms; ` +
+      `microVM (${p['vm.accel']}): qemu start → guest ready ${p['vm.ready-ms']} ms (${p['vm.restored'] === 'true' ? 'restored from the saved guest' : `booted, init after ${p['vm.boot-ms']} ms`}); ` +
         `egress-masquerade ${guest.timeMs.toFixed(0)} ms in the guest vs ${host.timeMs.toFixed(0)} ms on the host; ` +
         vl.map((r) => `${r.scenarioId} ${r.timeMs.toFixed(0)} ms`).join(', ') +
         `; whole guest run ${wallMs.toFixed(0)} ms`,
@@ -183,10 +195,11 @@ describe.skipIf(Boolean(why || dockerMissing))('microVM: a real dockerd in the g
       kernel,
       allInVm: !missing.has('8021q'),
       onVmLine: (l) => lines.push(l),
+      onProgress: (l) => lines.push(l), // the pool's "dockerd started …" lines (the harness drives the guest from here)
       vm: { guest: { autoload: false } }, // the preloaded modules are enough for dockerd too
     });
     wallMs = performance.now() - t;
-  }, 400_000);
+  }, GUEST_RUN);
 
   it('runs VL-01 on dockerd in the guest: every case passes, with real packets and 802.1Q tags', () => {
     const r = results.find((x) => x.engine === 'docker')!;
@@ -203,7 +216,9 @@ describe.skipIf(Boolean(why || dockerMissing))('microVM: a real dockerd in the g
   it("the guest's daemons ran on its kernel and left nothing behind", () => {
     const text = lines.join('\n');
     expect(text.match(/dockerd started in ncf-\S+ in \d+ ms, image imported in \d+ ms \(storage \w+, cgroup v2/g)?.length).toBe(3);
-    expect(text).not.toMatch(/docker-leftovers/);
+    // the daemons died with the guest, which is gone: no qemu of ours, no job folder
+    expect(ourQemus()).toEqual([]);
+    expect(ourJobDirs()).toEqual([]);
   });
 
   it("compares the two engines' guest runs: verdicts, rule sets and addresses agree", () => {
@@ -241,7 +256,7 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
     expect(results[0].cases[0].message).toMatch(/module 8021q failed to load in the guest/);
     expect(results[0].cases[0].message).toMatch(/guest console/);
     expect(results[0].transcript.join('\n')).toMatch(/netconform-guest: module-failed 8021q/);
-  }, 120_000);
+  }, GUEST_RUN);
 
   it('a kernel file that is not a kernel is refused before qemu starts', () => {
     expect(() => resolveKernel(tempKernelDir('not a kernel'))).toThrow(KernelError);
@@ -253,7 +268,7 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
     expect(guest.outcome).toBe('boot-failed');
     expect(results[0].cases.every((c) => c.status === 'error')).toBe(true);
     expect(results[0].cases[0].message).toMatch(/never reached its init|did not reach its init/);
-  }, 120_000);
+  }, GUEST_RUN);
 
   it('a guest that does not finish in time is killed and reported as a timeout (both engines; their comparison fails)', async () => {
     const results = await runSuite([fixture()], { engines: ['reference', 'docker'], kernel, allInVm: true, vm: { timeoutMs: 3_000 } });
@@ -265,7 +280,7 @@ describe.skipIf(Boolean(why))('microVM failures are errors with the guest consol
     // two runs that never happened do not agree
     expect(results[2].cases.map((c) => [c.name, c.status])).toEqual([['reference:docker-20.10-vs-docker: both engines ran the scenario', 'failed']]);
     expect(ourQemus()).toEqual([]);
-  }, 60_000);
+  }, GUEST_RUN);
 
   afterAll(() => {
     for (const d of temps) rmSync(d, { recursive: true, force: true });

@@ -10,7 +10,9 @@ import { Lab } from '../harness/lab/lab.js';
 import { packageRoot } from '../harness/paths.js';
 import { loadScenarios } from '../harness/scenario/load.js';
 import { placeScenarios } from '../harness/vm/plan.js';
-import { missingOvsTools, OvsSwitch, processGone } from '../harness/lab/ovs.js';
+import { missingOvsTools, OvsSwitch } from '../harness/lab/ovs.js';
+import { processGone } from '../harness/machine/machine.js';
+import { localMachine } from '../harness/machine/local.js';
 import { runScenario } from '../harness/run/runner.js';
 import { engineFactory } from '../harness/run/suite.js';
 import { fingerprintStartingNamespace } from './support/fingerprint.js';
@@ -27,7 +29,7 @@ function ourOvsDaemons(): number[] {
     .filter((p) => {
       try {
         const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return !processGone(Number(p)) && /^ovs(db-server|-vswitchd)\0/.test(cmd) && cmd.includes(`/ncf-${process.pid}-`);
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8')) && /^ovs(db-server|-vswitchd)\0/.test(cmd) && cmd.includes(`/ncf-${process.pid}-`);
       } catch {
         return false;
       }
@@ -74,7 +76,7 @@ describe.skipIf(Boolean(why))("a lab's own Open vSwitch", () => {
     } finally {
       await lab.destroy();
     }
-    for (const pid of pids) expect(processGone(pid)).toBe(true);
+    for (const pid of pids) expect(await processGone(localMachine, pid)).toBe(true);
     expect(existsSync(dir)).toBe(false);
     expect(existsSync('/var/run/openvswitch/db.sock')).toBe(false); // the machine's OVS was never involved
     expect(await fingerprintStartingNamespace()).toBe(before);

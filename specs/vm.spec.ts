@@ -9,10 +9,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cpioArchive, parentDirs } from '../harness/vm/cpio.js';
 import { BOOT_MODULES, buildInitramfs, initramfsEntries, isStaticElf } from '../harness/vm/initramfs.js';
 import { KernelError, bzImageRelease, chooseKernel, resolveKernel, type GuestKernel } from '../harness/vm/kernel.js';
-import { UnknownModuleError, moduleName, parseModulesDep, resolveModules } from '../harness/vm/modules.js';
+import { UnknownModuleError, moduleName, parseModulesDep, readModuleIndex, resolveModules } from '../harness/vm/modules.js';
 import { chooseAccel, kernelCmdline, qemuArgs } from '../harness/vm/qemu.js';
 import { placeScenarios } from '../harness/vm/plan.js';
-import { consoleTail, gcGuests, guestEnv, guestStatus, stripTerminalControls } from '../harness/vm/guest.js';
+import { consoleTail, gcGuests, guestStatus, stripTerminalControls } from '../harness/vm/guest.js';
 import { guestInitScript } from '../harness/vm/guest-init.js';
 import type { Scenario } from '../harness/scenario/types.js';
 
@@ -121,19 +121,26 @@ describe('initramfs', () => {
     expect(parentDirs(['a/b/c', 'a/d', 'e'])).toEqual(['a', 'a/b']);
   });
 
-  it('holds busybox, the init, and the boot modules under lib/modules/<release>', () => {
+  it('holds busybox, the init, the agent and the modules (soft dependencies marked) under lib/modules/<release>', () => {
     const kernel: GuestKernel = { vmlinuz: '/k', release: '6.1.0-99-amd64', modulesDir: '/m' };
     const staticElf = readFileSync('/bin/busybox');
-    const entries = initramfsEntries(kernel, [{ name: 'llc', path: 'kernel/net/llc/llc.ko' }], (p) => (p === '/bin/busybox' ? staticElf : Buffer.from(`content of ${p}`)));
+    const read = (p: string) => (p === '/bin/busybox' || p === '/agent' ? staticElf : Buffer.from(`content of ${p}`));
+    const entries = initramfsEntries(kernel, [{ name: 'llc', path: 'kernel/net/llc/llc.ko' }, { name: 'crc', path: 'c.ko', optional: true }], read, '/agent');
     const byPath = new Map(entries.map((e) => [e.path, e]));
-    expect([...byPath.keys()]).toEqual(expect.arrayContaining(['init', 'bin/busybox', 'sbin/modprobe', 'etc/netconform/boot-modules', 'lib/modules/6.1.0-99-amd64/kernel/net/llc/llc.ko', 'host', 'job', 'newroot', 'proc', 'dev']));
+    expect([...byPath.keys()]).toEqual(expect.arrayContaining(['init', 'bin/busybox', 'sbin/modprobe', 'sbin/ncf-agent', 'etc/netconform/modules', 'lib/modules/6.1.0-99-amd64/kernel/net/llc/llc.ko', 'host', 'job', 'newroot', 'proc', 'dev']));
     const mod = byPath.get('lib/modules/6.1.0-99-amd64/kernel/net/llc/llc.ko')!;
     expect(mod.type === 'file' && mod.data.toString()).toBe('content of /m/kernel/net/llc/llc.ko');
-    const list = byPath.get('etc/netconform/boot-modules')!;
-    expect(list.type === 'file' && list.data.toString()).toBe('llc kernel/net/llc/llc.ko\n');
+    const list = byPath.get('etc/netconform/modules')!;
+    expect(list.type === 'file' && list.data.toString()).toBe('llc kernel/net/llc/llc.ko\n-crc c.ko\n');
     // folders come before what they hold
     const order = entries.map((e) => e.path);
     expect(order.indexOf('lib/modules/6.1.0-99-amd64/kernel/net/llc')).toBeLessThan(order.indexOf('lib/modules/6.1.0-99-amd64/kernel/net/llc/llc.ko'));
+  });
+
+  it('refuses an agent that is not a static binary (the guest has no libc)', () => {
+    const kernel: GuestKernel = { vmlinuz: '/k', release: 'r', modulesDir: '/m' };
+    const read = (p: string) => readFileSync(p === '/bin/busybox' ? '/bin/busybox' : process.execPath);
+    expect(() => initramfsEntries(kernel, [], read, '/agent')).toThrow(/not a static binary: build it with npm run build/);
   });
 
   it('refuses a dynamically linked busybox', () => {
@@ -148,7 +155,7 @@ describe('initramfs', () => {
     const release = '6.1.0-99-amd64';
     const mods = join(dir, 'lib', 'modules', release);
     // boot modules of a fake kernel: every one is a tiny file
-    const lines = ['kernel/virtio_pci.ko:', 'kernel/9pnet_virtio.ko:', 'kernel/9p.ko:', 'kernel/overlay.ko:'];
+    const lines = BOOT_MODULES.map((m) => `kernel/${m}.ko:`);
     writeFileSync(join(mods, 'modules.dep'), lines.join('\n'));
     for (const l of lines) {
       mkdirSync(join(mods, 'kernel'), { recursive: true });
@@ -156,20 +163,22 @@ describe('initramfs', () => {
     }
     const kernel = resolveKernel(dir);
     const cache = tempDir();
-    const a = buildInitramfs(kernel, { cacheDir: cache });
-    const b = buildInitramfs(kernel, { cacheDir: cache });
+    const modules = resolveModules(readModuleIndex(kernel.modulesDir), BOOT_MODULES);
+    const build = () => buildInitramfs(kernel, modules, { cacheDir: cache, agent: '/bin/busybox' });
+    const a = build();
+    const b = build();
     expect(b).toBe(a);
     const names = readCpio(gunzipSync(readFileSync(a))).map((e) => e.name);
     for (const m of BOOT_MODULES) expect(names).toContain(`lib/modules/${release}/kernel/${m}.ko`);
     writeFileSync(join(mods, 'kernel/9p.ko'), 'changed');
-    expect(buildInitramfs(kernel, { cacheDir: cache })).not.toBe(a);
+    expect(build()).not.toBe(a);
   });
 
-  it('the init stops on a failed module, naming it, and powers off', () => {
+  it('the init stops on a failed module, naming it, and powers off; else hands PID 1 to the agent', () => {
     const init = guestInitScript();
-    expect(init).toMatch(/say module-failed "\$1"/);
+    expect(init).toMatch(/say module-failed "\$name"/);
     expect(init).toMatch(/poweroff -f/);
-    expect(init).toMatch(/readonly|,ro,/);
+    expect(init).toMatch(/exec \/sbin\/ncf-agent\n$/);
   });
 });
 
@@ -209,7 +218,6 @@ describe('guest kernel', () => {
     expect(chooseKernel(undefined, { NETCONFORM_KERNEL: 'none', NETCONFORM_KERNEL_CACHE: cache }).kernel).toBeUndefined();
     expect(chooseKernel(undefined, { NETCONFORM_KERNEL_CACHE: tempDir() })).toEqual({ source: 'no kernel configured' });
     expect(chooseKernel(undefined, { NETCONFORM_KERNEL: '/nope' }).error).toMatch(/does not exist/);
-    expect(chooseKernel(flag, { NETCONFORM_IN_GUEST: '1' }).kernel).toBeUndefined();
   });
 });
 
@@ -283,13 +291,6 @@ describe('guest plumbing', () => {
 
   it('strips the firmware escape sequences from console lines', () => {
     expect(stripTerminalControls('\x1bc\x1b[?7l\x1b[2Jnetconform-guest: init 1.9')).toBe('netconform-guest: init 1.9');
-  });
-
-  it('passes the module list, with soft dependencies marked, and paths to the guest', () => {
-    const env = guestEnv({ vmlinuz: '/k', release: 'r', modulesDir: "/m/it's" }, [{ name: 'llc', path: 'kernel/llc.ko' }, { name: 'crc', path: 'c.ko', optional: true }], false);
-    expect(env).toContain("NCF_MODULES='llc:kernel/llc.ko -crc:c.ko'");
-    expect(env).toContain("NCF_MODDIR='/m/it'\\''s'");
-    expect(env).toContain("NCF_AUTOLOAD='0'");
   });
 
   it('keeps the tail of a long console for messages', () => {

@@ -82,6 +82,6 @@ export interface Engine {
   containers(): ContainerInfo[];
   ports(): PortBinding[];
   /** logs of what the engine did during this scenario (a real daemon's), as evidence for a failure */
-  evidence?(): { name: string; text: string }[];
+  evidence?(): Promise<{ name: string; text: string }[]>;
   stop(): Promise<void>;
 }

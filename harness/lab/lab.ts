@@ -2,10 +2,12 @@
 // to this process and run, so parallel runs never see each other and `gc` can find what a
 // killed run left behind (the prefix carries the owning pid).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, runInNetns } from './exec.js';
+import { run, runOn, type RunOptions } from './exec.js';
+import { pidsInNetnsHere } from '../machine/local.js';
+import { currentMachine, type Machine } from '../machine/machine.js';
 import { shellLine, type Command, type Write } from '../rules/backend.js';
 
 const DUMP_MARK = '--netconform-dump--';
@@ -28,13 +30,19 @@ export class Lab {
   /** namespace creations under way: teardown waits for them, or it would miss what they make */
   private readonly creating = new Set<Promise<unknown>>();
   private dir?: string;
+  private local?: string;
 
-  private constructor(prefix: string) {
+  private constructor(
+    prefix: string,
+    /** where its namespaces and processes are: this host, or a microVM guest */
+    readonly machine: Machine,
+  ) {
     this.prefix = prefix;
   }
 
+  /** A lab on the machine the work is on (see onMachine). */
   static create(): Lab {
-    const lab = new Lab(`${LAB_PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`);
+    const lab = new Lab(`${LAB_PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`, currentMachine());
     liveLabs.add(lab);
     return lab;
   }
@@ -74,7 +82,7 @@ export class Lab {
     // a build still running when Ctrl-C tore the lab down must not make namespaces after it
     if (this.destroyed) throw new Error('the lab is torn down');
     for (const n of fresh) this.names.add(n); // registered first so teardown covers a half-made batch
-    const made = run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+    const made = this.run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
     this.creating.add(made);
     try {
       await made;
@@ -86,24 +94,29 @@ export class Lab {
   async removeNamespace(name: string): Promise<void> {
     if (this.adopted.delete(name)) return;
     if (!this.names.delete(name)) return;
-    await run('ip', ['netns', 'del', this.ns(name)], { allowFail: true });
+    await this.run('ip', ['netns', 'del', this.ns(name)], { allowFail: true });
+  }
+
+  /** A command on the lab's machine (outside its namespaces unless it enters them itself, as `ip -n` does). */
+  run(file: string, args: string[], opts: RunOptions = {}) {
+    return runOn(this.machine, file, args, opts);
   }
 
   /** Run `ip` commands (one per line, without the leading "ip") inside a lab namespace. */
   async ip(name: string, lines: string[]): Promise<void> {
     if (lines.length === 0) return;
-    await run('ip', ['-n', this.ns(name), '-batch', '-'], { input: lines.join('\n') + '\n' });
+    await this.run('ip', ['-n', this.ns(name), '-batch', '-'], { input: lines.join('\n') + '\n' });
   }
 
   /** Read `ip -json` output from inside a lab namespace. */
   async ipJson(name: string, args: string[]): Promise<any[]> {
-    const r = await run('ip', ['-n', this.ns(name), '-json', ...args]);
+    const r = await this.run('ip', ['-n', this.ns(name), '-json', ...args]);
     return r.stdout.trim() ? JSON.parse(r.stdout) : [];
   }
 
   /** Run a command with its network namespace switched into the lab namespace. */
   exec(name: string, file: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}) {
-    return runInNetns(this.nsPath(name), file, args, opts);
+    return this.run(file, args, { ...opts, netns: this.nsPath(name) });
   }
 
   async setSysctls(name: string, values: Record<string, string>): Promise<void> {
@@ -119,6 +132,12 @@ export class Lab {
     const entries = Object.entries(what.sysctls ?? {});
     for (const [k] of entries) {
       if (!NETNS_SYSCTL.test(k)) throw new Error(`sysctl ${k} is not per network namespace; the lab refuses to set it`);
+    }
+    // A machine that writes them itself (a guest's agent) saves the shell: a process there costs 100-300 ms.
+    if (this.machine.sysctls && entries.length) {
+      await this.machine.sysctls(this.nsPath(name), Object.fromEntries(entries), []);
+      if (what.load) await this.exec(name, what.load.file, what.load.args, { input: what.load.input });
+      return;
     }
     // /proc/sys/net reflects the network namespace of the writing process.
     const writes = entries.map(([k, v]) => `echo ${shellQuote(v)} > /proc/sys/${k.replace(/\./g, '/')}`);
@@ -138,6 +157,11 @@ export class Lab {
   async snapshot(name: string, sysctls: string[], dumps: Command[] = []): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {
     // a single dump needs no shell (a process less)
     if (sysctls.length === 0 && dumps.length === 1) return { sysctls: {}, dumps: [(await this.exec(name, dumps[0].file, dumps[0].args)).stdout] };
+    // a machine that reads sysctls itself (a guest's agent) needs a process per dump only
+    if (this.machine.sysctls) {
+      const [values, ...outs] = await Promise.all([this.machine.sysctls(this.nsPath(name), {}, sysctls), ...dumps.map((d) => this.exec(name, d.file, d.args))]);
+      return { sysctls: values, dumps: outs.map((o) => o.stdout) };
+    }
     const reads = sysctls.map((k) => `cat /proc/sys/${k.replace(/\./g, '/')}`);
     const r = await this.exec(name, 'sh', ['-ec', [...reads, ...dumps.flatMap((d) => [`echo ${DUMP_MARK}`, shellLine(d)])].join('\n')]);
     const [head, ...parts] = r.stdout.split(`${DUMP_MARK}\n`);
@@ -149,13 +173,30 @@ export class Lab {
     return (await this.snapshot(name, [key])).sysctls[key];
   }
 
-  /** A private folder for this lab's files (containers' /etc files), removed with the lab. */
+  /**
+   * A private folder for this lab's files (containers' /etc files), removed with the lab. It is
+   * in the machine's shared folder: the harness writes there and the lab's processes read.
+   */
   stateDir(): string {
     if (!this.dir) {
-      this.dir = join(tmpdir(), this.prefix);
+      this.dir = join(this.machine.sharedDir, this.prefix);
       mkdirSync(this.dir, { recursive: true, mode: 0o755 });
     }
     return this.dir;
+  }
+
+  /**
+   * A private folder on the lab's machine for what must be the machine's own (daemons' unix
+   * sockets: a guest cannot bind one on the shared folder), removed with the lab. On this host
+   * it is the state folder.
+   */
+  async localDir(): Promise<string> {
+    if (this.machine.local) return this.stateDir();
+    if (!this.local) {
+      this.local = join(this.machine.runDir, this.prefix);
+      await this.machine.mkdir(this.local);
+    }
+    return this.local;
   }
 
   /** Register a cleanup that runs (in reverse order) before the namespaces are deleted. */
@@ -166,6 +207,12 @@ export class Lab {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    if (!this.machine.alive()) {
+      // a guest that stopped took its namespaces and processes along; only its files are here
+      liveLabs.delete(this);
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+      return;
+    }
     try {
       for (const fn of this.cleanups.reverse()) {
         try {
@@ -175,13 +222,16 @@ export class Lab {
         }
       }
       await Promise.allSettled([...this.creating]);
-      await killProcessesIn([...this.names].map((n) => this.ns(n)));
+      // processes still inside our namespaces were started by this suite: end them by pid
+      const pids = await this.machine.pidsInNetns([...this.names].map((n) => this.nsPath(n)));
+      await Promise.all(pids.map((pid) => this.machine.kill(pid, 'SIGKILL')));
       if (this.names.size > 0) {
         const lines = [...this.names].map((n) => `netns del ${this.ns(n)}`);
-        await run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
+        await this.run('ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
       }
       this.names.clear();
       if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+      if (this.local) await this.machine.rm(this.local);
     } finally {
       liveLabs.delete(this);
     }
@@ -192,33 +242,9 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * Processes still inside our namespaces were started by this suite: end them by pid. One pass
- * over /proc compares each process's network namespace with ours (`ip netns pids` per
- * namespace would be a process each).
- */
-async function killProcessesIn(fullNames: string[]): Promise<void> {
-  if (fullNames.length === 0) return;
-  const inodes = new Set<number>();
-  for (const n of fullNames) {
-    try {
-      inodes.add(statSync(`/run/netns/${n}`).ino);
-    } catch {
-      /* not there (any more) */
-    }
-  }
-  if (inodes.size === 0) return;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    let ino: number;
-    try {
-      ino = statSync(`/proc/${entry}/ns/net`).ino;
-    } catch {
-      continue; // gone, or a kernel thread
-    }
-    if (!inodes.has(ino)) continue;
+/** Processes of this host inside these namespaces (a killed run's): end them by pid. */
+function killProcessesIn(fullNames: string[]): void {
+  for (const pid of pidsInNetnsHere(fullNames.map((n) => `/run/netns/${n}`))) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -264,7 +290,7 @@ export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
     }
     removed.push(n);
   }
-  await killProcessesIn(removed);
+  killProcessesIn(removed);
   if (removed.length) {
     await run('ip', ['-force', '-batch', '-'], { input: removed.map((n) => `netns del ${n}`).join('\n') + '\n', allowFail: true });
   }

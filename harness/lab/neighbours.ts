@@ -5,19 +5,23 @@
 // a new entry. Such drops are an artefact of the lab, not a verdict about the behaviour under
 // test: the runner watches the table's overflow counter and refuses to trust a "timeout" or
 // "unreachable" seen while it moved.
-import { readFileSync } from 'node:fs';
+// The table is the machine's: a microVM guest has its own, read there.
+import { currentMachine } from '../machine/machine.js';
 
 export interface NeighbourStats {
   /** entries in the table now (all namespaces) */
   entries: number;
   /** times an entry could not be created because the table was full (all CPUs) */
   tableFulls: number;
+  /** entries the table holds (gc_thresh3) */
+  threshold: number;
 }
 
-export function neighbourStats(): NeighbourStats | undefined {
+export async function neighbourStats(): Promise<NeighbourStats | undefined> {
+  const m = currentMachine();
   let text: string;
   try {
-    text = readFileSync('/proc/net/stat/arp_cache', 'utf8');
+    text = await m.readFile('/proc/net/stat/arp_cache');
   } catch {
     return undefined; // no procfs view: nothing to guard with
   }
@@ -27,13 +31,9 @@ export function neighbourStats(): NeighbourStats | undefined {
   const iFull = cols.indexOf('table_fulls');
   if (iEntries < 0 || iFull < 0 || rows.length === 0) return undefined;
   const values = rows.map((r) => r.trim().split(/\s+/).map((h) => parseInt(h, 16)));
-  return { entries: values[0][iEntries], tableFulls: values.reduce((n, v) => n + v[iFull], 0) };
-}
-
-export function neighbourThreshold(): number {
-  try {
-    return Number(readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8').trim());
-  } catch {
-    return 1024;
-  }
+  const threshold = await m.readFile('/proc/sys/net/ipv4/neigh/default/gc_thresh3').then(
+    (t) => Number(t.trim()),
+    () => 1024,
+  );
+  return { entries: values[0][iEntries], tableFulls: values.reduce((n, v) => n + v[iFull], 0), threshold };
 }

@@ -1,13 +1,13 @@
 // Open vSwitch for a lab: its own ovsdb-server and ovs-vswitchd, started inside the lab's
-// switch namespace (wan) with their database, sockets, logs and pidfiles in the lab's state
-// folder. Nothing touches a machine-wide OVS (/var/run/openvswitch, /etc/openvswitch): the
+// switch namespace (wan) with their database, sockets, logs and pidfiles in a private folder
+// of the lab's machine. Nothing touches a machine-wide OVS (/var/run/openvswitch, /etc/openvswitch): the
 // datapath the kernel module gives is per network namespace, and so is this switch.
 // The harness stops both daemons by pid at teardown (also after a failed build); the lab's
 // own teardown kills whatever is left in its namespaces, and `gc` does so for a killed run.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, type RunOptions } from './exec.js';
+import { run, runOn, type RunOptions } from './exec.js';
 import type { Lab } from './lab.js';
+import { processGone, type Machine } from '../machine/machine.js';
 
 /** The OVS programs a lab needs; Debian's openvswitch-switch (and -common) ships them. */
 export const OVS_TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl'];
@@ -22,6 +22,7 @@ export class OvsSwitch {
   private constructor(
     readonly dir: string,
     private readonly nsPath: string,
+    private readonly machine: Machine,
   ) {}
 
   /** The switch of a lab, once its topology started one. */
@@ -31,12 +32,12 @@ export class OvsSwitch {
 
   /** Start the two daemons in the lab namespace `ns`; they are stopped with the lab. */
   static async start(lab: Lab, ns: string): Promise<OvsSwitch> {
-    const dir = join(lab.stateDir(), 'ovs');
-    mkdirSync(dir, { recursive: true });
-    const sw = new OvsSwitch(dir, lab.nsPath(ns));
+    const dir = join(await lab.localDir(), 'ovs'); // its sockets must be the machine's own
+    await lab.machine.mkdir(dir);
+    const sw = new OvsSwitch(dir, lab.nsPath(ns), lab.machine);
     switches.set(lab, sw);
     lab.onDestroy(() => sw.stop()); // registered first: a half-started switch is stopped too
-    await run('ovsdb-tool', ['create', join(dir, 'conf.db')], sw.opts());
+    await runOn(sw.machine, 'ovsdb-tool', ['create', join(dir, 'conf.db')], sw.opts());
     await sw.daemon('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${sw.socket}`]);
     await sw.vsctl(['--no-wait', 'init']);
     await sw.daemon('ovs-vswitchd', [`unix:${sw.socket}`]);
@@ -49,23 +50,24 @@ export class OvsSwitch {
 
   /** `ovs-vsctl ARGS` against this switch's database; it waits until ovs-vswitchd applied the change. */
   async vsctl(args: string[]): Promise<string> {
-    return (await run('ovs-vsctl', [`--db=unix:${this.socket}`, '--timeout=20', ...args], this.opts())).stdout;
+    // its own limit on waiting for ovs-vswitchd, scaled like every limit on a slower machine
+    const limit = Math.ceil(20 * this.machine.speed.factor);
+    return (await runOn(this.machine, 'ovs-vsctl', [`--db=unix:${this.socket}`, `--timeout=${limit}`, ...args], this.opts())).stdout;
   }
 
   /**
    * --detach returns once the daemon is ready (its pidfile written); it runs in the lab
-   * namespace (nsenter), so its datapath and ports are the lab's.
+   * namespace, so its datapath and ports are the lab's.
    */
   private async daemon(name: (typeof DAEMONS)[number], args: string[]): Promise<void> {
     const pidfile = join(this.dir, `${name}.pid`);
-    await run(
-      'nsenter',
-      [`--net=${this.nsPath}`, '--', name, ...args, `--pidfile=${pidfile}`, `--unixctl=${join(this.dir, `${name}.ctl`)}`, `--log-file=${join(this.dir, `${name}.log`)}`, '--detach', '--no-chdir'],
-      this.opts(),
-    ).catch((e) => {
-      throw new Error(`${name} did not start: ${(e as Error).message}${this.logTail(name)}`);
+    await runOn(this.machine, name, [...args, `--pidfile=${pidfile}`, `--unixctl=${join(this.dir, `${name}.ctl`)}`, `--log-file=${join(this.dir, `${name}.log`)}`, '--detach', '--no-chdir'], {
+      ...this.opts(),
+      netns: this.nsPath,
+    }).catch(async (e) => {
+      throw new Error(`${name} did not start: ${(e as Error).message}${await this.logTail(name)}`);
     });
-    this.pids.set(name, Number(readFileSync(pidfile, 'utf8').trim()));
+    this.pids.set(name, Number((await this.machine.readFile(pidfile)).trim()));
   }
 
   /** OVS_* folders point every default path (sockets, db, logs) into the lab's folder. */
@@ -73,9 +75,9 @@ export class OvsSwitch {
     return { env: { OVS_RUNDIR: this.dir, OVS_DBDIR: this.dir, OVS_LOGDIR: this.dir, OVS_SYSCONFDIR: this.dir }, timeoutMs: 30_000 };
   }
 
-  private logTail(name: string): string {
-    const log = join(this.dir, `${name}.log`);
-    return existsSync(log) ? `\n${readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n')}` : '';
+  private async logTail(name: string): Promise<string> {
+    const log = await this.machine.readFile(join(this.dir, `${name}.log`)).catch(() => '');
+    return log ? `\n${log.trim().split('\n').slice(-5).join('\n')}` : '';
   }
 
   /** Stop the daemons by pid, vswitchd first (it holds the database open), and wait for them. */
@@ -84,7 +86,7 @@ export class OvsSwitch {
       const pid = this.pids.get(name);
       if (pid === undefined) continue;
       this.pids.delete(name);
-      await killAndWait(pid);
+      await killAndWait(this.machine, pid);
     }
   }
 
@@ -94,25 +96,14 @@ export class OvsSwitch {
   }
 }
 
-async function killAndWait(pid: number): Promise<void> {
-  const gone = () => processGone(pid);
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return; // already gone
-  }
-  for (let i = 0; i < 50 && !gone(); i++) await new Promise((r) => setTimeout(r, 20));
-  if (!gone()) process.kill(pid, 'SIGKILL');
+/** SIGTERM, and SIGKILL when it is still there after the (machine-scaled) grace period. */
+async function killAndWait(m: Machine, pid: number): Promise<void> {
+  if (!(await m.kill(pid, 'SIGTERM'))) return; // already gone
+  const deadline = performance.now() + 1000 * m.speed.factor;
+  while (!(await processGone(m, pid)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (!(await processGone(m, pid))) await m.kill(pid, 'SIGKILL');
 }
 
-/** A process that exited: gone from /proc, or a zombie its parent (init, for a daemon) has not reaped yet. */
-export function processGone(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
-  } catch {
-    return true;
-  }
-}
 
 /** Which OVS programs are missing on PATH (empty: the userspace is installed). */
 export async function missingOvsTools(): Promise<string[]> {

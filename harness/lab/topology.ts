@@ -14,7 +14,6 @@
 import { iptablesTools, type IptablesVariant } from '../rules/iptables/tools.js';
 import type { HostSpec, PeerSpec, Scenario } from '../scenario/types.js';
 import type { Lab } from './lab.js';
-import { run } from './exec.js';
 import { OvsSwitch } from './ovs.js';
 
 export const WAN = 'wan';
@@ -128,22 +127,22 @@ export async function routeWanTo(lab: Lab, routes: { subnet: string; via: string
  * with the host's variant (iptables-nft or iptables-legacy; unset: the machine's `iptables`).
  */
 export async function iptables(lab: Lab, ns: string, rule: string, variant?: IptablesVariant): Promise<void> {
-  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', variant ? iptablesTools(variant).iptables : 'iptables', ...splitArgs(rule)]);
+  await lab.exec(ns, variant ? iptablesTools(variant).iptables : 'iptables', splitArgs(rule));
 }
 
 /** An administrator's nft command in a lab namespace ("add table inet admin"). */
 export async function nft(lab: Lab, ns: string, command: string): Promise<void> {
-  await run('nsenter', [`--net=${lab.nsPath(ns)}`, '--', 'nft', ...splitArgs(command)]);
+  await lab.exec(ns, 'nft', splitArgs(command));
 }
 
-/** An administrator's `ip` command in a lab namespace ("link set eth1 master docker0"). */
-export async function ipCommand(lab: Lab, ns: string, args: string): Promise<void> {
-  await lab.ip(ns, [args]);
+/** An administrator's `ip` commands in a lab namespace ("link set eth1 master docker0"), one batch. */
+export async function ipCommands(lab: Lab, ns: string, commands: string[]): Promise<void> {
+  await lab.ip(ns, commands);
 }
 
-/** An administrator's `bridge` command in a lab namespace ("vlan add dev h0n0 vid 10 pvid untagged"). */
-export async function bridgeCommand(lab: Lab, ns: string, args: string): Promise<void> {
-  await run('bridge', ['-n', lab.ns(ns), ...splitArgs(args)]);
+/** An administrator's `bridge` commands in a lab namespace ("vlan add dev h0n0 vid 10 pvid untagged"), one batch. */
+export async function bridgeCommands(lab: Lab, ns: string, commands: string[]): Promise<void> {
+  await lab.run('bridge', ['-n', lab.ns(ns), '-batch', '-'], { input: commands.join('\n') + '\n' });
 }
 
 function splitArgs(s: string): string[] {

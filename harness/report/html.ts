@@ -51,7 +51,7 @@ function summary(v: ReportView): string {
   const runs = new Set([...v.failures, ...v.disagreements].map((x) => x.anchor)).size;
   const verdict = bad
     ? `<p class="banner failed">${MARK.failed} ${bad} case${bad === 1 ? '' : 's'} did not pass, in ${runs} scenario run${runs === 1 ? '' : 's'}</p>`
-    : `<p class="banner passed">${MARK.passed} every case passed${c.findings ? `, with ${c.findings} compliance finding${c.findings === 1 ? '' : 's'}` : ''}</p>`;
+    : `<p class="banner passed">${MARK.passed} every case passed${c.findings ? `, with ${c.findings} compliance finding${c.findings === 1 ? '' : 's'}` : ''}${v.flaky.length ? `; ${v.flaky.length} flaky over ${v.rounds} rounds` : ''}</p>`;
   const card = (n: number, label: string, cls: string, href?: string) =>
     `<a class="card ${n ? cls : 'zero'}"${href ? ` href="#${href}"` : ''}><b>${n}</b><span>${label}</span></a>`;
   return `<header class="top">
@@ -116,6 +116,18 @@ ${rows.join('\n')}
 </tbody></table></section>`;
 }
 
+function flaky(v: ReportView): string {
+  if (!v.flaky.length) return '';
+  const rows = v.flaky.map(
+    (x) => `<tr${filterAttrs(shownOf(x.c), `${x.scenarioId} ${x.target} ${x.c.name} flaky`)}><td>${esc(x.c.name)}</td><td>${esc(x.c.flaky)}</td><td><a href="#${x.anchor}">${esc(x.scenarioId)}</a></td><td><code>${esc(x.target)}</code></td><td>${loc(x.c)}</td></tr>`,
+  );
+  return `<section id="flaky"><h2>Flaky cases <small>${v.flaky.length}</small></h2>
+<p class="note">Cases whose verdict changed between the ${v.rounds ?? 'repeated'} rounds (<code>--repeat</code>); each is shown with its worst round. A flaky case is a bug to find, not a retry that passed.</p>
+<table class="list"><thead><tr><th>case</th><th>rounds</th><th>scenario</th><th>target</th><th>YAML</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table></section>`;
+}
+
 function disagreements(v: ReportView): string {
   if (!v.disagreements.length) return '';
   return `<section id="disagreements"><h2>Engine disagreements <small>${v.disagreements.length}</small></h2>
@@ -162,7 +174,8 @@ function caseLine(c: CaseResult): string {
   const more = bad
     ? `${c.message ? `<pre class="msg">${esc(c.message)}</pre>` : ''}${c.diff ? diffBlock(c.diff) : ''}${rulePathBlock(c, true)}`
     : `${c.status === 'skipped' && c.message ? `<span class="why">${esc(c.message)}</span>` : ''}${c.finding ? `<span class="why">finding: ${esc(c.finding)}</span>` : ''}`;
-  return `<li class="${s}"><span class="mark">${MARK[s]}</span> ${esc(c.name)} ${loc(c)}${more}</li>`;
+  const unstable = c.flaky ? `<span class="why">flaky: ${esc(c.flaky)}</span>` : '';
+  return `<li class="${s}"><span class="mark">${MARK[s]}</span> ${esc(c.name)} ${loc(c)}${more}${unstable}</li>`;
 }
 
 /** Cases beside the truth table: what did not pass in full, what passed folded away. */
@@ -353,6 +366,7 @@ ${toolbar(v)}
 ${kernelMatrix(v)}
 ${failures(v)}
 ${findings(v)}
+${flaky(v)}
 ${disagreements(v)}
 <section id="scenarios"><h2>Scenarios <small>${v.scenarios.length}</small></h2>
 <p class="legend">Truth tables: rows are sources, columns destinations; each cell holds the probes of that pair: ${MARK.passed} as expected, ${MARK.failed} not as expected (with what was expected), ${MARK.finding} as expected and marked a compliance finding, ${MARK.skipped} skipped; <i>seen</i> is the source address the listener saw. Hover a probe for its case, transcript and YAML line.</p>

@@ -37,6 +37,7 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
       setAttribute(tc, 'line', c.loc.line);
       for (const [k, v] of Object.entries(r.caseProperties ?? {})) tc.property(k, v);
       if (c.finding) tc.property('finding', c.finding);
+      if (c.flaky) tc.property('flaky', c.flaky);
       // The whole lab story goes with the first case and with every case that did not pass;
       // a reach case's rule path with every reach case.
       const full = idx === 0 || c.status === 'failed' || c.status === 'error';

@@ -118,6 +118,14 @@ export function renderMarkdown(v: ReportView, limit = STEP_SUMMARY_LIMIT): strin
     );
     b.add('\n');
   }
+  if (v.flaky.length) {
+    b.add(`### Flaky cases (${v.flaky.length})\n\nCases whose verdict changed between the ${v.rounds ?? 'repeated'} rounds (\`--repeat\`): a bug to find, not a retry that passed.\n\n| case | rounds | scenario | target | YAML |\n|---|---|---|---|---|\n`);
+    b.addAll(
+      v.flaky.map((x) => `| ${cell(x.c.name)} | ${cell(x.c.flaky)} | ${cell(x.scenarioId)} | \`${cell(x.target)}\` | ${where(x.c)} |\n`),
+      'flaky cases',
+    );
+    b.add('\n');
+  }
   if (v.disagreements.length) {
     b.add(`### Engine disagreements (${v.disagreements.length})\n\n`);
     b.addAll(v.disagreements.map(caseDetails), 'disagreements');

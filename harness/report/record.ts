@@ -23,6 +23,8 @@ export interface RunRecord {
   /** every scenario the run was asked for, in load order, before a shard took its part */
   scenarios: string[];
   shard?: ShardInfo;
+  /** run --repeat N: the rounds merged into these results (cases whose verdict changed carry `flaky`) */
+  rounds?: number;
   /** the records a merge combined (shards and other runs); absent for a plain run */
   mergedFrom?: { startedAt: string; wallMs: number; shard?: ShardInfo }[];
   results: ScenarioResult[];

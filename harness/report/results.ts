@@ -40,6 +40,8 @@ export interface CaseResult {
   transcript?: string;
   /** a passed case that confirms an exposure the scenario calls a compliance finding: why */
   finding?: string;
+  /** run --repeat: the verdicts of the rounds when they were not all the same */
+  flaky?: string;
   /**
    * A reach case's rule path, for people: per Docker host the packet crossed, the
    * table:chain:rule steps with verdicts, NAT, and how it ended (or why no path could be traced).

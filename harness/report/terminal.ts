@@ -84,13 +84,21 @@ export function findingsReport(results: ScenarioResult[]): string {
   return lines.length ? `\n${bold(`${lines.length} compliance finding${lines.length === 1 ? '' : 's'}`)} (exposures the scenarios confirm)\n${lines.join('\n')}` : '';
 }
 
+/** run --repeat: the cases whose verdict changed between rounds. */
+export function flakyReport(results: ScenarioResult[], rounds: number): string {
+  const lines = results.flatMap((r) => r.cases.filter((c) => c.flaky).map((c) => `  ${yellow('~')} ${r.scenarioId} [${r.engine}] ${c.name}: ${c.flaky}  ${dim(`${c.loc.file}:${c.loc.line}`)}`));
+  const head = `${lines.length} flaky case${lines.length === 1 ? '' : 's'} over ${rounds} rounds`;
+  return lines.length ? `\n${bold(head)} (the verdict changed between rounds)\n${lines.join('\n')}` : `\n${green(head)}`;
+}
+
 export function summaryLine(results: ScenarioResult[], wallMs: number): string {
   const all = results.flatMap((r) => r.cases);
   const c = countBy(all);
   const probes = results.reduce((n, r) => n + r.probes, 0);
   const scenarios = results.length;
   const failedScenarios = results.filter((r) => ['failed', 'error'].includes(scenarioStatus(r))).length;
-  const head = `${c.passed} passed, ${c.failed + c.error} failed, ${c.skipped} skipped`;
+  const flaky = all.filter((x) => x.flaky).length;
+  const head = `${c.passed} passed, ${c.failed + c.error} failed, ${c.skipped} skipped${flaky ? `, ${flaky} flaky` : ''}`;
   return `${head}\n${dim(`${scenarios} scenario runs (${failedScenarios} not passing), ${all.length} cases, ${probes} probes in ${(wallMs / 1000).toFixed(2)} s`)}`;
 }
 

@@ -103,6 +103,10 @@ export interface ReportView {
   probes: number;
   failures: CaseItem[];
   findings: CaseItem[];
+  /** run --repeat: cases whose verdict changed between rounds */
+  flaky: CaseItem[];
+  /** run --repeat: how many rounds */
+  rounds?: number;
   disagreements: CaseItem[];
   scenarios: ScenarioView[];
   timings: { scenarioId: string; target: string; anchor: string; r: ScenarioResult }[];
@@ -231,6 +235,8 @@ export function buildView(record: RunRecord): ReportView {
     probes: results.reduce((n, r) => n + r.probes, 0),
     failures: items((c, r) => !isComparison(r) && (c.status === 'failed' || c.status === 'error')),
     findings: items((c) => c.status === 'passed' && Boolean(c.finding)),
+    flaky: items((c) => Boolean(c.flaky)),
+    rounds: record.rounds,
     disagreements: items((c, r) => isComparison(r) && (c.status === 'failed' || c.status === 'error')),
     scenarios,
     kernelMatrix: buildKernelMatrix(results),

@@ -11,7 +11,8 @@ import { CATALOGUE } from '../catalogue.js';
 import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import type { Endpoints } from './endpoints.js';
-import { neighbourThreshold, type NeighbourStats } from '../lab/neighbours.js';
+import type { NeighbourStats } from '../lab/neighbours.js';
+import { scaledLimit } from '../machine/machine.js';
 
 export interface EvalContext {
   sc: Scenario;
@@ -66,6 +67,27 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
   return facts;
 }
 
+/**
+ * When the kernel gives up resolving a neighbour that does not answer (mcast_solicit 3 ×
+ * retrans_time 1 s, its defaults) and turns a waiting probe into "unreachable" (icmp-3/1).
+ */
+const NEIGHBOUR_GIVES_UP_MS = 3_000;
+
+/**
+ * A probe's timeout on the machine it runs on: the scenario's, scaled by the machine's
+ * measured slowness (1 on this host). In an emulated guest a packet crosses the lab 10-20×
+ * slower, more under load: a fixed 300 ms turned VL-01's connected probes into timeouts there.
+ * A packet probe's stays below the moment the kernel gives up on an unanswered neighbour (80 %
+ * of it), or a probe into another VLAN would end "unreachable" where the host's ends "timeout".
+ */
+function probeTimeout(cx: EvalContext, packet = true): { ms: number; explain: string } {
+  const own = cx.sc.probeTimeoutMs;
+  const l = scaledLimit(own);
+  const cap = Math.max(own, 0.8 * NEIGHBOUR_GIVES_UP_MS);
+  if (!packet || l.ms <= cap) return { ms: Math.round(l.ms), explain: l.explain };
+  return { ms: Math.round(cap), explain: `${(cap / 1000).toFixed(1)} s (${l.explain}, held below the ${NEIGHBOUR_GIVES_UP_MS / 1000} s after which the kernel gives up on a neighbour)` };
+}
+
 export async function evaluate(e: Expectation, index: number, cx: EvalContext): Promise<CaseResult> {
   if (e.skipReason || e.notFor) return caseOf(e, index, 'skipped', 0, { message: e.skipReason ?? e.notFor });
   const t = performance.now();
@@ -73,14 +95,17 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
   try {
     switch (e.kind) {
       case 'reach': {
-        const r = await evaluateReach(e, cx.endpoints, cx.sc.probeTimeoutMs);
+        const limit = probeTimeout(cx);
+        const r = await evaluateReach(e, cx.endpoints, limit.ms);
         cx.result.transcript.push(r.transcript);
-        const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { reach: r.detail, message: r.ok ? undefined : r.message, transcript: r.transcript });
+        // a probe that timed out where it should not have says how long it waited, and why that long
+        const message = r.ok ? undefined : r.detail.actual === 'timeout' ? `${r.message} (probe timeout ${limit.explain})` : r.message;
+        const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { reach: r.detail, message, transcript: r.transcript });
         c.name = `${c.name} [${e.from} → ${e.to} ${e.proto}${e.port ? '/' + e.port : ''}]`;
         return c;
       }
       case 'frames': {
-        const r = await evaluateFrames(e, cx.endpoints, cx.sc.probeTimeoutMs);
+        const r = await evaluateFrames(e, cx.endpoints, probeTimeout(cx).ms);
         cx.result.transcript.push(r.transcript);
         const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { message: r.ok ? undefined : r.message, transcript: r.transcript });
         c.name = `${c.name} [${e.from} ↔ ${e.to} on ${e.dev}: ${e.vlan === 'none' ? 'untagged' : `tag ${e.vlan}`}]`;
@@ -118,7 +143,7 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         });
       }
       case 'resolve': {
-        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, cx.sc.probeTimeoutMs);
+        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, probeTimeout(cx, false).ms);
         const want = e.answer === 'none' ? 'none' : cx.endpoints.address(e.answer);
         const got = r.address ?? 'none';
         const what = `${e.from} resolves ${e.name}: ${r.address ? `${r.address} (${cx.endpoints.nameOf(r.address)}, from ${r.via})` : `no address (${r.failure})`}`;
@@ -154,7 +179,7 @@ export function distrustDropsOnNeighbourOverflow(cases: CaseResult[], before?: N
     c.status = 'error';
     c.message =
       `${c.reach.from} → ${c.reach.to}: got ${c.reach.actual} while the kernel's neighbour table was full ` +
-      `(${after.tableFulls - before.tableFulls} ARP entries refused; the table holds ${neighbourThreshold()} entries for the whole machine, ` +
+      `(${after.tableFulls - before.tableFulls} ARP entries refused; the table holds ${after.threshold} entries for the whole machine, ` +
       'gc_thresh3, and entries younger than 5 s cannot be reclaimed): this verdict cannot be trusted. ' +
       'Probe fewer distinct pairs per phase, or split the matrix into phases.';
   }

@@ -12,7 +12,7 @@ import type { ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import { Endpoints, containerIndex, type LabAgents } from './endpoints.js';
 import { caseOf, distrustDropsOnNeighbourOverflow, evaluate, factsOf, type EvalContext } from './evaluate.js';
-import { describeStep, runStep } from './steps.js';
+import { describeStep, runSteps } from './steps.js';
 import { inNeighbourWaves } from './waves.js';
 import { firewallBackend, parseTarget } from '../targets.js';
 import { resolveForTarget } from '../scenario/per-target.js';
@@ -137,10 +137,7 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     const index = containerIndex(sc);
     tBuilt = performance.now();
     for (const [phase, { steps }] of sc.phases.entries()) {
-      for (const step of steps) {
-        await runStep(step, lab, engines, index, sc);
-        result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`);
-      }
+      await runSteps(steps, lab, engines, index, sc, (step) => result.transcript.push(`step ${describeStep(step, sc.hosts.length > 1)}`));
       await Promise.all([...engines.values()].map((e) => e.sync()));
       const expects = sc.expect.filter((e) => e.phase === phase);
       const cx: EvalContext = { sc, endpoints, rules: await dumpRules(lab, sc, engines, result, phase, nft, labAgents), startErrors, result, updateGolden: opts.updateGolden };
@@ -151,11 +148,11 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
       // A probe that failed in the previous phase leaves an unresolved ARP entry, whose next
       // retry may come after this phase's probe gave up: every phase starts with fresh caches.
       if (phase > 0) await forgetArp();
-      const neighboursBefore = neighbourStats();
+      const neighboursBefore = await neighbourStats();
       const probes = expects.filter((e) => e.kind === 'reach');
       const tracer = await traced('trace monitors ready', tracing ?? Promise.resolve(undefined));
       const probed = await inNeighbourWaves(probes, (e) => evaluate(e, sc.expect.indexOf(e), cx), forgetArp);
-      distrustDropsOnNeighbourOverflow(probed, neighboursBefore, neighbourStats());
+      distrustDropsOnNeighbourOverflow(probed, neighboursBefore, await neighbourStats());
       if (probes.length > 0) {
         const rulesets = new Map([...cx.rules].map(([host, snap]) => [host, snap.rules.iptables]));
         attachRulePaths(probed, cx, tracer ? await traced('rule paths', tracer.collect(rulesets)) : undefined);
@@ -173,7 +170,8 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   } finally {
     tProbed = performance.now();
     // what the engines logged, read before they stop (a pooled daemon's log goes on)
-    const evidence = sc.hosts.flatMap((h) => (engines.get(h.name)!.evidence?.() ?? []).map((e) => ({ name: sc.hosts.length > 1 ? `${h.name}.${e.name}` : e.name, text: e.text })));
+    const logs = await Promise.all(sc.hosts.map(async (h) => ({ h, logs: (await engines.get(h.name)!.evidence?.().catch(() => [])) ?? [] })));
+    const evidence = logs.flatMap(({ h, logs: es }) => es.map((e) => ({ name: sc.hosts.length > 1 ? `${h.name}.${e.name}` : e.name, text: e.text })));
     if (evidence.length) result.evidence = evidence;
     await lab.destroy();
   }

@@ -15,6 +15,7 @@ import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
 import { placeScenarios, skipReasons } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
 import { compareRuns } from '../compare/differential.js';
+import type { DockerInstall } from '../engine/docker/locate.js';
 import { keepEvidence } from '../report/evidence.js';
 
 export interface SuiteOptions {
@@ -106,8 +107,8 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   // canonical names ("reference" → "reference:docker-20.10"): results and JUnit name the profile
   const factories = opts.engines.map((e) => [parseTarget(e).label, engineFactory(e)] as const);
   // fail before the first lab when a build to certify is not there, or is another release (exit 2, what to do)
-  const dockerds: Record<string, string> = {};
-  for (const [label] of factories.filter(([l]) => isDocker(l))) dockerds[label] = (await docker!.dockerPool(label).install()).dockerd;
+  const dockers = new Map<string, DockerInstall>();
+  for (const [label] of factories.filter(([l]) => isDocker(l))) dockers.set(label, await docker!.dockerPool(label).install());
   const onHost = plan.filter((x) => x.where !== 'vm').map((x) => x.scenario);
   const inVm = plan.filter((x) => x.where === 'vm').map((x) => x.scenario);
   const runs = onHost.flatMap((sc, s) => factories.map(([engineName, makeEngine], e) => ({ s, e, sc, engineName, makeEngine })));
@@ -144,17 +145,27 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   };
   const guest = async () => {
     if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
-    if (opts.updateGolden) opts.onProgress?.('microVM: golden files are compared, not written, in the guest (its root is read-only)');
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, { kernel, engines: opts.engines, dockerds, rulePaths: opts.rulePaths, hostIptables: opts.hostIptables, signal: opts.signal, onLine: opts.onVmLine, ...opts.vm });
-    // the guest sends each engine's run back; the comparison is made here, as for the host's
+    const { results: rs } = await runInVm(inVm, {
+      kernel,
+      engines: opts.engines,
+      factories: new Map(factories),
+      dockers,
+      jobs: opts.jobs,
+      hostIptables: opts.hostIptables,
+      rulePaths: opts.rulePaths,
+      updateGolden: opts.updateGolden,
+      signal: opts.signal,
+      onLine: opts.onVmLine,
+      onProgress: opts.onProgress,
+      onResult: (r) => opts.onResult?.(r, ++done, total),
+      ...opts.vm,
+    });
+    // the comparison is made once both engines' runs are back, as for the host's
     const ofGuest = (sc: Scenario, label: string) => rs.find((r) => r.scenarioId === sc.id && r.engine === label)!;
     for (const sc of inVm) {
       const runsOf = factories.map(([label]) => ofGuest(sc, label));
-      for (const r of runsOf) {
-        vmResults.push(r);
-        opts.onResult?.(r, ++done, total);
-      }
+      vmResults.push(...runsOf);
       for (const [a, b] of pairs) {
         const c = compareRuns(sc, runsOf[a], runsOf[b]);
         c.caseProperties = runsOf[b].caseProperties; // names the guest kernel too

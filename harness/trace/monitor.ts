@@ -7,8 +7,8 @@
 // monitor sends a packet of its own after the probes, traced like them, and the kernel queues
 // trace events in the order it makes them, so once the marker's event has been read, every
 // event before it has been read too. The monitor then prints the rule set by handle.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { currentMachine, scaledLimit, type MachineProcess } from '../machine/machine.js';
 import { LOST_EVENTS, parseTraceLine, type TraceEvent } from './events.js';
 import { tracemonPath } from '../native.js';
 import { TRACE_TABLE } from './table.js';
@@ -31,24 +31,27 @@ export class TraceMonitor {
   private next = 0;
 
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly child: MachineProcess,
     readonly label: string,
   ) {}
 
   get pid(): number {
-    return this.child.pid!;
+    return this.child.pid;
   }
 
-  /** Spawns the monitor in the namespace at nsPath; resolves once it listens and its table is loaded. */
-  static start(nsPath: string, label: string, table: { setup: string; cleanup?: string }): Promise<TraceMonitor> {
+  /**
+   * Spawns the monitor in the namespace at nsPath, on the lab's machine (this host, or a guest:
+   * it sees this machine's root, so the same binary and libnftables); resolves once it listens
+   * and its table is loaded.
+   */
+  static async start(nsPath: string, label: string, table: { setup: string; cleanup?: string }): Promise<TraceMonitor> {
     const args = ['--netns', nsPath, '--skip-table', TRACE_TABLE, '--setup', table.setup, '--libnftables', libnftables()];
     if (table.cleanup) args.push('--cleanup', table.cleanup);
-    const child = spawn(tracemonPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = await currentMachine().spawn(tracemonPath(), args);
     const m = new TraceMonitor(child, label);
     child.stdin!.on('error', () => {}); // EPIPE: it exited; the exit handler says why
     child.stderr!.on('data', (d) => (m.stderr += String(d)));
-    child.on('error', (e) => m.exit(e.message));
-    child.on('exit', (code, sig) => m.exit(`exited (${sig ?? code})${m.stderr.trim() ? `: ${m.stderr.trim()}` : ''}`));
+    void child.exited.then((x) => m.exit(x.error ?? `exited (${x.signal ?? x.code})${m.stderr.trim() ? `: ${m.stderr.trim()}` : ''}`));
     createInterface({ input: child.stdout! }).on('line', (line) => m.line(line));
     return new Promise((resolve, reject) => {
       m.ready = { resolve: () => resolve(m), reject };
@@ -109,22 +112,14 @@ export class TraceMonitor {
 
   /** Asks it to clean up and quit; SIGKILL by pid if it is still there a while later. */
   stop(): Promise<void> {
-    this.stopped ??= new Promise<void>((resolve) => {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
-      // its cleanup is one nftables transaction: a generous bound, it is never a verdict
-      const timer = setTimeout(() => {
-        try {
-          process.kill(this.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }, 5000);
-      this.child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
+    this.stopped ??= (async () => {
+      if (this.child.exit) return;
+      // its cleanup is one nftables transaction: a generous bound (scaled by the machine's slowness), it is never a verdict
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), scaledLimit(5000).ms);
       this.child.stdin!.end('Q\n');
-    });
+      await this.child.exited;
+      clearTimeout(timer);
+    })();
     return this.stopped;
   }
 }

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import type { Lab } from '../lab/lab.js';
 import type { Ruleset } from '../rules/ruleset.js';
 import { tracemonPath } from '../native.js';
+import { scaledLimit } from '../machine/machine.js';
 import { TraceMonitor } from './monitor.js';
 import { attachIptablesText, parseNftRuleset, type RuleDump } from './ruledump.js';
 import { splitTraversals, type Traversal } from './path.js';
@@ -40,8 +41,12 @@ export function tracingReady(): { ok: boolean; detail: string } {
 /** How long markers took, this process: the bound on the next wait comes from them. */
 const markerMs: number[] = [];
 const MARKER_FLOOR_MS = 5000;
+/** The floor on the lab's machine: scaled by its measured slowness (a guest's markers are slower). */
+function markerFloorMs(): number {
+  return Math.round(scaledLimit(MARKER_FLOOR_MS).ms);
+}
 function markerBound(): number {
-  return Math.max(MARKER_FLOOR_MS, 100 * Math.max(0, ...markerMs));
+  return Math.max(markerFloorMs(), 100 * Math.max(0, ...markerMs));
 }
 
 export class LabTracer {
@@ -81,7 +86,7 @@ export class LabTracer {
       this.hosts.map(async (h) => {
         const s = await this.monitors.get(h.name)!.sync(bound);
         if ('problem' in s) {
-          const figures = markerMs.length ? `markers before took ${Math.min(...markerMs)}–${Math.max(...markerMs)} ms; the bound is 100× the slowest, at least ${MARKER_FLOOR_MS} ms` : `the bound is at least ${MARKER_FLOOR_MS} ms`;
+          const figures = markerMs.length ? `markers before took ${Math.min(...markerMs)}–${Math.max(...markerMs)} ms; the bound is 100× the slowest, at least ${markerFloorMs()} ms` : `the bound is at least ${markerFloorMs()} ms`;
           return { h, why: `on ${h.name}: ${s.problem}${/^no marker/.test(s.problem) ? ` (${figures})` : ''}` };
         }
         markerMs.push(s.ms);

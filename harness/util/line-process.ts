@@ -1,7 +1,9 @@
 // A child process spoken to in lines: "CMD id args…" in, "id words…" out, many requests in
-// flight at once. The probe agent and the reference engine's helper both speak it.
-import { spawn, type ChildProcess } from 'node:child_process';
+// flight at once. The probe agent and the reference engine's helper both speak it. It runs on
+// the machine the work is on (this host, or a microVM guest).
 import { createInterface } from 'node:readline';
+import '../machine/local.js';
+import { currentMachine, type MachineProcess } from '../machine/machine.js';
 import { traced } from './trace.js';
 
 interface Pending {
@@ -17,17 +19,17 @@ export class LineProcess {
   private stopped?: Promise<void>;
 
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly child: MachineProcess,
     readonly label: string,
   ) {}
 
   get pid(): number {
-    return this.child.pid!;
+    return this.child.pid;
   }
 
-  /** Spawn and wait for its "ready" line. */
+  /** Spawn and wait for its "ready" line; `env` is its whole environment when given. */
   static async start(file: string, args: string[], label: string, env?: Record<string, string>): Promise<LineProcess> {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = await currentMachine().spawn(file, args, env ? { env, replaceEnv: true } : {});
     const p = new LineProcess(child, label);
     await traced(`start ${label}`, p.attach());
     return p;
@@ -40,10 +42,10 @@ export class LineProcess {
       // EPIPE: the process died (its namespace's last process went with a container); the
       // exit handler reports it, a write to it must not crash the run
       this.child.stdin!.on('error', () => {});
-      this.child.on('error', (e) => this.fail(new Error(`${this.label}: ${e.message}`), rejectReady));
-      this.child.on('exit', (code, sig) => {
+      void this.child.exited.then((x) => {
         this.exited = true;
-        this.fail(new Error(`${this.label} exited (${sig ?? code}): ${this.stderr.trim()}`), ready ? undefined : rejectReady);
+        const why = x.error ?? `${x.signal ?? x.code}`;
+        this.fail(new Error(`${this.label} exited (${why}): ${this.stderr.trim()}`), ready ? undefined : rejectReady);
       });
       createInterface({ input: this.child.stdout! }).on('line', (line) => {
         if (!ready && line === 'ready') {
@@ -83,14 +85,8 @@ export class LineProcess {
   stop(): Promise<void> {
     this.stopped ??= new Promise<void>((resolve) => {
       if (this.exited) return resolve();
-      const timer = setTimeout(() => {
-        try {
-          process.kill(this.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }, 200);
-      this.child.once('exit', () => {
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 200);
+      void this.child.exited.then(() => {
         clearTimeout(timer);
         resolve();
       });

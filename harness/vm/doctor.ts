@@ -2,8 +2,9 @@
 // guest kernel (found by booting it once), and where each scenario will run and why.
 import type { Capability } from '../lab/capabilities.js';
 import { GUEST_MODULES } from '../lab/capabilities.js';
+import { guestCapabilities } from './guest-caps.js';
 import type { Scenario } from '../scenario/types.js';
-import { bootGuest } from './guest.js';
+import { startGuest } from './guest.js';
 import { GET_KERNEL_HINT, type KernelChoice } from './kernel.js';
 import { placeScenarios } from './plan.js';
 
@@ -14,14 +15,22 @@ export interface KernelColumn {
   note?: string;
 }
 
-/** Boot the guest once and ask its kernel what it can do. */
+/** Start the guest once and ask its kernel what it can do. */
 export async function probeGuest(choice: KernelChoice, onLine?: (l: string) => void): Promise<KernelColumn> {
   const k = choice.kernel!;
-  const g = await bootGuest({ kind: 'capabilities', color: false }, { kernel: k, modules: GUEST_MODULES, timeoutMs: 180_000, bootTimeoutMs: 60_000, onLine });
+  const g = await startGuest({ kernel: k, modules: GUEST_MODULES, onLine });
   const title = `guest ${k.release}`;
-  if (g.outcome !== 'ok' || !g.capabilities) return { title, note: `probe boot failed (${g.outcome}): ${g.detail}` };
-  const secs = (ms?: number) => (ms === undefined ? '?' : (ms / 1000).toFixed(1));
-  return { title: `${title} (${g.accel}, boot ${secs(g.timing.bootMs)} s, harness ready ${secs(g.timing.harnessReadyMs)} s)`, caps: g.capabilities.capabilities };
+  try {
+    if (!g.ready) return { title, note: `probe boot failed (${g.outcome}): ${g.detail}` };
+    const { capabilities: caps } = await guestCapabilities(g);
+    const secs = (ms?: number) => (ms === undefined ? '?' : (ms / 1000).toFixed(1));
+    const how = g.timing.restored ? 'restored' : `booted in ${secs(g.timing.bootMs)} s`;
+    return { title: `${title} (${g.accel}, ${how}, ready ${secs(g.timing.readyMs)} s, a process ${g.timing.processMs?.toFixed(0)} ms)`, caps };
+  } catch (e) {
+    return { title, note: `probing the guest failed: ${(e as Error).message}` };
+  } finally {
+    await g.stop();
+  }
 }
 
 export function featureTable(columns: KernelColumn[], mark: (ok: boolean | undefined) => string): string[] {

@@ -1,19 +1,26 @@
-// One guest boot, host side: write the job, start qemu, read the console as it comes, enforce
-// the timeouts, and say what happened (ran, boot failure, module failure, timeout, harness
-// crash) with the console log as evidence. qemu is killed by pid on timeout, abort (Ctrl-C,
-// SIGTERM) and process exit; the job folder is removed. `gcGuests` removes what a SIGKILLed
-// run left (the folder carries the owning pid, and qemu's pid is written into it).
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// One microVM guest, host side: start qemu (restoring the saved guest when there is one, else
+// booting the kernel and saving it for next time), say hello to the guest's agent (which mounts
+// the machine's root), measure how fast the guest runs a process, and hand out the guest as a
+// Machine. Its end is always told: boot failure, module failure, mount failure, timeout, a guest
+// that stopped answering, interruption. qemu is killed by pid on stop, abort (Ctrl-C, SIGTERM)
+// and process exit; the job folder is removed. `gcGuests` removes what a SIGKILLed run left
+// (the folder carries the owning pid, and qemu's pid is written into it).
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { cpus, hostname, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../paths.js';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { GUEST_MARK } from './guest-init.js';
-import { buildInitramfs } from './initramfs.js';
-import { CAPABILITIES_FILE, MODULES_FILE, RESULTS_FILE, type GuestCapabilities, type GuestJob } from './job.js';
+import { buildInitramfs, initramfsCacheDir, BOOT_MODULES } from './initramfs.js';
 import type { GuestKernel } from './kernel.js';
 import { readModuleIndex, resolveModules, type ModuleFile } from './modules.js';
 import { QemuProcess, chooseAccel, qemuArgs, qemuInstalled, type Accel } from './qemu.js';
-import type { ScenarioResult } from '../report/results.js';
+import { GuestMachine } from './guest-machine.js';
+import { encodeFields } from './agent-protocol.js';
+import { Qmp } from './qmp.js';
+import { discardSnapshot, haveSnapshot, loadSnapshot, saveSnapshot, snapshotFile } from './snapshot.js';
+import { runOn } from '../lab/exec.js';
 
 export const JOB_PREFIX = 'ncf-vm-';
 
@@ -26,176 +33,383 @@ export interface GuestOptions {
   /** the kernel may load further modules on demand (default); off proves `modules` is complete */
   autoload?: boolean;
   accel?: Accel;
-  /** the whole guest run, from qemu start to power-off */
-  timeoutMs: number;
-  /** from qemu start to the guest's init; a KVM guest that misses it is retried under TCG */
+  /** qemu start → the guest's init, on a fresh boot; default 60 s × the host's load (see hostLoad) */
   bootTimeoutMs?: number;
   memoryMb?: number;
+  /** one by default: measured, a second emulated CPU makes every process 3-10× slower here (README) */
   cpus?: number;
-  initramfs?: string;
+  /** restore a saved guest, and save one after a fresh boot (default; NETCONFORM_VM_SNAPSHOT=0 turns it off) */
+  snapshot?: boolean;
   signal?: AbortSignal;
-  /** console lines meant for a person (the init's and the harness's, not the kernel's) */
+  /** console lines meant for a person (the init's, the runner's; not the kernel's) */
   onLine?: (line: string) => void;
 }
 
 export type GuestOutcome = 'ok' | 'boot-failed' | 'module-failed' | 'mount-failed' | 'timeout' | 'harness-failed' | 'aborted';
 
 export interface GuestTiming {
-  /** qemu start → guest init running */
+  /** the guest came from a saved one (no kernel boot) */
+  restored?: boolean;
+  /** qemu start → guest init running (a fresh boot) */
   bootMs?: number;
-  /** qemu start → modules loaded */
+  /** qemu start → modules loaded (a fresh boot) */
   modulesMs?: number;
-  /** qemu start → harness loaded in the guest (node started) */
-  harnessReadyMs?: number;
-  /** qemu start → qemu gone */
+  /** saving the booted guest for later runs */
+  savedMs?: number;
+  /** loading the saved guest (part of readyMs) */
+  loadMs?: number;
+  /** qemu start → the agent mounted the root and answered: the guest is ready */
+  readyMs?: number;
+  /** a process in the guest (`true`), median of three, and the same on this host */
+  processMs?: number;
+  hostProcessMs?: number;
+  /** qemu start → now, or → qemu gone */
   totalMs: number;
-}
-
-export interface GuestRun {
-  outcome: GuestOutcome;
-  /** what went wrong, for a person; empty when ok */
-  detail: string;
-  /** the whole serial console, kernel lines included */
-  console: string;
-  accel: Accel;
-  accelReason: string;
-  release: string;
-  timing: GuestTiming;
-  results?: ScenarioResult[];
-  capabilities?: GuestCapabilities;
-  /** modules loaded in the guest when the harness finished */
-  loadedModules?: string[];
 }
 
 const KERNEL_LINE = /^\[\s*\d+\.\d+\]/;
 
-const live = new Set<{ q: QemuProcess; dir: string }>();
+const live = new Set<Guest>();
 let exitHookInstalled = false;
 
-function killAllGuests(): void {
-  for (const g of live) {
-    g.q.kill();
-    rmSync(g.dir, { recursive: true, force: true });
-  }
-  live.clear();
+/** How busy this host is: its 1-minute load average per core (at least 1). */
+export function hostLoad(): { factor: number; detail: string } {
+  const n = cpus().length || 1;
+  const load = loadavg()[0];
+  const factor = Math.max(1, load / n);
+  return { factor, detail: `load average ${load.toFixed(1)} on ${n} cores` };
 }
 
-export async function bootGuest(job: GuestJob, opts: GuestOptions): Promise<GuestRun> {
+export class Guest {
+  outcome: GuestOutcome = 'ok';
+  detail = '';
+  readonly timing: GuestTiming = { totalMs: 0 };
+  machine?: GuestMachine;
+  release: string;
+  /** the saved guest this one came from or was saved as (none with snapshots off) */
+  snapshot?: string;
+  private readonly lines: string[] = [];
+  private q?: QemuProcess;
+  private dir?: string;
+  private readonly t0 = performance.now();
+  private servers: Server[] = [];
+  private heartbeat?: NodeJS.Timeout;
+  private stopped?: Promise<void>;
+
+  constructor(
+    readonly opts: GuestOptions,
+    public accel: Accel,
+    public accelReason: string,
+  ) {
+    this.release = opts.kernel.release;
+  }
+
+  /** The whole serial console so far, kernel lines included. */
+  console(): string {
+    return this.lines.join('\n');
+  }
+
+  get ready(): boolean {
+    return this.outcome === 'ok' && Boolean(this.machine?.alive());
+  }
+
+  /** Record why the guest ended (the first reason wins) and stop it. */
+  fail(outcome: GuestOutcome, detail: string): void {
+    if (this.outcome === 'ok') Object.assign(this, { outcome, detail });
+    this.q?.kill();
+    this.machine?.gone(`${outcome}: ${detail}`);
+  }
+
+  private since(): number {
+    return performance.now() - this.t0;
+  }
+
+  private line(raw: string): void {
+    const line = stripTerminalControls(raw);
+    this.lines.push(line);
+    const status = guestStatus(line);
+    if (status) {
+      const { event, args } = status;
+      if (event === 'init') this.timing.bootMs ??= this.since();
+      else if (event === 'modules-loaded') this.timing.modulesMs ??= this.since();
+      else if (event === 'module-failed') this.fail('module-failed', `module ${args[0]} failed to load in the guest: ${args.slice(1).join(' ')}`);
+    }
+    if (!KERNEL_LINE.test(line)) this.opts.onLine?.(line);
+    else if (status) this.opts.onLine?.(status.text);
+  }
+
+  /**
+   * Start qemu (restoring `incoming` when given) and wait for its agent: the frame it sends
+   * once booted (a fresh boot), or nothing (a restored guest is already there).
+   */
+  async launch(initramfs: string, modules: ModuleFile[], incoming?: string, save?: string): Promise<'ready' | 'restore-failed' | 'failed'> {
+    const dir = (this.dir ??= mkdtempSync(join(tmpdir(), `${JOB_PREFIX}${process.pid}-`)));
+    const agentSock = join(dir, 'agent.sock');
+    const qmpSock = join(dir, 'qmp.sock');
+    for (const s of this.servers) s.close();
+    rmSync(agentSock, { force: true });
+    rmSync(qmpSock, { force: true });
+    const agentConn = listenOnce(agentSock, this.servers);
+    const qmpConn = listenOnce(qmpSock, this.servers);
+    await Promise.all([agentConn.listening, qmpConn.listening]);
+    const k = this.opts.kernel;
+    const args = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: dir, accel: this.accel, memoryMb: this.opts.memoryMb ?? 2048, cpus: this.opts.cpus ?? 1, icount: process.env.NETCONFORM_VM_ICOUNT || undefined, agentSocket: agentSock, qmpSocket: qmpSock, incoming: Boolean(incoming) });
+    const started = performance.now();
+    const q = QemuProcess.start(args, (l) => this.line(l));
+    this.q = q;
+    writeFileSync(join(dir, 'qemu.pid'), String(q.pid));
+    const exited = q.exited.then((x) => {
+      const why = x.error ?? `qemu exited (${x.signal ?? x.code})`;
+      this.machine?.gone(why);
+      return why;
+    });
+    const conns = Promise.all([agentConn.socket, qmpConn.socket]);
+    const first = await Promise.race([conns, exited]);
+    if (typeof first === 'string') {
+      if (incoming) return 'restore-failed';
+      this.fail('boot-failed', `${first} before connecting to the runner${this.silence()}`);
+      return 'failed';
+    }
+    const [agent, qmpSocket] = first;
+    const qmp = new Qmp(qmpSocket);
+    const machine = new GuestMachine(`microVM ${k.release}`, agent, dir, join(dir, 'sockets'));
+    this.machine = machine;
+    if (incoming) {
+      // a restored guest is up to its agent once qemu loaded and continued it
+      const loaded = (async () => {
+        await qmp.start();
+        this.timing.loadMs = (await loadSnapshot(qmp, incoming)).ms;
+        return true;
+      })().catch((e: Error) => {
+        this.lines.push(`microVM: ${e.message}`);
+        return false;
+      });
+      const ok = await Promise.race([loaded, exited.then(() => false)]);
+      if (!ok) {
+        q.kill();
+        await q.exited;
+        return 'restore-failed';
+      }
+      this.timing.restored = true;
+      return 'ready';
+    }
+    // a fresh boot: the init loads the modules, then the agent says it is there
+    const load = hostLoad();
+    const bootLimit = this.opts.bootTimeoutMs ?? 60_000 * load.factor;
+    const initTimer = setTimeout(() => {
+      if (this.timing.bootMs === undefined) this.fail('boot-failed', `the guest kernel did not reach its init within ${(bootLimit / 1000).toFixed(0)} s (${this.accel}${this.opts.bootTimeoutMs ? '' : `; 60 s × ${load.factor.toFixed(1)}, the ${load.detail}`}); qemu was killed`);
+    }, bootLimit);
+    const booted = new Promise<boolean>((resolve) => machine.onControl((type) => type === 'B' && resolve(true)));
+    await qmp.start().catch(() => {});
+    const ok = await Promise.race([booted, exited.then(() => false)]);
+    clearTimeout(initTimer);
+    if (!ok) {
+      if (this.outcome === 'ok') {
+        const how = this.timing.bootMs === undefined ? 'the guest kernel never reached its init' : 'the guest stopped before its agent started (kernel panic or crash of the guest init; see the console)';
+        this.fail('boot-failed', `${how} (${await exited}${this.silence()})`);
+      }
+      return 'failed';
+    }
+    this.opts.onLine?.(`microVM: booted in ${((performance.now() - started) / 1000).toFixed(1)} s (${this.accel})`);
+    if (save) {
+      try {
+        const s = await saveSnapshot(qmp, save);
+        this.timing.savedMs = s.ms;
+        this.opts.onLine?.(`microVM: saved the booted guest in ${(s.ms / 1000).toFixed(1)} s (${(s.bytes / 2 ** 20).toFixed(0)} MiB, ${save}); later runs restore it`);
+      } catch (e) {
+        this.opts.onLine?.(`microVM: could not save the booted guest (${(e as Error).message}); every run boots it`);
+        await qmp.execute('cont').catch(() => {});
+      }
+    }
+    return 'ready';
+  }
+
+  private silence(): string {
+    return this.lines.length === 0 ? '; the console stayed empty' : '';
+  }
+
+  /** Hello: the agent sets the clock, mixes in fresh randomness and mounts the machine's root. */
+  async hello(): Promise<boolean> {
+    const m = this.machine!;
+    const k = this.opts.kernel;
+    const reply = new Promise<{ type: string; text: string }>((resolve) => m.onControl((type, payload) => (type === 'H' || type === 'E' || type === '!') && resolve({ type, text: payload.toString() })));
+    m.send(
+      0,
+      'H',
+      encodeFields([
+        ['time', Date.now()],
+        ['seed', randomBytes(32).toString('hex')],
+        ['moddir', k.modulesDir],
+        ['release', k.release],
+        ['share', m.sharedDir],
+        ['autoload', this.opts.autoload === false ? '0' : '1'],
+        ['hostname', hostname()],
+      ]),
+    );
+    const r = await reply;
+    if (r.type === 'H') {
+      this.timing.readyMs = this.since();
+      return true;
+    }
+    if (r.type === 'E' && r.text.startsWith('mount-failed')) this.fail('mount-failed', `the guest could not mount ${r.text.slice('mount-failed '.length)}`);
+    else this.fail('boot-failed', `the guest agent did not answer its hello: ${r.text}`);
+    return false;
+  }
+
+  /** How much slower than this host the guest runs a process (limits in the guest scale by it). */
+  async calibrate(): Promise<void> {
+    const m = this.machine!;
+    const time = async (run: () => Promise<unknown>) => {
+      const xs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t = performance.now();
+        await run();
+        xs.push(performance.now() - t);
+      }
+      return xs.sort((a, b) => a - b)[1];
+    };
+    const guestMs = await time(() => runOn(m, 'true', []));
+    const hostMs = hostProcessMs ?? (hostProcessMs = await time(async () => spawnSync('true')));
+    this.timing.processMs = guestMs;
+    this.timing.hostProcessMs = hostMs;
+    const factor = Math.max(1, guestMs / hostMs);
+    m.speed = { factor, detail: `a process took ${guestMs.toFixed(0)} ms in the guest against ${hostMs.toFixed(1)} ms on this host when it started` };
+  }
+
+  /**
+   * A guest that stops answering (a hung kernel or agent) is declared gone, so nothing waits on
+   * it forever. The limit is scaled by the guest's measured speed; the message names it.
+   */
+  watch(): void {
+    const m = this.machine!;
+    const limitMs = 30_000 * m.speed.factor;
+    let since: number | undefined;
+    this.heartbeat = setInterval(() => {
+      if (!m.alive()) return this.unwatch();
+      if (since !== undefined) {
+        if (performance.now() - since > limitMs) this.fail('timeout', `the guest stopped answering: no reply to a ping for ${((performance.now() - since) / 1000).toFixed(0)} s (limit 30 s × ${m.speed.factor.toFixed(1)}: ${m.speed.detail}); qemu was killed`);
+        return;
+      }
+      since = performance.now();
+      void m.readlink('/proc/self').finally(() => (since = undefined));
+    }, 5_000);
+    this.heartbeat.unref();
+  }
+
+  private unwatch(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Kill qemu, wait for it, remove the job folder (NETCONFORM_VM_KEEP=1 keeps it). */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.unwatch();
+      this.q?.kill();
+      if (this.q) await this.q.exited;
+      this.machine?.gone('the run stopped the guest');
+      for (const s of this.servers) s.close();
+      this.timing.totalMs = this.since();
+      live.delete(this);
+      if (this.dir && !process.env.NETCONFORM_VM_KEEP) rmSync(this.dir, { recursive: true, force: true });
+    })();
+    return this.stopped;
+  }
+
+  /** Synchronous, for exit handlers. */
+  killNow(): void {
+    this.q?.kill();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+let hostProcessMs: number | undefined;
+
+/** A unix socket this process listens on for exactly one connection (qemu's). */
+function listenOnce(path: string, servers: Server[]): { listening: Promise<void>; socket: Promise<Socket> } {
+  let take!: (s: Socket) => void;
+  const socket = new Promise<Socket>((r) => (take = r));
+  const server = createServer((s) => {
+    take(s);
+    server.close();
+  });
+  servers.push(server);
+  const listening = new Promise<void>((resolve, reject) => server.listen(path, resolve).once('error', reject));
+  return { listening, socket };
+}
+
+/**
+ * A ready guest (restored, or booted and saved), or one whose `outcome` says why not. A KVM
+ * guest that does not reach its init is retried under software emulation.
+ */
+export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const choice = opts.accel ? { accel: opts.accel, reason: 'asked for' } : chooseAccel();
-  const first = await bootOnce(job, opts, choice.accel, choice.reason);
-  if (first.outcome === 'boot-failed' && choice.accel === 'kvm' && first.timing.bootMs === undefined && !opts.signal?.aborted) {
-    opts.onLine?.(`microVM: ${first.detail}; retrying under software emulation`);
-    const second = await bootOnce(job, opts, 'tcg', 'KVM guest did not boot: software emulation');
-    second.console = `${first.console}\n--- retry under TCG ---\n${second.console}`;
+  const g = await startOnce(opts, choice.accel, choice.reason);
+  if (g.outcome === 'boot-failed' && choice.accel === 'kvm' && g.timing.bootMs === undefined && !opts.signal?.aborted) {
+    opts.onLine?.(`microVM: ${g.detail}; retrying under software emulation`);
+    await g.stop();
+    const second = await startOnce(opts, 'tcg', 'KVM guest did not boot: software emulation');
     return second;
   }
-  return first;
+  return g;
 }
 
-async function bootOnce(job: GuestJob, opts: GuestOptions, accel: Accel, accelReason: string): Promise<GuestRun> {
-  const run: GuestRun = { outcome: 'ok', detail: '', console: '', accel, accelReason, release: opts.kernel.release, timing: { totalMs: 0 } };
-  const fail = (outcome: GuestOutcome, detail: string) => {
-    if (run.outcome === 'ok') Object.assign(run, { outcome, detail });
-  };
+async function startOnce(opts: GuestOptions, accel: Accel, accelReason: string): Promise<Guest> {
+  const g = new Guest(opts, accel, accelReason);
   if (!qemuInstalled()) {
-    fail('boot-failed', 'qemu-system-x86_64 is not installed (apt-get install -y qemu-system-x86, or ./scripts/setup.sh)');
-    return run;
+    g.fail('boot-failed', 'qemu-system-x86_64 is not installed (apt-get install -y qemu-system-x86, or ./scripts/setup.sh)');
+    return g;
   }
   let modules: ModuleFile[];
   let initramfs: string;
   try {
-    modules = opts.rawModules ?? resolveModules(readModuleIndex(opts.kernel.modulesDir), opts.modules);
+    modules = opts.rawModules ? [...resolveModules(readModuleIndex(opts.kernel.modulesDir), BOOT_MODULES), ...opts.rawModules] : resolveModules(readModuleIndex(opts.kernel.modulesDir), [...BOOT_MODULES, ...opts.modules]);
   } catch (e) {
-    fail('module-failed', (e as Error).message);
-    return run;
+    g.fail('module-failed', (e as Error).message);
+    return g;
   }
   try {
-    initramfs = opts.initramfs ?? buildInitramfs(opts.kernel);
+    initramfs = buildInitramfs(opts.kernel, modules);
   } catch (e) {
-    fail('boot-failed', `cannot build the guest's initramfs: ${(e as Error).message}`);
-    return run;
+    g.fail('boot-failed', `cannot build the guest's initramfs: ${(e as Error).message}`);
+    return g;
   }
-
-  const dir = mkdtempSync(join(tmpdir(), `${JOB_PREFIX}${process.pid}-`));
-  writeFileSync(join(dir, 'job.json'), JSON.stringify(job));
-  writeFileSync(join(dir, 'guest.env'), guestEnv(opts.kernel, modules, opts.autoload ?? true));
-  const lines: string[] = [];
-  const t0 = performance.now();
-  let initSeen = false;
-  let exitCode: number | undefined;
-  const q = QemuProcess.start(qemuArgs({ vmlinuz: opts.kernel.vmlinuz, initramfs, jobDir: dir, accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? 2 }), (raw) => {
-    const line = stripTerminalControls(raw);
-    lines.push(line);
-    const since = performance.now() - t0;
-    const status = guestStatus(line);
-    if (status) {
-      const { event, args: rest } = status;
-      if (event === 'init') {
-        initSeen = true;
-        run.timing.bootMs = since;
-      } else if (event === 'modules-loaded') run.timing.modulesMs = since;
-      else if (event === 'harness-ready') run.timing.harnessReadyMs = since;
-      else if (event === 'module-failed') fail('module-failed', `module ${rest[0]} failed to load in the guest: ${rest.slice(1).join(' ')}`);
-      else if (event === 'mount-failed') fail('mount-failed', `the guest could not mount ${rest.join(' ')}`);
-      else if (event === 'harness-exit') exitCode = Number(rest[0]);
-    }
-    if (!KERNEL_LINE.test(line)) opts.onLine?.(line);
-    else if (status) opts.onLine?.(status.text);
-  });
-  writeFileSync(join(dir, 'qemu.pid'), String(q.pid));
-  const entry = { q, dir };
-  live.add(entry);
+  live.add(g);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.once('exit', killAllGuests);
+    process.once('exit', () => {
+      for (const x of live) x.killNow();
+    });
   }
-  const seconds = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
-  const timers = [
-    setTimeout(() => {
-      fail('timeout', `the guest did not finish within ${seconds(opts.timeoutMs)} (NETCONFORM_VM_TIMEOUT or --vm-timeout to change it); qemu was killed`);
-      q.kill();
-    }, opts.timeoutMs),
-  ];
-  if (opts.bootTimeoutMs) {
-    timers.push(
-      setTimeout(() => {
-        if (initSeen) return;
-        fail('boot-failed', `the guest kernel did not reach its init within ${seconds(opts.bootTimeoutMs!)} (${accel}); qemu was killed`);
-        q.kill();
-      }, opts.bootTimeoutMs),
-    );
-  }
-  const onAbort = () => {
-    fail('aborted', 'the run was interrupted; qemu was killed');
-    q.kill();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const onAbort = () => g.fail('aborted', 'the run was interrupted; qemu was killed');
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
-
-  const exit = await q.exited;
-  for (const t of timers) clearTimeout(t);
-  opts.signal?.removeEventListener('abort', onAbort);
-  live.delete(entry);
-  run.timing.totalMs = performance.now() - t0;
-  if (exit.error) lines.push(exit.error);
-  run.console = lines.join('\n');
-
-  const silent = lines.length === 0 ? '; the console stayed empty' : '';
-  if (!initSeen) fail('boot-failed', `the guest kernel never reached its init (qemu exit ${exit.signal ?? exit.code}${exit.error ? `: ${exit.error}` : ''}${silent})`);
-  else if (exitCode === undefined) fail('harness-failed', 'the guest stopped before the harness finished (kernel panic or crash of the guest init; see the console)');
-  else if (exitCode !== 0) fail('harness-failed', `the harness in the guest exited with code ${exitCode}`);
-
   try {
-    if (existsSync(join(dir, RESULTS_FILE))) run.results = JSON.parse(readFileSync(join(dir, RESULTS_FILE), 'utf8'));
-    if (existsSync(join(dir, CAPABILITIES_FILE))) run.capabilities = JSON.parse(readFileSync(join(dir, CAPABILITIES_FILE), 'utf8'));
-    if (existsSync(join(dir, MODULES_FILE))) run.loadedModules = readFileSync(join(dir, MODULES_FILE), 'utf8').split('\n').filter(Boolean);
+    const snapshots = (opts.snapshot ?? process.env.NETCONFORM_VM_SNAPSHOT !== '0') && g.outcome === 'ok';
+    const k = opts.kernel;
+    const shapeArgs = qemuArgs({ vmlinuz: k.vmlinuz, initramfs, jobDir: '<job>', accel, memoryMb: opts.memoryMb ?? 2048, cpus: opts.cpus ?? 1, icount: process.env.NETCONFORM_VM_ICOUNT || undefined, agentSocket: '<agent>', qmpSocket: '<qmp>' });
+    const file = snapshots ? snapshotFile({ release: k.release, vmlinuz: k.vmlinuz, initramfs, args: shapeArgs }, initramfsCacheDir()) : undefined;
+    g.snapshot = file;
+    let r: Awaited<ReturnType<Guest['launch']>> = 'failed';
+    if (g.outcome === 'ok' && file && haveSnapshot(file)) {
+      r = await g.launch(initramfs, modules, file);
+      if (r === 'restore-failed') {
+        opts.onLine?.(`microVM: the saved guest ${file} did not load (${g.console().split('\n').slice(-3).join(' ').trim()}); booting and saving it again`);
+        discardSnapshot(file);
+      }
+    }
+    if (g.outcome === 'ok' && r !== 'ready') r = await g.launch(initramfs, modules, undefined, file);
+    if (r !== 'ready' || g.outcome !== 'ok') return g;
+    if (!(await g.hello())) return g;
+    await g.calibrate();
+    g.watch();
+    return g;
   } catch (e) {
-    fail('harness-failed', `the guest's results are unreadable: ${(e as Error).message}`);
+    g.fail('harness-failed', `starting the guest: ${(e as Error).message}`);
+    return g;
   } finally {
-    if (!process.env.NETCONFORM_VM_KEEP) rmSync(dir, { recursive: true, force: true });
+    opts.signal?.removeEventListener('abort', onAbort);
   }
-  return run;
 }
 
 /** A status line of the guest init ("netconform-guest: module-failed 8021q …"), also when the kernel log timestamps it. */
@@ -210,24 +424,6 @@ export function guestStatus(line: string): { event: string; args: string[]; text
 export function stripTerminalControls(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[c()][0-9A-Za-z]?|\x1b/g, '');
-}
-
-/** Shell assignments the guest init sources from the job share. */
-export function guestEnv(kernel: GuestKernel, modules: ModuleFile[], autoload = true): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const vars: Record<string, string> = {
-    NCF_MODDIR: kernel.modulesDir,
-    // "-" marks a soft dependency: loaded when it can be, never fatal
-    NCF_MODULES: modules.map((m) => `${m.optional ? '-' : ''}${m.name}:${m.path}`).join(' '),
-    NCF_ROOT: packageRoot(),
-    NCF_NODE: realpathSync(process.execPath),
-    NCF_AUTOLOAD: autoload ? '1' : '0',
-    // the host's NETCONFORM_TRACE traces the guest's labs too (on its console)
-    NCF_TRACE: process.env.NETCONFORM_TRACE ?? '',
-  };
-  return Object.entries(vars)
-    .map(([k, v]) => `${k}=${q(v)}\n`)
-    .join('');
 }
 
 /** The last lines of a console log, for messages (the whole log goes to JUnit system-out). */
@@ -267,7 +463,7 @@ export function gcGuests(opts: { all?: boolean; dir?: string } = {}): { removed:
     } catch {
       /* no pid file, or the process is gone */
     }
-    rmSync(dir, { recursive: true, force: true });
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     removed.push(dir);
   }
   return { removed, killed };

@@ -87,7 +87,6 @@ export function chooseKernel(flag: string | undefined, env: NodeJS.ProcessEnv = 
       return { source, error: (e as Error).message };
     }
   };
-  if (env.NETCONFORM_IN_GUEST) return { source: 'already in the microVM guest' };
   if (flag) return pick(flag, '--kernel');
   const fromEnv = env.NETCONFORM_KERNEL;
   if (fromEnv === 'none') return { source: 'NETCONFORM_KERNEL=none' };

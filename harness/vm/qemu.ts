@@ -1,6 +1,8 @@
 // Starting the guest: the qemu command line (a pure function, unit-tested), the choice of
 // accelerator, and the process itself, whose serial console is read line by line. The guest
-// has no network device (-nic none): it sees the machine's root read-only and one job folder.
+// has no network device (-nic none): it sees the machine's root read-only and one job folder,
+// and talks to the host over one virtio-serial port (its agent) and qemu's QMP monitor (to save
+// a booted guest). Both are unix sockets this process listens on and qemu connects to.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -16,11 +18,22 @@ export interface QemuConfig {
   accel: Accel;
   memoryMb: number;
   cpus: number;
+  /** unix socket (listening here) for the guest agent's virtio-serial port */
+  agentSocket: string;
+  /** unix socket (listening here) for qemu's QMP monitor */
+  qmpSocket: string;
+  /** wait for a saved guest (QMP migrate-incoming) instead of booting the kernel */
+  incoming?: boolean;
+  /** qemu's -icount: the guest's clock counts its instructions, not the host's time */
+  icount?: string;
   /** host folder shared read-only as the guest's root (the machine's "/") */
   rootDir?: string;
   /** extra kernel command line words */
   append?: string[];
 }
+
+/** The virtio-serial port name the agent looks for. */
+export const AGENT_PORT = 'org.netconform.agent';
 
 export const QEMU = 'qemu-system-x86_64';
 /** A minimal firmware that boots a kernel directly, a few hundred ms faster than SeaBIOS under TCG. */
@@ -52,6 +65,13 @@ export function qemuArgs(c: QemuConfig): string[] {
     '-serial', 'stdio',
     '-virtfs', share(c.rootDir ?? '/', ROOT_TAG, true),
     '-virtfs', share(c.jobDir, JOB_TAG, false),
+    '-device', 'virtio-serial-pci,id=vser',
+    '-chardev', `socket,id=agent,path=${c.agentSocket}`,
+    '-device', `virtserialport,bus=vser.0,chardev=agent,name=${AGENT_PORT}`,
+    '-chardev', `socket,id=qmp,path=${c.qmpSocket}`,
+    '-mon', 'chardev=qmp,mode=control',
+    ...(c.icount ? ['-icount', c.icount] : []),
+    ...(c.incoming ? ['-incoming', 'defer'] : []),
   ];
 }
 

@@ -1,9 +1,10 @@
 // One real Docker daemon inside a lab host namespace: its own containerd, a private mount
 // namespace with a tmpfs over /run (see paths.ts), private data and exec roots, pidfiles and
-// a socket. Started with `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides
-// the cgroup mounts dockerd needs); ready when its API answers; stopped by pid.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+// a socket, on the machine the lab is on (this host, or a microVM guest). Readiness is waited
+// for on events, never by polling against a clock: containerd's wrapper writes its pidfile
+// once the private /run is mounted; dockerd's API answers a request that waits in its
+// socket's queue until it serves, and either process exiting ends the wait with its log.
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { delimiter, join } from 'node:path';
 import type { DaemonOptions } from '../../scenario/types.js';
@@ -12,8 +13,14 @@ import type { DockerInstall } from './locate.js';
 import type { DaemonPaths } from './paths.js';
 import { dockerdArgs } from './flags.js';
 import { removeCgroup } from './cgroups.js';
+import { scaledLimit, type Machine, type MachineProcess } from '../../machine/machine.js';
 
-const READY_TIMEOUT_MS = 60_000;
+/**
+ * The one limit left: a daemon that neither answers nor exits. dockerd starts in about a
+ * second on this host; the limit is scaled by the machine's measured speed (a guest under
+ * software emulation is 10-30× slower) and its message names the figures.
+ */
+const HANG_LIMIT_MS = 120_000;
 
 function containerdConfig(p: DaemonPaths): string {
   // The CRI plugin is Kubernetes' and would only slow the start down.
@@ -30,10 +37,13 @@ function containerdConfig(p: DaemonPaths): string {
   ].join('\n');
 }
 
-/** GET /_ping on a unix socket; true when the daemon answers OK. */
-export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
+/**
+ * GET /_ping on a unix socket (a path on this host); true when the daemon answers OK. Without a
+ * timeout the request waits in the socket's queue until the daemon serves: that is the event.
+ */
+export function ping(socket: string, timeoutMs?: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ socketPath: socket, path: '/_ping', method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath: socket, path: '/_ping', method: 'GET', agent: false, ...(timeoutMs ? { timeout: timeoutMs } : {}) }, (res) => {
       res.resume();
       resolve(res.statusCode === 200);
     });
@@ -46,35 +56,15 @@ export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
-}
-
-/** SIGTERM, then SIGKILL after the grace period. */
-async function terminate(child: ChildProcess | undefined, graceMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited(child);
-  clearTimeout(timer);
-}
-
 export interface StartTimes {
   /** spawn to API ready, ms */
   startMs: number;
 }
 
 export class DockerDaemon {
-  private containerd?: ChildProcess;
-  private dockerd?: ChildProcess;
+  private containerd?: MachineProcess;
+  private dockerd?: MachineProcess;
+  private apiSocket?: string;
 
   constructor(
     readonly install: DockerInstall,
@@ -82,6 +72,7 @@ export class DockerDaemon {
     /** /run/netns/<lab host> */
     readonly netnsPath: string,
     readonly options: DaemonOptions,
+    readonly machine: Machine,
     /** the host's iptables: what `iptables` is on the daemon's PATH */
     readonly iptables: IptablesVariant,
   ) {}
@@ -90,19 +81,28 @@ export class DockerDaemon {
     return this.paths.socket;
   }
 
-  private env(): NodeJS.ProcessEnv {
+  /** The API socket as this process reaches it (a guest's is forwarded). */
+  async api(): Promise<string> {
+    this.apiSocket ??= await this.machine.unixSocket(this.paths.socket);
+    return this.apiSocket;
+  }
+
+  private env(): Record<string, string> {
     // the host's iptables variant first (the machine's alternatives are never consulted), then
     // companions (runc, shims, docker-proxy) from the certified build's folder
-    return { ...process.env, PATH: [this.iptablesShim(), this.install.binDir, process.env.PATH ?? ''].join(delimiter) };
+    return { PATH: [this.iptablesShim(), this.install.binDir, this.machine.baseEnv.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(delimiter) };
   }
 
   /**
-   * A folder of its own whose iptables, iptables-save, iptables-restore (and ip6tables …) are
-   * the host's variant: links to xtables-legacy-multi or xtables-nft-multi, which act by the
-   * name they are called with. dockerd runs `iptables` from its PATH.
+   * A folder whose iptables, iptables-save, iptables-restore (and ip6tables …) are the host's
+   * variant: links to xtables-legacy-multi or xtables-nft-multi, which act by the name they are
+   * called with. dockerd runs `iptables` from its PATH. Made with this process's own file calls:
+   * here in the daemon's state folder; for a guest in the shared folder, which the guest sees at
+   * the same path (and whose root is this machine's, so the links resolve there too).
    */
   private iptablesShim(): string {
-    const dir = join(this.paths.stateDir, `iptables-${this.iptables}`);
+    const m = this.machine;
+    const dir = join(m.local ? this.paths.stateDir : m.sharedDir, `iptables-${this.iptables}`);
     const multi = findOnPath(xtablesMulti(this.iptables));
     if (!multi) throw new Error(`${xtablesMulti(this.iptables)} not found: the host's iptables is ${this.iptables}, whose binaries Debian's iptables package installs (apt-get install -y iptables)`);
     mkdirSync(dir, { recursive: true });
@@ -112,73 +112,75 @@ export class DockerDaemon {
     return dir;
   }
 
-  private spawnLogged(args: string[], log: string): ChildProcess {
-    const fd = openSync(log, 'a');
-    try {
-      // its own process group: a Ctrl-C reaches the harness, which then stops the daemon in order
-      const child = spawn('nsenter', args, { stdio: ['ignore', fd, fd], detached: true, env: this.env() });
-      child.unref();
-      child.on('error', () => {}); // reported through the readiness wait
-      return child;
-    } finally {
-      closeSync(fd);
-    }
+  private async tail(file: string, lines = 15): Promise<string> {
+    const text = await this.machine.readFile(file).catch(() => '(no log)');
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
   }
 
   async start(): Promise<StartTimes> {
     const p = this.paths;
+    const m = this.machine;
     const t0 = performance.now();
-    mkdirSync(p.stateDir, { recursive: true, mode: 0o700 });
-    writeFileSync(p.configFile, '{}\n');
-    writeFileSync(p.containerdConfig, containerdConfig(p));
+    await m.mkdir(p.stateDir);
+    await m.writeFile(p.configFile, '{}\n');
+    await m.writeFile(p.containerdConfig, containerdConfig(p));
     // A private mount namespace whose /run is a fresh tmpfs: everything the daemon mounts or
-    // writes there disappears with its last process. `exec` keeps the pid containerd's.
-    this.containerd = this.spawnLogged(
-      [`--net=${this.netnsPath}`, '--', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t tmpfs -o mode=0755 netconform /run && exec "$0" "$@"', this.install.containerd, '--config', p.containerdConfig],
-      p.containerdLog,
-    );
-    writeFileSync(p.containerdPidfile, `${this.containerd.pid}\n`);
-    await this.waitForMountNamespace();
+    // writes there disappears with its last process. The wrapper writes containerd's pidfile
+    // once /run is mounted (dockerd joins that mount namespace next); `exec` keeps the pid.
+    const wrapper = `mount -t tmpfs -o mode=0755 netconform /run && echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"`;
+    this.containerd = await m.spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', wrapper, p.containerdPidfile, this.install.containerd, '--config', p.containerdConfig], {
+      netns: this.netnsPath,
+      detached: true,
+      logFile: p.containerdLog,
+      env: this.env(),
+    });
+    const mounted = await m.waitForPath(p.containerdPidfile, this.containerd.exited);
+    if (!mounted) throw new Error(`containerd exited (${exitText(this.containerd)}) before it started:\n${await this.tail(p.containerdLog)}`);
     await this.startDockerd();
     return { startMs: performance.now() - t0 };
   }
 
-  /** containerd's mount namespace differs from ours once unshare has run and /run is mounted. */
-  private async waitForMountNamespace(): Promise<void> {
-    const pid = this.containerd!.pid!;
-    const ours = procLink(process.pid, 'ns/mnt');
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (this.containerd!.exitCode !== null) throw new Error(`containerd exited (${this.containerd!.exitCode}):\n${tail(this.paths.containerdLog)}`);
-      const theirs = procLink(pid, 'ns/mnt');
-      if (theirs && theirs !== ours && procLink(pid, 'exe')?.endsWith('containerd')) return;
-      if (Date.now() > deadline) throw new Error(`containerd did not start within ${READY_TIMEOUT_MS} ms:\n${tail(this.paths.containerdLog)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
   private async startDockerd(): Promise<void> {
     const p = this.paths;
+    const m = this.machine;
+    await m.rm(p.socket); // a previous dockerd's socket would refuse the first request
     const args = dockerdArgs(this.options, p, this.install.proxy);
-    this.dockerd = this.spawnLogged([`--net=${this.netnsPath}`, `--mount=/proc/${this.containerd!.pid}/ns/mnt`, '--', this.install.dockerd, ...args], p.dockerdLog);
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (await ping(p.socket, 500)) return;
-      const code = this.dockerd.exitCode ?? this.dockerd.signalCode;
-      if (code !== null) throw new Error(`dockerd exited (${code}) before its API answered; ${p.dockerdLog}:\n${tail(p.dockerdLog)}`);
-      if (Date.now() > deadline) throw new Error(`dockerd did not answer on ${p.socket} within ${READY_TIMEOUT_MS} ms:\n${tail(p.dockerdLog)}`);
-      await new Promise((r) => setTimeout(r, 10));
+    const dockerd = await m.spawn(this.install.dockerd, args, { netns: this.netnsPath, mntns: `/proc/${this.containerd!.pid}/ns/mnt`, detached: true, logFile: p.dockerdLog, env: this.env() });
+    this.dockerd = dockerd;
+    const limit = scaledLimit(HANG_LIMIT_MS, m);
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      dockerd.kill('SIGKILL');
+    }, limit.ms);
+    try {
+      const api = await this.api();
+      for (;;) {
+        // the socket appears before dockerd serves (it listens early, then initialises)
+        if (await m.waitForPath(p.socket, dockerd.exited)) {
+          const answered = await Promise.race([ping(api), dockerd.exited.then(() => false)]);
+          if (answered) return;
+        }
+        if (dockerd.exit) {
+          const why = hung ? `did not answer within ${limit.explain} and was killed` : `exited (${exitText(dockerd)}) before its API answered`;
+          throw new Error(`dockerd ${why}; ${p.dockerdLog}:\n${await this.tail(p.dockerdLog)}`);
+        }
+        // refused: the socket was bound but not yet listening; it will be in a moment
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /** Stop and start dockerd again (containers live on: --live-restore), as an operator's restart. */
   async restart(): Promise<void> {
-    await terminate(this.dockerd, 15_000);
+    await terminate(this.dockerd, 15_000, this.machine);
     await this.startDockerd();
   }
 
-  logTail(): string {
-    return `dockerd:\n${tail(this.paths.dockerdLog)}\ncontainerd:\n${tail(this.paths.containerdLog)}`;
+  async logTail(): Promise<string> {
+    return `dockerd:\n${await this.tail(this.paths.dockerdLog)}\ncontainerd:\n${await this.tail(this.paths.containerdLog)}`;
   }
 
   /**
@@ -186,23 +188,27 @@ export class DockerDaemon {
    * container process still under the daemon's cgroup parent.
    */
   async stop(): Promise<void> {
-    await terminate(this.dockerd, 10_000);
-    await terminate(this.containerd, 5_000);
-    await removeCgroup(this.paths.cgroupParent);
+    await terminate(this.dockerd, 10_000, this.machine);
+    await terminate(this.containerd, 5_000, this.machine);
+    await removeCgroup(this.paths.cgroupParent, this.machine);
   }
+}
+
+function exitText(p: MachineProcess): string {
+  return p.exit?.error ?? String(p.exit?.signal ?? p.exit?.code);
+}
+
+/** SIGTERM, then SIGKILL after the grace period (scaled by the machine's speed). */
+async function terminate(p: MachineProcess | undefined, graceMs: number, m: Machine): Promise<void> {
+  if (!p || p.exit) return;
+  p.kill('SIGTERM');
+  const timer = setTimeout(() => p.kill('SIGKILL'), scaledLimit(graceMs, m).ms);
+  await p.exited;
+  clearTimeout(timer);
 }
 
 /** A program's path on PATH (or in the sbin folders a root shell has), or undefined. */
 function findOnPath(name: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter(Boolean);
   return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
-}
-
-/** A /proc link (namespace, exe) of a process, or undefined when it is gone. */
-function procLink(pid: number, what: string): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/${what}`);
-  } catch {
-    return undefined;
-  }
 }

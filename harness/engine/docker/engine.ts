@@ -3,12 +3,12 @@
 // carries) for what testcontainers does not expose: networks with options, --internal,
 // links, fixed addresses, aliases, connect/disconnect. Everything the harness knows about
 // the lab (addresses, bridges, published ports) is read back from the engine, never assumed.
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type Dockerode from 'dockerode';
 import { GenericContainer } from 'testcontainers';
 import type { ContainerSpec, HostSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { withClient } from './client.js';
+import { scaledLimit, type Machine } from '../../machine/machine.js';
 import { IMAGE } from './image.js';
 import { containerInfo, networkInfo, parseEnviron, portBindings } from './inspect.js';
 import { dockerPool, type DaemonPool, type PooledDaemon } from './pool.js';
@@ -101,16 +101,18 @@ export class DockerEngine implements Engine {
     this.host = host;
     this.d = await this.pool.acquire(host);
     // a pooled daemon served earlier scenarios: this one's part of its logs starts here
-    this.logFrom = { dockerd: fileSize(this.d.paths.dockerdLog), containerd: fileSize(this.d.paths.containerdLog) };
+    const m = this.pool.machine;
+    this.logFrom = { dockerd: (await readLog(m, this.d.paths.dockerdLog)).length, containerd: (await readLog(m, this.d.paths.containerdLog)).length };
     return this.d.hostNs;
   }
 
   /** dockerd's and containerd's log lines of this scenario (from the daemon's start when it started for it). */
-  evidence(): { name: string; text: string }[] {
+  async evidence(): Promise<{ name: string; text: string }[]> {
     if (!this.d) return [];
+    const m = this.pool.machine;
     return [
-      { name: 'dockerd.log', text: readFrom(this.d.paths.dockerdLog, this.logFrom.dockerd) },
-      { name: 'containerd.log', text: readFrom(this.d.paths.containerdLog, this.logFrom.containerd) },
+      { name: 'dockerd.log', text: await readFrom(m, this.d.paths.dockerdLog, this.logFrom.dockerd) },
+      { name: 'containerd.log', text: await readFrom(m, this.d.paths.containerdLog, this.logFrom.containerd) },
     ].filter((e) => e.text);
   }
 
@@ -144,7 +146,7 @@ export class DockerEngine implements Engine {
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
     if (!spec.subnet) this.dirty = true;
     try {
-      const net = await withClient(this.d!.paths.socket, (c) => c.network.create(networkRequest(spec, this.sc!.id)));
+      const net = await withClient(this.d!.api!, (c) => c.network.create(networkRequest(spec, this.sc!.id)));
       const info = await this.readNetwork(spec.name, await net.inspect());
       this.nets.set(spec.name, info);
       return info;
@@ -161,7 +163,7 @@ export class DockerEngine implements Engine {
   private async refresh(name: string): Promise<Running> {
     const r = this.conts.get(name)!;
     const c = await this.dockerOf().getContainer(dockerName(name)).inspect();
-    const env = await mainProcessEnv(c.State.Pid);
+    const env = await mainProcessEnv(this.pool.machine, c.State.Pid);
     r.info = containerInfo(r.spec, c, env, this.networkNames());
     if (r.info.mode === 'container') {
       // it has the other container's network namespace, and so its addresses
@@ -177,7 +179,7 @@ export class DockerEngine implements Engine {
     if (spec.publishAll || spec.publish.some((p) => p.hostPort === undefined)) this.dirty = true;
     try {
       // testcontainers finds its client itself: hold it, pointed at this daemon
-      await withClient(this.d!.paths.socket, () => new ScenarioContainer(containerRequest(spec, this.sc!.id)).start());
+      await withClient(this.d!.api!, () => new ScenarioContainer(containerRequest(spec, this.sc!.id)).start());
     } catch (e) {
       // `docker run` leaves a refused container created but not running (nothing of it is in
       // the kernel); a name conflict (409) is another container's, which stays
@@ -275,13 +277,15 @@ export class DockerEngine implements Engine {
 /**
  * The environment of a container's main process. Right after the start its pid may still be
  * runc's init, whose environment is not the container's: wait for the exec (dockerd always
- * gives the process HOSTNAME). A second at most; an exited container has none.
+ * gives the process HOSTNAME). A second at most (scaled by the machine's speed: runc's exec
+ * takes longer in an emulated guest); an exited container has none.
  */
-async function mainProcessEnv(pid: number): Promise<string[]> {
+async function mainProcessEnv(m: Machine, pid: number): Promise<string[]> {
   let env: string[] = [];
-  for (let i = 0; i < 50; i++) {
+  const deadline = performance.now() + scaledLimit(1000, m).ms;
+  while (performance.now() < deadline) {
     try {
-      env = parseEnviron(readFileSync(`/proc/${pid}/environ`, 'utf8'));
+      env = parseEnviron(await m.readFile(`/proc/${pid}/environ`));
     } catch {
       return []; // not running
     }
@@ -291,25 +295,13 @@ async function mainProcessEnv(pid: number): Promise<string[]> {
   return env;
 }
 
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
+/** A daemon's log on its machine (a guest's logs are in the guest), as bytes; empty when it is not there. */
+async function readLog(m: Machine, path: string): Promise<Buffer> {
+  return Buffer.from(await m.readFile(path).catch(() => ''));
 }
 
 /** A log file from a byte offset on (at most its last 4 MB). */
-function readFrom(path: string, offset: number): string {
-  const size = fileSize(path);
-  const start = Math.max(offset, size - (4 << 20));
-  if (size <= start) return '';
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(size - start);
-    readSync(fd, buf, 0, buf.length, start);
-    return buf.toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
+async function readFrom(m: Machine, path: string, offset: number): Promise<string> {
+  const log = await readLog(m, path);
+  return log.subarray(Math.max(offset, log.length - (4 << 20))).toString('utf8');
 }

@@ -3,28 +3,28 @@
 // (every process under the daemon's cgroup parent), the cgroup folders and the state folder.
 // The daemon's mounts need nothing: they lived in its private mount namespace, which the
 // kernel drops with its last process. Its host namespace (and the shims in it) goes with the
-// lab `gc` that runs after this.
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+// lab `gc` that runs after this. On the machine the work is on (a guest checks its own).
 import { join } from 'node:path';
 import { alive } from '../../lab/lab.js';
+import { currentMachine, processGone, type Machine } from '../../machine/machine.js';
 import { removeCgroup } from './cgroups.js';
 import { STATE_NAME_RE, pathsFor, removeIfEmpty, stateBase } from './paths.js';
 
 /** The pid in a pidfile, if that process still runs with our state folder on its command line. */
-function ourPid(pidfile: string, stateDir: string): number | undefined {
+async function ourPid(m: Machine, pidfile: string, stateDir: string): Promise<number | undefined> {
   try {
-    const pid = Number(readFileSync(pidfile, 'utf8').trim());
+    const pid = Number((await m.readFile(pidfile)).trim());
     if (!pid) return undefined;
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const cmd = await m.readFile(`/proc/${pid}/cmdline`);
     return cmd.includes(stateDir) ? pid : undefined;
   } catch {
     return undefined;
   }
 }
 
-async function waitGone(pid: number, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+async function waitGone(m: Machine, pid: number, ms = 5000): Promise<void> {
+  const end = Date.now() + ms * m.speed.factor;
+  while (!(await processGone(m, pid)) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
 }
 
 export interface DockerGcReport {
@@ -33,28 +33,31 @@ export interface DockerGcReport {
 }
 
 export async function gcDockerDaemons(opts: { all?: boolean; base?: string } = {}): Promise<DockerGcReport> {
-  const base = opts.base ?? stateBase();
+  const m = currentMachine();
+  const base = opts.base ?? stateBase(m);
   const report: DockerGcReport = { removed: [], keptLive: [] };
-  if (!existsSync(base)) return report;
-  for (const name of readdirSync(base)) {
-    const m = STATE_NAME_RE.exec(name);
-    if (!m) continue;
-    const owner = Number(m[1]);
+  const entries = await m.readdir(base).catch(() => undefined);
+  if (!entries) return report;
+  for (const { name } of entries) {
+    const match = STATE_NAME_RE.exec(name);
+    if (!match) continue;
+    const owner = Number(match[1]);
+    // owners are processes of this host (a guest's daemons belong to the run driving it)
     if (!opts.all && owner !== process.pid && alive(owner)) {
       report.keptLive.push(name);
       continue;
     }
     const p = pathsFor(name, base);
     for (const pidfile of [p.dockerdPidfile, p.containerdPidfile]) {
-      const pid = ourPid(pidfile, p.stateDir);
+      const pid = await ourPid(m, pidfile, p.stateDir);
       if (pid === undefined) continue;
-      process.kill(pid, 'SIGKILL');
-      await waitGone(pid);
+      await m.kill(pid, 'SIGKILL');
+      await waitGone(m, pid);
     }
-    await removeCgroup(p.cgroupParent);
-    rmSync(join(base, name), { recursive: true, force: true });
+    await removeCgroup(p.cgroupParent, m);
+    await m.rm(join(base, name));
     report.removed.push(name);
   }
-  removeIfEmpty(base);
+  await removeIfEmpty(base, m);
   return report;
 }

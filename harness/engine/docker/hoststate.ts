@@ -35,6 +35,10 @@ export async function linkNames(lab: Lab, ns: string): Promise<string[]> {
 }
 
 async function readSysctls(lab: Lab, ns: string, keys: string[]): Promise<Record<string, string>> {
+  if (lab.machine.sysctls) {
+    const got = await lab.machine.sysctls(lab.nsPath(ns), {}, keys);
+    return Object.fromEntries(Object.entries(got).filter(([, v]) => v !== ''));
+  }
   const out: Record<string, string> = {};
   const script = keys.map((k) => `printf '%s=%s\\n' ${k} "$(cat /proc/sys/${k.replace(/\./g, '/')} 2>/dev/null)"`).join('; ');
   const r = await lab.exec(ns, 'sh', ['-c', script]);

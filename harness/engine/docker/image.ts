@@ -2,13 +2,12 @@
 // in bin/, a few applet links, imported with `docker import` (the API's fromSrc). Probes never
 // run inside it (the probe agent enters the container's namespaces from outside); the
 // container's main process is busybox `sleep`, the rest is for a person poking around.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import { run } from '../../lab/exec.js';
 
 export const IMAGE = 'netconform/busybox:probe';
 /** the container's main process: does nothing, forever (busybox has no `infinity`) */
@@ -24,11 +23,12 @@ export function imageTar(): Promise<Buffer> {
   return tarball;
 }
 
+/** Built on this host (a guest's daemon gets it through its API socket like any other). */
 async function buildTar(): Promise<Buffer> {
   const busybox = BUSYBOX_CANDIDATES.find((p) => existsSync(p));
   if (!busybox) throw new Error('busybox not found: install Debian\'s busybox-static (apt-get install -y busybox-static)');
-  const r = await run(busybox, ['--help'], { allowFail: true });
-  if (!/BusyBox/.test(r.stdout + r.stderr)) throw new Error(`${busybox} is not busybox`);
+  const r = spawnSync(busybox, ['--help'], { encoding: 'utf8' });
+  if (!/BusyBox/.test(`${r.stdout}${r.stderr}`)) throw new Error(`${busybox} is not busybox`);
   const dir = mkdtempSync(join(tmpdir(), 'netconform-image-'));
   try {
     mkdirSync(join(dir, 'bin'));

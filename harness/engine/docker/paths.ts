@@ -6,16 +6,16 @@
 //   which the kernel drops with the last process of that namespace: no mount of the daemon
 //   is ever visible in the starting mount namespace, and none can be left behind.
 import { randomBytes } from 'node:crypto';
-import { rmdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { currentMachine, type Machine } from '../../machine/machine.js';
 
 export const STATE_PREFIX = 'docker-';
 /** state folders: <base>/docker-<owner pid>-<hex> */
 export const STATE_NAME_RE = /^docker-(\d+)-([0-9a-f]+)$/;
 
-export function stateBase(env = process.env): string {
-  return env.NETCONFORM_STATE_DIR ?? join(tmpdir(), 'netconform');
+/** On this host NETCONFORM_STATE_DIR moves it; a guest's is its own (sockets cannot cross). */
+export function stateBase(m: Machine = currentMachine(), env = process.env): string {
+  return (m.local ? env.NETCONFORM_STATE_DIR : undefined) ?? join(m.runDir, 'netconform');
 }
 
 /** Inside the daemon's mount namespace only. */
@@ -68,10 +68,6 @@ export function newDaemonPaths(base = stateBase()): DaemonPaths {
 }
 
 /** The shared state base goes when the last daemon of any run is gone. */
-export function removeIfEmpty(dir: string): void {
-  try {
-    rmdirSync(dir);
-  } catch {
-    /* another run's daemons are in it, or it is gone */
-  }
+export async function removeIfEmpty(dir: string, m: Machine = currentMachine()): Promise<void> {
+  await m.rmdir(dir); // fails while another run's daemons are in it
 }

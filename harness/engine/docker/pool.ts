@@ -4,9 +4,10 @@
 // a scenario's lab adopts that namespace as its `host`. Between scenarios the daemon is
 // emptied (containers, networks) and its namespace reset; a daemon whose memory a scenario
 // changed in ways a reset cannot undo (its ephemeral port allocator) is not reused.
-import { rmSync } from 'node:fs';
+// Each machine (this host, a microVM guest) has a pool of its own.
 import Dockerode from 'dockerode';
 import { Lab } from '../../lab/lab.js';
+import { currentMachine, type Machine } from '../../machine/machine.js';
 import type { HostSpec } from '../../scenario/types.js';
 import { DockerDaemon } from './daemon.js';
 import { machineIptablesVariant } from '../../rules/iptables/tools.js';
@@ -34,6 +35,8 @@ export interface PooledDaemon {
   /** full name of the host namespace (what a scenario's lab adopts) */
   hostNs: string;
   paths: DaemonPaths;
+  /** the API socket as this process reaches it (a guest's is forwarded) */
+  api?: string;
   daemon?: DockerDaemon;
   docker?: Dockerode;
   snapshot?: HostSnapshot;
@@ -47,7 +50,7 @@ export interface PoolOptions {
   label?: string;
   /** dockerd binary to certify (default: NETCONFORM_DOCKERD, the engine cache for a named release, then PATH) */
   dockerd?: string;
-  /** the build, when the edge has located and checked it already */
+  /** the build, when the edge has located and checked it already (a guest's pool takes the host's: it sees the same files) */
   install?: DockerInstall;
   /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
   maxIdle?: number;
@@ -59,7 +62,10 @@ export class DaemonPool {
   private readonly all = new Set<PooledDaemon>();
   private readonly stopping = new Set<Promise<unknown>>();
 
-  constructor(private readonly opts: PoolOptions = {}) {}
+  constructor(
+    private readonly opts: PoolOptions = {},
+    readonly machine: Machine = currentMachine(),
+  ) {}
 
   /**
    * The dockerd build in use; rejects with DockerNotFoundError when there is none, or when its
@@ -84,12 +90,12 @@ export class DaemonPool {
     const i = this.idle.findIndex((d) => d.key === key);
     if (i >= 0) return this.idle.splice(i, 1)[0];
     const lab = Lab.create();
-    const d: PooledDaemon = { key, lab, hostNs: lab.ns(HOST), paths: newDaemonPaths(), served: 0 };
+    const d: PooledDaemon = { key, lab, hostNs: lab.ns(HOST), paths: newDaemonPaths(stateBase(this.machine)), served: 0 };
     this.all.add(d);
     lab.onDestroy(async () => {
       this.all.delete(d);
       await d.daemon?.stop();
-      rmSync(d.paths.stateDir, { recursive: true, force: true });
+      await this.machine.rm(d.paths.stateDir);
     });
     await lab.addNamespaces([HOST]);
     return d;
@@ -107,9 +113,10 @@ export class DaemonPool {
     const install = await this.install();
     const linksBefore = await linkNames(d.lab, HOST);
     await d.lab.ip(HOST, bridgeSetup(h.daemon));
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, h.iptables ?? (await machineIptablesVariant()));
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine, h.iptables ?? (await machineIptablesVariant()));
     const { startMs } = await d.daemon.start();
-    d.docker = new Dockerode({ socketPath: d.paths.socket });
+    d.api = await d.daemon.api();
+    d.docker = new Dockerode({ socketPath: d.api });
     const imageMs = await ensureImage(d.docker);
     d.times = { startMs, imageMs };
     // storage and cgroups depend on the kernel it runs on (a microVM guest's differs from the host's)
@@ -149,7 +156,7 @@ export class DaemonPool {
   async shutdown(): Promise<void> {
     this.idle.length = 0;
     await Promise.all([...[...this.all].map((d) => d.lab.destroy()), ...this.stopping]);
-    removeIfEmpty(stateBase());
+    if (this.machine.alive()) await removeIfEmpty(stateBase(this.machine), this.machine);
   }
 
   /** Daemons alive now (for reports and tests). */
@@ -166,29 +173,40 @@ async function emptyDaemon(docker: Dockerode): Promise<void> {
   await Promise.all(networks.filter((n) => !PREDEFINED_NETWORKS.has(n.Name)).map((n) => docker.getNetwork(n.Id).remove()));
 }
 
-/** The process-wide pools, one per docker target (a run's scenarios share each target's daemons). */
-const pools = new Map<string, DaemonPool>();
+/** The pools of this process: per machine (this host, a guest), one per docker target. */
+const pools = new Map<Machine, Map<string, DaemonPool>>();
 
-/** The pool of a docker target ("docker" is Debian's 20.10, or the --dockerd build). */
+function poolsHere(): Map<string, DaemonPool> {
+  const m = currentMachine();
+  let here = pools.get(m);
+  if (!here) pools.set(m, (here = new Map()));
+  return here;
+}
+
+/** The pool of a docker target on the current machine ("docker" is Debian's 20.10, or the --dockerd build). */
 export function dockerPool(label = 'docker'): DaemonPool {
-  let p = pools.get(label);
-  if (!p) pools.set(label, (p = new DaemonPool({ label })));
+  const here = poolsHere();
+  let p = here.get(label);
+  if (!p) here.set(label, (p = new DaemonPool({ label })));
   return p;
 }
 
-/** Choose the dockerd of a target (`run --dockerd PATH`, a cached release) before its first scenario. */
+/** Choose the dockerd of a target (`run --dockerd PATH`, a cached release) before its first scenario on this machine. */
 export function configureDockerPool(opts: PoolOptions): DaemonPool {
   const label = opts.label ?? 'docker';
-  if (pools.get(label)?.daemons().length) throw new Error(`the docker daemon pool of ${label} is in use; configure it before the first scenario`);
+  const here = poolsHere();
+  if (here.get(label)?.daemons().length) throw new Error(`the docker daemon pool of ${label} is in use; configure it before the first scenario`);
   const p = new DaemonPool({ ...opts, label });
-  pools.set(label, p);
+  here.set(label, p);
   return p;
 }
 
-/** Stop the daemons of one target (its last scenario is done), or of every target of this process. */
+/** Stop the daemons of one target (its last scenario is done), or of every target of this process, on the current machine. */
 export async function shutdownDockerPool(label?: string): Promise<void> {
-  const which = label === undefined ? [...pools.keys()] : [label];
-  const stopping = which.map((l) => pools.get(l)).filter((p): p is DaemonPool => p !== undefined);
-  for (const l of which) pools.delete(l);
+  const here = poolsHere();
+  const which = label === undefined ? [...here.keys()] : [label];
+  const stopping = which.map((l) => here.get(l)).filter((p): p is DaemonPool => p !== undefined);
+  for (const l of which) here.delete(l);
+  if (here.size === 0) pools.delete(currentMachine());
   await Promise.all(stopping.map((p) => p.shutdown()));
 }

@@ -1,0 +1,75 @@
+// Benchmark section `microvm`: what the microVM lane costs, beside the host figures. qemu start
+// → guest ready (restored from the saved guest, and a cold boot), each VLAN scenario in the
+// guest on each engine, dockerd's start in the guest, and `npm run suite` (the CLI's whole
+// default run, host and guest, as a user starts it). The host's load is printed with them:
+// under software emulation every figure moves with it. Printed, never asserted.
+import { spawnSync } from 'node:child_process';
+import { loadavg, cpus } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../paths.js';
+import { loadScenarios } from '../scenario/load.js';
+import { GUEST_MODULES } from '../lab/capabilities.js';
+import { engineFactory, loadDockerEngine } from '../run/suite.js';
+import { parseTarget } from '../targets.js';
+import { scenarioStatus } from '../report/results.js';
+import { chooseKernel } from '../vm/kernel.js';
+import { startGuest } from '../vm/guest.js';
+import { runInVm } from '../vm/run.js';
+
+/** The issue's targets on a 2-core machine (never asserted). */
+const TARGETS = { readyMs: 3_000, vlanReferenceMs: 3_000, dockerdMs: 5_000, suiteMs: 15_000 };
+
+const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+const vs = (ms: number | undefined, target: number) => (ms === undefined ? '' : ms <= target ? `   target ≤ ${s(target)}: within` : `   target ≤ ${s(target)}: OVER`);
+const load = () => `load ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`;
+
+export async function microvmFigures(): Promise<void> {
+  const choice = chooseKernel(undefined);
+  if (!choice.kernel) {
+    console.log(`microVM: skipped: no guest kernel (${choice.error ?? choice.source}); scripts/get-kernel.sh fetches one`);
+    return;
+  }
+  const kernel = choice.kernel;
+  console.log(`microVM figures (kernel ${kernel.release}, TCG, one emulated CPU; ${load()} at the start)\n`);
+
+  // 1. qemu start → ready: restored from the saved guest (what a run does), then a cold boot
+  for (const snapshot of [true, false]) {
+    const g = await startGuest({ kernel, modules: GUEST_MODULES, snapshot });
+    try {
+      if (!g.ready) throw new Error(`the guest did not start (${g.outcome}): ${g.detail}`);
+      const t = g.timing;
+      const how = t.restored ? 'restored from the saved guest' : `cold boot (kernel init ${s(t.bootMs)}, modules ${s(t.modulesMs)})`;
+      console.log(`qemu start → guest ready:  ${s(t.readyMs)} ${how}; a process there ${t.processMs?.toFixed(0)} ms, here ${t.hostProcessMs?.toFixed(1)} ms${t.restored ? vs(t.readyMs, TARGETS.readyMs) : ''}`);
+    } finally {
+      await g.stop();
+    }
+  }
+
+  // 2. the VLAN scenarios in one guest, on both engines, as a run places them
+  const { scenarios } = loadScenarios([join(packageRoot(), 'scenarios', 'vlan')]);
+  const engines = ['reference', 'docker'];
+  const docker = await loadDockerEngine();
+  const dockers = new Map([['docker', await docker.dockerPool().install()]]);
+  const factories = new Map(engines.map((e) => [parseTarget(e).label, engineFactory(e)]));
+  const lines: string[] = [];
+  const t0 = performance.now();
+  const { results, guest } = await runInVm(scenarios, { kernel, engines, factories, dockers, onProgress: (l) => lines.push(l) });
+  const wall = performance.now() - t0;
+  console.log(`VLAN scenarios in one guest: ${s(wall)} for ${scenarios.length} scenarios × ${engines.length} engines (guest ready in ${s(guest.timing.readyMs)}; ${load()})`);
+  for (const r of results) {
+    const first = r.cases.find((c) => c.status === 'failed' || c.status === 'error');
+    const bad = scenarioStatus(r) !== 'passed' ? `  (${scenarioStatus(r)}${first ? `: ${first.name}: ${(first.message ?? '').split('\n')[0]}` : ''})` : '';
+    const target = parseTarget(r.engine).engine === 'reference' ? vs(r.timeMs, TARGETS.vlanReferenceMs) : '';
+    console.log(`  ${r.scenarioId.padEnd(24)} ${r.engine.padEnd(24)} ${s(r.timeMs).padStart(8)}${bad}${target}`);
+  }
+  for (const l of lines.filter((x) => x.startsWith('dockerd started'))) {
+    const m = /in (\S+) in (\d+) ms, image imported in (\d+) ms/.exec(l);
+    if (m) console.log(`  dockerd ready in the guest: ${s(Number(m[2]))} (${m[1]}), image ${s(Number(m[3]))}${vs(Number(m[2]), TARGETS.dockerdMs)}`);
+  }
+
+  // 3. npm run suite: the CLI's default run as a user starts it (a new process, the guest included)
+  const t1 = performance.now();
+  const cli = spawnSync(process.execPath, [join(packageRoot(), 'dist', 'harness', 'cli.js'), 'run', join(packageRoot(), 'scenarios'), '--junit', '/dev/null'], { stdio: 'ignore' });
+  const suiteMs = performance.now() - t1;
+  console.log(`npm run suite (run scenarios, reference engine): ${s(suiteMs)}, exit ${cli.status}${vs(suiteMs, TARGETS.suiteMs)}   (${load()} at the end)`);
+}
