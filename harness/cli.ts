@@ -758,7 +758,8 @@ main(process.argv.slice(2)).then(
   // after a signal the run ends early; its teardown (labs, daemons) exits the process when done
   (code) => (teardown ? undefined : process.exit(code)),
   (e) => {
-    console.error(red(`netconform: ${(e as Error).message}`));
+    // the message is for the user; NETCONFORM_TRACE=1 adds where it came from, for a bug report
+    console.error(red(`netconform: ${process.env.NETCONFORM_TRACE ? ((e as Error).stack ?? e) : (e as Error).message}`));
     destroyAllLabs().finally(() => process.exit(2));
   },
 );

@@ -8,13 +8,9 @@ import { onKernel } from '../report/kernel-matrix.js';
 import { runSuite, type SuiteOptions } from '../run/suite.js';
 import type { NamedKernel } from './kernels.js';
 
-/** Marks a result as one column of the matrix (once: the same object is reported, then returned). */
+/** A result as one column of the matrix: a copy, for runSuite still finds its runs by their engine. */
 function labelled(r: ScenarioResult, k: NamedKernel): ScenarioResult {
-  if (r.kernel === undefined) {
-    r.kernel = k.label;
-    r.engine = onKernel(r.engine, k.label);
-  }
-  return r;
+  return { ...r, kernel: k.label, engine: onKernel(r.engine, k.label) };
 }
 
 export interface MatrixOptions extends SuiteOptions {
