@@ -19,13 +19,15 @@ import { parseShard, planShards, type ShardSpec } from './report/shard.js';
 import { readTimings, type TimingsTable } from './report/timings.js';
 import { mergeRecords } from './report/merge.js';
 import { formatMs } from './report/view.js';
-import { bold, dim, failureReport, findingsReport, flakyReport, green, progressLine, red, summaryLine, yellow } from './report/terminal.js';
+import { bold, dim, failureReport, findingsReport, flakyReport, green, kernelMatrixReport, progressLine, red, summaryLine, yellow } from './report/terminal.js';
 import { scenarioStatus, type ScenarioResult } from './report/results.js';
 import { mergeRounds } from './report/flaky.js';
 import type { Scenario } from './scenario/types.js';
 import { ALL_BUILDS, DEFAULT_PROFILE, PROFILES, expandTargets, releaseOf, type Target } from './targets.js';
 import { buildUpgradeDiff, renderUpgradeDiff, upgradeReportName } from './report/upgrade.js';
 import { chooseKernel, type KernelChoice } from './vm/kernel.js';
+import { kernelTarget, resolveKernelList, type NamedKernel } from './vm/kernels.js';
+import { runOnKernels } from './vm/matrix.js';
 import { gcGuests } from './vm/guest.js';
 import { featureTable, placementLines, probeGuest, type KernelColumn } from './vm/doctor.js';
 import { DockerNotFoundError, findCompanions, locateDocker, type Companion } from './engine/docker/locate.js';
@@ -74,10 +76,12 @@ commands:
                       rounds as flaky (a case failed in any round fails the run, as without --repeat)
       --fail-on-flaky exit 1 when a case is flaky, also when no round failed it
       --no-rule-paths don't trace the rule path of each reach probe (decided-by: cases are then skipped)
-      --kernel PATH   run the scenarios in a microVM on this kernel (a folder from
-                      scripts/get-kernel.sh, or a vmlinuz file); without it, scenarios the
-                      host kernel cannot run go to the microVM when NETCONFORM_KERNEL or the
-                      get-kernel.sh cache names a kernel, and are skipped otherwise
+      --kernel LIST   run every scenario in a microVM of each kernel named: versions from
+                      scripts/get-kernel.sh's cache (6.1,6.12,7.2), all of them (all), Debian
+                      suites (bookworm, trixie, sid) or paths (a kernel folder, a vmlinuz file);
+                      reports show scenario × kernel. Without it, scenarios the host kernel
+                      cannot run go to the microVM when NETCONFORM_KERNEL or the cache names a
+                      kernel, and are skipped otherwise
       --kernel-modules DIR  modules folder (lib/modules/<release>) of a --kernel vmlinuz file
       --vm-timeout S  seconds the whole guest run may take (default: no limit; a guest that stops
                       answering is stopped by its heartbeat, see README)
@@ -92,7 +96,9 @@ commands:
       --timings PATH  the timings table to update with the shards' durations (default: timings.json in --out)
   diff --from T --to T [paths…]
                       run the scenarios under two targets (profiles or engines) and report what
-                      changes: chains, rules per chain, packet verdicts (also to reports/*.md)
+                      changes: chains, rules per chain, packet verdicts (also to reports/*.md);
+                      --from kernel:6.1 --to kernel:7.2 runs them in a microVM of each kernel
+      --engine T      the one target a kernel diff runs (default: reference)
       --out PATH      markdown report (default: reports/upgrade-FROM-to-TO.md)
       --host-iptables nft|legacy  as for run
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
@@ -133,6 +139,16 @@ function guestKernel(choice: KernelChoice) {
     noKernelReason: choice.error ? `guest kernel from ${choice.source} is unusable: ${choice.error}` : undefined,
     onVmLine: (l: string) => console.log(dim('  vm│ ') + l),
   };
+}
+
+/** The kernels `--kernel` names (6.1,6.12,7.2, all, suites, paths), or exit 2 saying what is missing. */
+function kernelsOrExit(spec: string, modulesDir?: string): NamedKernel[] {
+  try {
+    return resolveKernelList(spec, process.env, modulesDir);
+  } catch (e) {
+    console.error(red(`netconform: ${(e as Error).message}`));
+    process.exit(2);
+  }
 }
 
 function requireRoot(): void {
@@ -186,11 +202,9 @@ async function cmdRun(args: string[]): Promise<number> {
   const shardSpec = values.shard !== undefined ? shardOrExit(values.shard) : undefined;
   const table = shardSpec || values['save-timings'] ? timingsOrExit(values.timings!) : undefined;
   const selected = load(positionals, values.only, { tags: values.tags, skip: values['skip-tags'] });
-  const choice = chooseKernel(values.kernel, process.env, values['kernel-modules']);
-  if (choice.error && values.kernel) {
-    console.error(red(`netconform: ${choice.error}`));
-    return 2;
-  }
+  // --kernel: the whole set in a guest of each kernel named; without it, only what the host cannot run
+  const kernels = values.kernel ? kernelsOrExit(values.kernel, values['kernel-modules']) : undefined;
+  const choice = kernels ? { source: '--kernel' } : chooseKernel(undefined, process.env);
   if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
   requireRoot();
   const engines = await enginesOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean), values.dockerd);
@@ -199,31 +213,33 @@ async function cmdRun(args: string[]): Promise<number> {
   installSignalHandlers(abort);
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
-  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}${shard ? ` (shard ${shard.index}/${shard.count})` : ''}${repeat > 1 ? `, ${repeat} rounds` : ''}`));
+  const on = kernels ? ` in microVMs of kernel ${kernels.map((k) => k.label).join(', ')}` : '';
+  console.log(bold(`netconform: ${scenarios.length} scenarios on ${engines.join(', ')}${on}${shard ? ` (shard ${shard.index}/${shard.count})` : ''}${repeat > 1 ? `, ${repeat} rounds` : ''}`));
   const rounds: ScenarioResult[][] = [];
   for (let round = 1; round <= repeat && !abort.signal.aborted; round++) {
-    if (repeat > 1) console.log(bold(`\nround ${round} of ${repeat}`));
-    rounds.push(
-      await runSuite(scenarios, {
-        engines,
-        updateGolden: values['update-golden'] && round === 1,
-        signal: abort.signal,
-        jobs,
-        onProgress: (l) => console.log(dim(`  ${l}`)),
-        onResult: (r, i, n) => console.log(progressLine(r, i, n)),
-        ...guestKernel(choice),
-        hostIptables,
-        rulePaths: !values['no-rule-paths'],
-        allInVm: Boolean(values.kernel),
-        vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
-        // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…); a JUnit sent to
-        // a device (--junit /dev/null) asks for no files
-        evidenceDir: isDevice(values.junit!) ? undefined : join(dirname(values.junit!), 'logs'),
-      }),
-    );
+    if (repeat > 1) console.log(bold(`
+round ${round} of ${repeat}`));
+    const suite = {
+      engines,
+      updateGolden: values['update-golden'] && round === 1,
+      signal: abort.signal,
+      jobs,
+      onProgress: (l: string) => console.log(dim(`  ${l}`)),
+      onResult: (r: ScenarioResult, i: number, n: number) => console.log(progressLine(r, i, n)),
+      ...guestKernel(choice),
+      hostIptables,
+      rulePaths: !values['no-rule-paths'],
+      vm: values['vm-timeout'] ? { timeoutMs: Number(values['vm-timeout']) * 1000 } : {},
+      // a failed scenario's daemon logs go beside the JUnit file (reports/logs/…); a JUnit sent to
+      // a device (--junit /dev/null) asks for no files
+      evidenceDir: isDevice(values.junit!) ? undefined : join(dirname(values.junit!), 'logs'),
+    };
+    rounds.push(kernels ? await runOnKernels(scenarios, kernels, { ...suite, onKernel: (l) => console.log(bold(l)) }) : await runSuite(scenarios, suite));
   }
   const { results, flaky } = rounds.length > 1 ? mergeRounds(rounds) : { results: rounds[0] ?? [], flaky: [] };
   const wall = performance.now() - t0;
+  const matrix = kernelMatrixReport(results);
+  if (matrix) console.log(matrix);
   const failures = failureReport(results);
   if (failures) console.log(failures);
   const findings = findingsReport(results);
@@ -396,11 +412,25 @@ async function cmdDiff(args: string[]): Promise<number> {
       only: { type: 'string' },
       'no-rule-paths': { type: 'boolean', default: false },
       'host-iptables': { type: 'string' },
+      engine: { type: 'string' },
     },
   });
   const hostIptables = hostIptablesOrExit(values['host-iptables']);
   if (!values.from || !values.to) {
-    console.error(red('netconform diff needs --from and --to, e.g. --from reference:docker-20.10 --to reference:docker-29'));
+    console.error(red('netconform diff needs --from and --to, e.g. --from reference:docker-20.10 --to reference:docker-29, or --from kernel:6.1 --to kernel:7.2'));
+    return 2;
+  }
+  const kernelFrom = kernelTarget(values.from);
+  const kernelTo = kernelTarget(values.to);
+  if (kernelFrom !== undefined || kernelTo !== undefined) {
+    if (kernelFrom === undefined || kernelTo === undefined) {
+      console.error(red(`netconform diff compares two kernels or two targets, not one of each: --from ${values.from} --to ${values.to}`));
+      return 2;
+    }
+    return diffKernels(kernelFrom, kernelTo, { ...values, hostIptables }, positionals);
+  }
+  if (values.engine) {
+    console.error(red('netconform diff: --engine goes with kernel targets (--from kernel:6.1 --to kernel:7.2 --engine docker); between two targets, name them in --from and --to'));
     return 2;
   }
   requireRoot();
@@ -432,6 +462,46 @@ async function cmdDiff(args: string[]): Promise<number> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, text);
   console.log(`\n${text}`);
+  console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
+  return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
+}
+
+/** diff --from kernel:A --to kernel:B: the scenarios in a guest of each kernel, on one engine, then what changes. */
+async function diffKernels(from: string, to: string, values: { engine?: string; out?: string; only?: string; hostIptables?: IptablesVariant; 'no-rule-paths'?: boolean }, positionals: string[]): Promise<number> {
+  const kernels = kernelsOrExit(`${from},${to}`);
+  if (kernels.length < 2) {
+    console.error(red(`netconform diff: kernel:${from} and kernel:${to} are the same kernel (${kernels[0].kernel.release})`));
+    return 2;
+  }
+  const engines = await enginesOrExit([values.engine ?? 'reference'], undefined, undefined, { pair: false });
+  if (engines.length !== 1) {
+    console.error(red(`netconform diff between kernels runs one engine, not ${engines.join(', ')}`));
+    return 2;
+  }
+  const scenarios = load(positionals, values.only);
+  requireRoot();
+  const abort = new AbortController();
+  installSignalHandlers(abort);
+  const t0 = performance.now();
+  const [a, b] = kernels.map((k) => `kernel:${k.label}`);
+  console.log(bold(`netconform diff: ${scenarios.length} scenarios on ${engines[0]}, ${a} (${kernels[0].kernel.release}) → ${b} (${kernels[1].kernel.release})`));
+  const results = await runOnKernels(scenarios, kernels, {
+    engines,
+    hostIptables: values.hostIptables,
+    rulePaths: !values['no-rule-paths'],
+    signal: abort.signal,
+    onProgress: (l) => console.log(dim(`  ${l}`)),
+    onResult: (r, i, n) => console.log(progressLine(r, i, n)),
+    onKernel: (l) => console.log(bold(l)),
+  });
+  const side = (k: NamedKernel) => results.filter((r) => r.kernel === k.label);
+  const diff = buildUpgradeDiff(a, b, side(kernels[0]), side(kernels[1]));
+  const text = renderUpgradeDiff(diff);
+  const out = values.out ?? join('reports', upgradeReportName(a, b));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, text);
+  // why a case failed on one kernel matters as much as that it did
+  console.log(`${kernelMatrixReport(results)}${failureReport(results)}\n\n${text}`);
   console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
   return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
 }
@@ -697,7 +767,8 @@ main(process.argv.slice(2)).then(
   // after a signal the run ends early; its teardown (labs, daemons) exits the process when done
   (code) => (teardown ? undefined : process.exit(code)),
   (e) => {
-    console.error(red(`netconform: ${(e as Error).message}`));
+    // the message is for the user; NETCONFORM_TRACE=1 adds where it came from, for a bug report
+    console.error(red(`netconform: ${process.env.NETCONFORM_TRACE ? ((e as Error).stack ?? e) : (e as Error).message}`));
     destroyAllLabs().finally(() => process.exit(2));
   },
 );

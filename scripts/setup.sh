@@ -91,13 +91,20 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# A stock Debian kernel for the microVM runner, unpacked into a cache (never installed).
-# NETCONFORM_KERNEL=none skips it; scripts/get-kernel.sh fetches a newer one when asked.
+# Stock Debian kernels for the microVM runner, unpacked into a cache (never installed): Debian
+# 12's (the default guest), 13's and unstable's, for the kernel matrix. NETCONFORM_KERNEL=none
+# skips them; NETCONFORM_KERNEL_SUITES="bookworm" (say) fetches fewer.
 cache=${NETCONFORM_KERNEL_CACHE:-/var/cache/netconform/kernels}
-if [ "${NETCONFORM_KERNEL:-}" != none ] && [ ! -e "$cache/current/boot" ]; then
-  echo "setup: fetching a guest kernel for the microVM runner"
-  # Not fatal: without it (no Debian mirror, e.g. on Ubuntu) such scenarios are skipped, saying why.
-  ./scripts/get-kernel.sh >/dev/null || echo "setup: no guest kernel; scenarios needing features the host kernel lacks will be skipped" >&2
+if [ "${NETCONFORM_KERNEL:-}" != none ]; then
+  missing=()
+  for suite in ${NETCONFORM_KERNEL_SUITES:-bookworm trixie sid}; do
+    [ -e "$cache/$suite/boot" ] || missing+=(--suite "$suite")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: fetching guest kernels for the microVM runner (${missing[*]//--suite /})"
+    # Not fatal: without them (no Debian mirror, e.g. on Ubuntu) such scenarios are skipped, saying why.
+    ./scripts/get-kernel.sh "${missing[@]}" >/dev/null || echo "setup: a guest kernel could not be fetched; scenarios needing it will be skipped, saying why" >&2
+  fi
 fi
 
 # The real Docker releases the suite certifies besides Debian 12's 20.10 (docker:26, docker:28),

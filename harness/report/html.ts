@@ -5,6 +5,7 @@
 // colour-coded), and the timings. Failing scenarios come first; filters and anchors to jump.
 import type { CaseResult } from './results.js';
 import { formatMs, rulePathOf, shownOf, type CaseItem, type Probe, type ReportView, type RunGroup, type RunView, type ScenarioView, type Shown, type TruthTable } from './view.js';
+import { matrixCells } from './kernel-matrix.js';
 
 const MARK: Record<Shown, string> = { passed: '✓', failed: '✗', error: '!', skipped: '–', finding: '⚑' };
 const WORD: Record<Shown, string> = { passed: 'passed', failed: 'failed', error: 'error', skipped: 'skipped', finding: 'finding' };
@@ -272,6 +273,7 @@ table.env{border-collapse:collapse;margin:6px 0 4px}table.env th{text-align:left
 .toolbar label{margin-right:6px;white-space:nowrap}.toolbar input[type=search]{flex:1;min-width:220px;max-width:420px;padding:5px 8px;border:1px solid var(--line);border-radius:6px;background:var(--bg);color:var(--fg)}
 .badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap;vertical-align:1px}
 .badge.passed,.chip.passed{background:var(--pass-bg);color:var(--pass)}.badge.failed,.chip.failed{background:var(--fail-bg);color:var(--fail)}
+.matrix td.passed{background:var(--pass-bg);color:var(--pass)}.matrix td.failed{background:var(--fail-bg);color:var(--fail)}.matrix td.error{background:var(--err-bg);color:var(--err)}.matrix td.finding{background:var(--find-bg);color:var(--find)}.matrix td.skipped{background:var(--skip-bg);color:var(--skip)}
 .badge.error,.chip.error{background:var(--err-bg);color:var(--err)}.badge.finding,.chip.finding{background:var(--find-bg);color:var(--find)}
 .badge.skipped,.chip.skipped{background:var(--skip-bg);color:var(--skip)}
 .chip{display:inline-block;padding:0 6px;border-radius:4px;font-size:12px;margin:1px 0}
@@ -330,6 +332,22 @@ const SCRIPT = `
 })();
 `;
 
+/** Scenario × kernel, when the run went over several guest kernels. */
+function kernelMatrix(v: ReportView): string {
+  if (!v.kernelMatrix) return '';
+  const [head, ...rows] = matrixCells(v.kernelMatrix, MARK);
+  const shown = v.kernelMatrix.rows.map((r) => v.kernelMatrix!.kernels.map((k) => r.cells.get(k)?.shown ?? 'skipped'));
+  return `<section id="kernel-matrix"><h2>Kernel matrix <small>${v.kernelMatrix.kernels.length} kernels</small></h2>
+<table class="matrix"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>
+${rows
+  .map((r, i) => {
+    const lead = r.length - v.kernelMatrix!.kernels.length;
+    return `<tr>${r.map((c, j) => (j < lead ? `<td>${esc(c)}</td>` : `<td class="${shown[i][j - lead]}">${esc(c)}</td>`)).join('')}</tr>`;
+  })
+  .join('\n')}
+</tbody></table></section>`;
+}
+
 export function renderHtml(v: ReportView): string {
   const c = v.counts;
   const title = `${v.title}: ${c.failed + c.error ? `${c.failed + c.error} not passing` : 'all passed'}`;
@@ -345,6 +363,7 @@ export function renderHtml(v: ReportView): string {
 ${summary(v)}
 ${toolbar(v)}
 <main>
+${kernelMatrix(v)}
 ${failures(v)}
 ${findings(v)}
 ${flaky(v)}

@@ -6,6 +6,7 @@
 import { appendFileSync, existsSync, statSync } from 'node:fs';
 import type { CaseResult } from './results.js';
 import { formatMs, rulePathOf, shownOf, type CaseItem, type ReportView, type Shown, type TruthTable } from './view.js';
+import { matrixCells } from './kernel-matrix.js';
 
 /** GitHub's limit for one step's summary. */
 export const STEP_SUMMARY_LIMIT = 1024 * 1024;
@@ -99,6 +100,12 @@ export function renderMarkdown(v: ReportView, limit = STEP_SUMMARY_LIMIT): strin
     `| passed | failed | errors | findings | skipped | scenario runs | probes | duration |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| ${c.passed} | ${c.failed} | ${c.error} | ${c.findings} | ${c.skipped} | ${v.scenarioRuns} | ${v.probes} | ${formatMs(v.wallMs)} |\n\n`,
   );
   b.add(`targets ${v.targets.map((t) => `\`${t}\``).join(', ')} · kernel ${v.kernels.join(', ') || '–'} · ${v.iptables.join(', ') || 'iptables –'}${v.shards ? ` · ${v.shards}` : ''}\n\n`);
+  if (v.kernelMatrix) {
+    const [head, ...rows] = matrixCells(v.kernelMatrix, MARK);
+    b.add(`### Kernel matrix\n\n| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|\n`);
+    b.addAll(rows.map((r) => `| ${r.map(cell).join(' | ')} |\n`), 'matrix rows');
+    b.add('\n');
+  }
   if (v.failures.length) {
     b.add(`### Failures (${v.failures.length})\n\n`);
     b.addAll(v.failures.map(caseDetails), 'failures');

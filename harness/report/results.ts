@@ -71,6 +71,8 @@ export interface ScenarioResult {
   properties: Record<string, string>;
   /** per phase and Docker host: its rules and the engine's names (upgrade diff, engine comparison) */
   snapshots?: Snapshot[];
+  /** the guest kernel's label ("6.12") when the run is one column of a kernel matrix (--kernel A,B) */
+  kernel?: string;
   /** properties repeated on every test case (a microVM run names its guest kernel there) */
   caseProperties?: Record<string, string>;
   /**

@@ -2,6 +2,7 @@
 // with their messages, diffs and a reachability truth table (expected vs actual).
 import type { CaseResult, ScenarioResult } from './results.js';
 import { scenarioStatus } from './results.js';
+import { buildKernelMatrix, differingRows, matrixCells } from './kernel-matrix.js';
 
 const color = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code: number) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -63,6 +64,18 @@ export function truthTable(cases: CaseResult[]): string {
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => visible(r[i]).length)));
   return rows.map((r, i) => (i === 0 ? bold : (s: string) => s)(r.map((cell, j) => cell + ' '.repeat(widths[j] - visible(cell).length)).join('  '))).join('\n');
+}
+
+/** Scenario × kernel after a run over several guest kernels, with the rows where kernels differ counted. */
+export function kernelMatrixReport(results: ScenarioResult[]): string {
+  const m = buildKernelMatrix(results);
+  if (!m) return '';
+  const rows = matrixCells(m, { ...MARK, finding: yellow('⚑') });
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => visible(r[i]).length)));
+  const lines = rows.map((r, i) => (i === 0 ? bold : (s: string) => s)(r.map((cell, j) => cell + ' '.repeat(widths[j] - visible(cell).length)).join('  ')));
+  const differ = differingRows(m).length;
+  const tail = differ ? yellow(`${differ} scenario${differ === 1 ? '' : 's'} differ between kernels`) : green('every scenario came out the same on every kernel');
+  return `\n${bold(`kernel matrix (${m.kernels.join(', ')})`)}\n${lines.join('\n')}\n${tail}`;
 }
 
 /** Passed cases that confirm an exposure: what a compliance review reads first. */

@@ -5,6 +5,7 @@ import type { CaseResult, ReachDetail, ScenarioResult, Status } from './results.
 import { scenarioStatus } from './results.js';
 import type { RunRecord } from './record.js';
 import { isComparison } from './timings.js';
+import { buildKernelMatrix, type KernelMatrix } from './kernel-matrix.js';
 
 /** A reach case's rule path (the path its packet took, multi-line), where it was traced. */
 export function rulePathOf(c: CaseResult): string | undefined {
@@ -109,6 +110,8 @@ export interface ReportView {
   disagreements: CaseItem[];
   scenarios: ScenarioView[];
   timings: { scenarioId: string; target: string; anchor: string; r: ScenarioResult }[];
+  /** scenario × kernel, when the run went over several guest kernels */
+  kernelMatrix?: KernelMatrix;
 }
 
 export function countCases(cases: CaseResult[]): Counts {
@@ -236,6 +239,7 @@ export function buildView(record: RunRecord): ReportView {
     rounds: record.rounds,
     disagreements: items((c, r) => isComparison(r) && (c.status === 'failed' || c.status === 'error')),
     scenarios,
+    kernelMatrix: buildKernelMatrix(results),
     timings: results
       .filter((r) => !isComparison(r))
       .map((r) => ({ scenarioId: r.scenarioId, target: r.engine, anchor: anchorOf(r.scenarioId, r.engine), r }))
