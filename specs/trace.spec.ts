@@ -10,7 +10,7 @@ import { buildRulePath, splitTraversals, type ProbeFacts, type RulePath, type Tr
 import { renderRulePath, sideBySide } from '../harness/trace/render.js';
 import { checkDecidedBy } from '../harness/assert/decided-by.js';
 import { identityOf } from '../harness/probe/agent.js';
-import { parseIptablesSave } from '../harness/rules/ruleset.js';
+import { parseIptablesSave } from '../harness/rules/iptables/save.js';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', 'trace', name), 'utf8');
 const events = fixture('monitor.txt')

@@ -4,7 +4,7 @@
 // iptables-save prints it (as nft prints it for native nftables tables such as Docker's
 // nftables backend's), with ${…} placeholders; or `none`: no rule decided (nothing filtered
 // the packet, or only a chain's ACCEPT policy let it through).
-import { normalizeRule } from '../rules/editor.js';
+import { normalizeRule } from '../rules/iptables/editor.js';
 import { normalizeNft } from '../rules/nft/model.js';
 import type { Decision, RulePath } from '../trace/path.js';
 import { where } from '../trace/path.js';

@@ -4,7 +4,7 @@
 // security), the same chain in `iptables-save` lists the same rules in the same order, so the
 // n-th rule of both is one rule and the path can show it as iptables-save prints it. A chain
 // whose rule counts differ (someone added native rules to an iptables table) keeps nft's text.
-import type { Ruleset } from '../rules/ruleset.js';
+import type { Ruleset } from '../rules/iptables/save.js';
 
 export interface DumpedChain {
   family: string;

@@ -8,7 +8,7 @@
 // or iptables-legacy tables in a host (x_tables rules are invisible to nftables tracing).
 import { spawnSync } from 'node:child_process';
 import type { Lab } from '../lab/lab.js';
-import type { Ruleset } from '../rules/ruleset.js';
+import type { Ruleset } from '../rules/iptables/save.js';
 import { tracemonPath } from '../native.js';
 import { scaledLimit } from '../machine/machine.js';
 import { TraceMonitor } from './monitor.js';
