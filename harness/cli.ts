@@ -456,12 +456,25 @@ async function cmdDiff(args: string[]): Promise<number> {
     onProgress: (l) => console.log(dim(`  ${l}`)),
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
   });
-  const diff = buildUpgradeDiff(from, to, results.filter((r) => r.engine === from), results.filter((r) => r.engine === to));
-  const text = renderUpgradeDiff(diff);
-  const out = values.out ?? join('reports', upgradeReportName(from, to));
+  return reportDiff(from, to, results, (r) => r.engine === from, (r) => r.engine === to, values.out, t0);
+}
+
+/** The upgrade diff of a run's two sides: written to --out (or reports/upgrade-A-to-B.md) and printed. */
+function reportDiff(
+  from: string,
+  to: string,
+  results: ScenarioResult[],
+  isFrom: (r: ScenarioResult) => boolean,
+  isTo: (r: ScenarioResult) => boolean,
+  outPath: string | undefined,
+  t0: number,
+  preface = '',
+): number {
+  const text = renderUpgradeDiff(buildUpgradeDiff(from, to, results.filter(isFrom), results.filter(isTo)));
+  const out = outPath ?? join('reports', upgradeReportName(from, to));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, text);
-  console.log(`\n${text}`);
+  console.log(`${preface}\n\n${text}`);
   console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
   return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
 }
@@ -494,16 +507,9 @@ async function diffKernels(from: string, to: string, values: { engine?: string; 
     onResult: (r, i, n) => console.log(progressLine(r, i, n)),
     onKernel: (l) => console.log(bold(l)),
   });
-  const side = (k: NamedKernel) => results.filter((r) => r.kernel === k.label);
-  const diff = buildUpgradeDiff(a, b, side(kernels[0]), side(kernels[1]));
-  const text = renderUpgradeDiff(diff);
-  const out = values.out ?? join('reports', upgradeReportName(a, b));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, text);
+  const on = (k: NamedKernel) => (r: ScenarioResult) => r.kernel === k.label;
   // why a case failed on one kernel matters as much as that it did
-  console.log(`${kernelMatrixReport(results)}${failureReport(results)}\n\n${text}`);
-  console.log(dim(`${((performance.now() - t0) / 1000).toFixed(2)} s; report: ${out}`));
-  return results.some((r) => scenarioStatus(r) === 'error') ? 1 : 0;
+  return reportDiff(a, b, results, on(kernels[0]), on(kernels[1]), values.out, t0, `${kernelMatrixReport(results)}${failureReport(results)}`);
 }
 
 async function cmdExplain(args: string[]): Promise<number> {
