@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { bigToIp6, ip6ToBig, network6Of } from '../harness/util/ipv6.js';
 import { AddressPool6 } from '../harness/engine/reference/ipam6.js';
 import { parsePublish } from '../harness/scenario/publish.js';
-import { ScenarioError, formatDiagnostic, loadScenarioText, loadScenarios } from '../harness/scenario/load.js';
+import { loadScenarioText, loadScenarios } from '../harness/scenario/load.js';
+import { errorsOf } from './support/scenario-errors.js';
 import { runScenario } from '../harness/run/runner.js';
 import { engineFactory } from '../harness/run/suite.js';
 import { resolveForTarget } from '../harness/scenario/per-target.js';
@@ -21,15 +22,6 @@ const isRoot = process.getuid?.() === 0;
 const { scenarios } = loadScenarios([join(import.meta.dirname, '..', 'scenarios')]);
 const byId = (id: string) => scenarios.find((s) => s.id === id)!;
 
-function errorsOf(text: string): string[] {
-  try {
-    loadScenarioText(text, 'x.yaml');
-  } catch (e) {
-    if (e instanceof ScenarioError) return e.errors.map(formatDiagnostic);
-    throw e;
-  }
-  throw new Error('expected the scenario to be rejected');
-}
 
 async function runOn(sc: Scenario, target: string): Promise<ScenarioResult> {
   return runScenario(resolveForTarget(sc, parseTarget(target)), { engineName: target, makeEngine: engineFactory(target), environment: { kernel: 'test' } });

@@ -1,16 +1,8 @@
 // The scenario loader: defaults, and every kind of error located at file:line:col, all at once.
 import { describe, expect, it } from 'vitest';
-import { ScenarioError, formatDiagnostic, loadScenarioText } from '../harness/scenario/load.js';
+import { loadScenarioText } from '../harness/scenario/load.js';
+import { errorsOf } from './support/scenario-errors.js';
 
-function errorsOf(text: string): string[] {
-  try {
-    loadScenarioText(text, 'x.yaml');
-  } catch (e) {
-    if (e instanceof ScenarioError) return e.errors.map(formatDiagnostic);
-    throw e;
-  }
-  throw new Error('expected the scenario to be rejected');
-}
 
 const minimal = `id: ok
 title: a valid scenario
