@@ -103,7 +103,8 @@ commands:
       --host-iptables nft|legacy  as for run
   validate [paths…]   check scenarios against the schema and the catalogue (no root needed)
   list [paths…]       list scenarios and the catalogue IDs they cover
-  gc [--all]          remove labs left by killed runs (--all: also those of live runs)
+  gc [--all] [--run PID]
+                      remove labs left by killed runs (--all: also those of live runs; --run: only that run's)
   doctor [paths…] [--no-boot] [--dockerd PATH]  check root, tools, iptables backend, the real
                       engines and kernel features (boots the configured guest kernel once to probe
                       it, unless --no-boot); --dockerd: that build's release, profile and companions
@@ -609,14 +610,20 @@ function cmdList(args: string[]): number {
 }
 
 async function cmdGc(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { all: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args, options: { all: { type: 'boolean', default: false }, run: { type: 'string', multiple: true } } });
+  const runs = values.run?.map((v) => {
+    if (/^\d+$/.test(v)) return Number(v);
+    console.error(red(`netconform: gc --run takes the pid of a run (the number in ncf-PID-… names), not "${v}"`));
+    process.exit(2);
+  });
   requireRoot();
+  const scope = { all: values.all, runs };
   // daemons first (their containers live outside the lab namespaces), then the namespaces
-  const d = await gcDockerDaemons({ all: values.all });
+  const d = await gcDockerDaemons(scope);
   if (d.removed.length) console.log(`stopped and removed ${d.removed.length} docker daemons: ${d.removed.join(' ')}`);
   if (d.keptLive.length) console.log(dim(`kept ${d.keptLive.length} docker daemons of runs still alive`));
-  const r = await gc({ all: values.all });
-  const vms = gcGuests({ all: values.all });
+  const r = await gc(scope);
+  const vms = gcGuests(scope);
   console.log(r.removed.length ? `removed ${r.removed.length} namespaces: ${r.removed.join(' ')}` : 'no namespaces to clean up');
   if (vms.killed.length) console.log(`killed ${vms.killed.length} microVM guests (qemu pids ${vms.killed.join(' ')})`);
   if (vms.removed.length) console.log(`removed ${vms.removed.length} microVM job folders: ${vms.removed.join(' ')}`);

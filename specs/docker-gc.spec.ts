@@ -42,10 +42,10 @@ describe.skipIf(!isRoot)('gc after a SIGKILLed docker run', () => {
     expect(await labNamespaces(pid)).toContain(made.hostNs);
     expect((await cgroupDirs(made.cgroupParent)).length).toBeGreaterThan(0);
 
-    // gc of live runs' daemons is refused without --all: ours is alive, the killed one is not
-    const d = await gcDockerDaemons();
+    // scoped to the killed run: other spec files' killed runs are theirs to collect
+    const d = await gcDockerDaemons({ runs: [pid] });
     expect(d.removed).toContain(made.stateDir.split('/').at(-1));
-    const l = await gc();
+    const l = await gc({ runs: [pid] });
     expect(l.removed).toContain(made.hostNs);
 
     expect(daemonProcesses(pid)).toEqual([]);

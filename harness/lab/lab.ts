@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runOn, type RunOptions } from './exec.js';
+import { collectable, keptLive as isKeptLive, type GcScope } from './owners.js';
 import { pidsInNetnsHere } from '../machine/local.js';
 import { currentMachine, type Machine } from '../machine/machine.js';
 import { shellLine, type Command, type Write } from '../rules/backend.js';
@@ -258,23 +259,13 @@ export async function destroyAllLabs(): Promise<void> {
   await Promise.all([...liveLabs].map((l) => l.destroy()));
 }
 
-/** Whether a process (a run's owner) still exists. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export interface GcReport {
   removed: string[];
   keptLive: string[];
 }
 
 /** Remove namespaces left by runs whose process is gone (a SIGKILLed run). */
-export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
+export async function gc(opts: GcScope = {}): Promise<GcReport> {
   const r = await run('ip', ['netns', 'list'], { allowFail: true });
   const names = r.stdout
     .split('\n')
@@ -284,8 +275,8 @@ export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
   const keptLive: string[] = [];
   for (const n of names) {
     const pid = Number(NAME_RE.exec(n)![1]);
-    if (!opts.all && pid !== process.pid && alive(pid)) {
-      keptLive.push(n);
+    if (!collectable(pid, opts)) {
+      if (isKeptLive(pid, opts)) keptLive.push(n);
       continue;
     }
     removed.push(n);
@@ -299,7 +290,7 @@ export async function gc(opts: { all?: boolean } = {}): Promise<GcReport> {
     const m = NAME_RE.exec(`${d}-`);
     if (!m) continue;
     const pid = Number(m[1]);
-    if (!opts.all && pid !== process.pid && alive(pid)) continue;
+    if (!collectable(pid, opts)) continue;
     rmSync(join(tmpdir(), d), { recursive: true, force: true });
   }
   return { removed, keptLive };

@@ -21,6 +21,7 @@ import { encodeFields } from './agent-protocol.js';
 import { Qmp } from './qmp.js';
 import { discardSnapshot, haveSnapshot, loadSnapshot, saveSnapshot, snapshotFile } from './snapshot.js';
 import { runOn } from '../lab/exec.js';
+import { collectable, type GcScope } from '../lab/owners.js';
 
 export const JOB_PREFIX = 'ncf-vm-';
 
@@ -432,17 +433,8 @@ export function consoleTail(console: string, n = 40): string {
   return (lines.length > n ? [`… (${lines.length - n} earlier lines in the JUnit system-out)`] : []).concat(lines.slice(-n)).join('\n');
 }
 
-/** A run is alive while its process exists and is not a zombie (a SIGKILLed run not yet reaped). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 /** Job folders (and their qemu) left by runs that are gone; `all` also takes those of live runs. */
-export function gcGuests(opts: { all?: boolean; dir?: string } = {}): { removed: string[]; killed: number[] } {
+export function gcGuests(opts: GcScope & { dir?: string } = {}): { removed: string[]; killed: number[] } {
   const base = opts.dir ?? tmpdir();
   const removed: string[] = [];
   const killed: number[] = [];
@@ -451,7 +443,7 @@ export function gcGuests(opts: { all?: boolean; dir?: string } = {}): { removed:
     const m = re.exec(name);
     if (!m) continue;
     const owner = Number(m[1]);
-    if (!opts.all && alive(owner)) continue;
+    if (!collectable(owner, opts)) continue;
     const dir = join(base, name);
     try {
       const pid = Number(readFileSync(join(dir, 'qemu.pid'), 'utf8'));

@@ -5,7 +5,7 @@
 // kernel drops with its last process. Its host namespace (and the shims in it) goes with the
 // lab `gc` that runs after this. On the machine the work is on (a guest checks its own).
 import { join } from 'node:path';
-import { alive } from '../../lab/lab.js';
+import { collectable, keptLive, type GcScope } from '../../lab/owners.js';
 import { currentMachine, processGone, type Machine } from '../../machine/machine.js';
 import { removeCgroup } from './cgroups.js';
 import { STATE_NAME_RE, pathsFor, removeIfEmpty, stateBase } from './paths.js';
@@ -32,7 +32,7 @@ export interface DockerGcReport {
   keptLive: string[];
 }
 
-export async function gcDockerDaemons(opts: { all?: boolean; base?: string } = {}): Promise<DockerGcReport> {
+export async function gcDockerDaemons(opts: GcScope & { base?: string } = {}): Promise<DockerGcReport> {
   const m = currentMachine();
   const base = opts.base ?? stateBase(m);
   const report: DockerGcReport = { removed: [], keptLive: [] };
@@ -43,8 +43,8 @@ export async function gcDockerDaemons(opts: { all?: boolean; base?: string } = {
     if (!match) continue;
     const owner = Number(match[1]);
     // owners are processes of this host (a guest's daemons belong to the run driving it)
-    if (!opts.all && owner !== process.pid && alive(owner)) {
-      report.keptLive.push(name);
+    if (!collectable(owner, opts)) {
+      if (keptLive(owner, opts)) report.keptLive.push(name);
       continue;
     }
     const p = pathsFor(name, base);
