@@ -33,7 +33,7 @@ const dockerMissing = await locateDocker().then(
 );
 
 const root = join(import.meta.dirname, '..');
-const { scenarios } = loadScenarios([join(root, 'specs', 'fixtures', 'vm'), join(root, 'scenarios', 'egress', 'masquerade.yaml'), join(root, 'scenarios', 'vlan')]);
+const { scenarios } = loadScenarios([join(root, 'specs', 'fixtures', 'vm'), join(root, 'scenarios', 'egress', 'masquerade.yaml'), join(root, 'scenarios', 'firewall', 'docker-user.yaml'), join(root, 'scenarios', 'vlan')]);
 const byId = (id: string) => scenarios.find((s) => s.id === id)!;
 
 /** VL-01 with hostB's trunk port taken out of VLAN 10 on the switch: its VLAN 10 cases must fail. */
@@ -84,12 +84,15 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     const missing = missingFeatures(await detectCapabilities());
     hostLacksVlans = missing.has('8021q') && missing.has('bridge-vlan-filtering');
     const vmCopy = { ...byId('egress-masquerade'), id: 'egress-masquerade-in-vm', requires: ['8021q'] };
+    // rules that change between phases: a guest reads a host's rules again only when the
+    // kernel's nftables generation moved, and this proves it does when they change
+    const fwCopy = { ...byId('firewall-docker-user'), id: 'firewall-docker-user-in-vm', requires: ['8021q'] };
     const t = performance.now();
     // Where the host kernel lacks VLANs the suite picks the microVM by itself; elsewhere (a
     // host with them) the spec asks for it, so the guest is exercised on every machine.
     const vl01 = byId('vlan-macvlan-8021q');
     const ovs = byId('vlan-access-ports-ovs');
-    results = await runSuite([vl01, byId('vlan-access-ports'), ovs, brokenTrunk(vl01), wrongTag(ovs), vmCopy], {
+    results = await runSuite([vl01, byId('vlan-access-ports'), ovs, brokenTrunk(vl01), wrongTag(ovs), vmCopy, fwCopy], {
       engines: ['reference'],
       kernel,
       allInVm: !hostLacksVlans,
@@ -109,6 +112,15 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     const text = results.find((x) => x.scenarioId === 'vlan-macvlan-8021q')!.transcript.join('\n');
     expect(text).toMatch(/on the switch's h0n0: \d+ tagged 10 \(probe connected\)/);
     expect(text).toMatch(/on the switch's h0n0: \d+ tagged 20 \(probe connected\)/);
+  });
+
+  it("sees a host's rules change between phases (DOCKER-USER's DROP decides, and is listed, in the later phases)", () => {
+    const r = results.find((x) => x.scenarioId === 'firewall-docker-user-in-vm')!;
+    expect(r.cases.every((c) => c.status === 'passed'), r.cases.map((c) => `${c.status} ${c.name} ${c.message ?? ''}`).join('\n')).toBe(true);
+    // the dumps as the report shows them, phase by phase: the DROP appears once the step ran
+    const byPhase = r.ruleDump.split(/^# phase (?=\d+:)/m).filter(Boolean);
+    expect(byPhase.map((t) => t.startsWith('0:') ? t.includes('198.51.100.8') : !t.includes('-A DOCKER-USER -s 198.51.100.8/32 -j DROP'))).toEqual(byPhase.map(() => false));
+    expect(byPhase.length).toBe(3);
   });
 
   it('names the guest kernel and the microVM in the JUnit properties of every case', () => {

@@ -11,7 +11,9 @@ import { BOOT_MODULES, buildInitramfs, initramfsEntries, isStaticElf } from '../
 import { KernelError, bzImageRelease, chooseKernel, resolveKernel, type GuestKernel } from '../harness/vm/kernel.js';
 import { UnknownModuleError, moduleName, parseModulesDep, readModuleIndex, resolveModules } from '../harness/vm/modules.js';
 import { chooseAccel, kernelCmdline, qemuArgs } from '../harness/vm/qemu.js';
-import { placeScenarios } from '../harness/vm/plan.js';
+import { placeScenarios, splitForGuests } from '../harness/vm/plan.js';
+import { loadScenarios } from '../harness/scenario/load.js';
+import { packageRoot } from '../harness/paths.js';
 import { consoleTail, gcGuests, guestStatus, stripTerminalControls } from '../harness/vm/guest.js';
 import { guestInitScript } from '../harness/vm/guest-init.js';
 import type { Scenario } from '../harness/scenario/types.js';
@@ -279,6 +281,29 @@ describe('placement', () => {
 
   it('sends everything to the microVM for run --kernel', () => {
     expect(placeScenarios(list, missing, { vmAvailable: true, allInVm: true }).map((p) => p.where)).toEqual(['vm', 'vm', 'vm']);
+  });
+});
+
+describe('scenarios over guests side by side', () => {
+  const vlan = loadScenarios([join(packageRoot(), 'scenarios', 'vlan')]).scenarios;
+  const ids = (groups: Scenario[][]) => groups.map((g) => g.map((s) => s.id));
+
+  it('gives the heaviest scenario (Open vSwitch: two daemons, slow ovs-vsctl) a guest of its own', () => {
+    expect(vlan.map((s) => s.id).sort()).toEqual(['vlan-access-ports', 'vlan-access-ports-ovs', 'vlan-macvlan-8021q']);
+    const groups = splitForGuests(vlan, 2);
+    expect(groups).toHaveLength(2);
+    expect(groups.find((g) => g.some((s) => s.id === 'vlan-access-ports-ovs'))).toHaveLength(1);
+  });
+
+  it('loses no scenario, keeps their order within a guest, and makes no empty guest', () => {
+    for (const n of [1, 2, 3, 8]) {
+      const groups = splitForGuests(vlan, n);
+      expect(groups).toHaveLength(Math.min(n, vlan.length));
+      expect(groups.every((g) => g.length > 0)).toBe(true);
+      expect(groups.flat().map((s) => s.id).sort()).toEqual(vlan.map((s) => s.id).sort());
+      for (const g of groups) expect(g.map((s) => vlan.indexOf(s))).toEqual([...g.map((s) => vlan.indexOf(s))].sort((a, b) => a - b));
+    }
+    expect(ids(splitForGuests(vlan, 1))).toEqual([vlan.map((s) => s.id)]);
   });
 });
 

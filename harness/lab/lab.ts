@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runOn, type RunOptions } from './exec.js';
 import { collectable, keptLive as isKeptLive, type GcScope } from './owners.js';
+import { DumpCache } from './dump-cache.js';
 import { pidsInNetnsHere } from '../machine/local.js';
 import { currentMachine, type Machine } from '../machine/machine.js';
 import { shellLine, type Command, type Write } from '../rules/backend.js';
@@ -31,6 +32,7 @@ export class Lab {
   /** namespace creations under way: teardown waits for them, or it would miss what they make */
   private readonly creating = new Set<Promise<unknown>>();
   private dir?: string;
+  private readonly dumps: DumpCache;
   private local?: string;
 
   private constructor(
@@ -39,6 +41,7 @@ export class Lab {
     readonly machine: Machine,
   ) {
     this.prefix = prefix;
+    this.dumps = new DumpCache(machine);
   }
 
   /** A lab on the machine the work is on (see onMachine). */
@@ -154,8 +157,19 @@ export class Lab {
     await this.exec(name, 'sh', ['-ec', writes.join('\n')], { input: load?.input });
   }
 
-  /** Read sysctls and rule dumps (iptables-save, nft -j list ruleset) of a lab namespace in one process. */
+  /**
+   * Read sysctls and rule dumps (iptables-save, nft -j list ruleset) of a lab namespace in one
+   * process; dumps the kernel says are unchanged since the last read are not read again.
+   */
   async snapshot(name: string, sysctls: string[], dumps: Command[] = []): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {
+    const known = await this.dumps.known(this.nsPath(name), dumps);
+    if (known.outs) return { sysctls: sysctls.length ? (await this.read(name, sysctls, [])).sysctls : {}, dumps: known.outs };
+    const r = await this.read(name, sysctls, dumps);
+    if (known.gen !== undefined) this.dumps.store(this.nsPath(name), known.gen, dumps, r.dumps);
+    return r;
+  }
+
+  private async read(name: string, sysctls: string[], dumps: Command[]): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {
     // a single dump needs no shell (a process less)
     if (sysctls.length === 0 && dumps.length === 1) return { sysctls: {}, dumps: [(await this.exec(name, dumps[0].file, dumps[0].args)).stdout] };
     // a machine that reads sysctls itself (a guest's agent) needs a process per dump only

@@ -40,6 +40,7 @@ export class OvsSwitch {
     await runOn(sw.machine, 'ovsdb-tool', ['create', join(dir, 'conf.db')], sw.opts());
     await sw.daemon('ovsdb-server', [join(dir, 'conf.db'), `--remote=punix:${sw.socket}`]);
     await sw.vsctl(['--no-wait', 'init']);
+    await untilCpuCountRead(lab.machine);
     await sw.daemon('ovs-vswitchd', [`unix:${sw.socket}`]);
     return sw;
   }
@@ -93,6 +94,23 @@ export class OvsSwitch {
   /** The pids of the running daemons (for tests). */
   running(): number[] {
     return [...this.pids.values()];
+  }
+}
+
+/**
+ * Open vSwitch 3.1.0 (Debian 12's) reads the number of CPUs only once the system has been up
+ * for 10 s (fixed upstream in 3.1.1); before that it counts none, starts no upcall handler in
+ * the kernel's per-CPU dispatch mode, and its bridges forward nothing. A host has been up for
+ * longer; a freshly booted guest may not: wait for the guest's clock (saved guests are saved
+ * past this point, so a restored one never waits).
+ */
+export const OVS_CPU_COUNT_UPTIME_S = 10.5;
+
+export async function untilCpuCountRead(m: Machine): Promise<void> {
+  for (;;) {
+    const uptime = Number((await m.readFile('/proc/uptime')).split(' ')[0]);
+    if (!(uptime < OVS_CPU_COUNT_UPTIME_S)) return;
+    await new Promise((r) => setTimeout(r, (OVS_CPU_COUNT_UPTIME_S - uptime) * 1000));
   }
 }
 

@@ -89,6 +89,12 @@ export interface Machine {
    * /proc/sys/net is the namespace of the process that opens it, and Node cannot enter one).
    */
   sysctls?(netns: string, set: Record<string, string>, get: string[]): Promise<Record<string, string>>;
+  /**
+   * A network namespace's nftables generation (every committed change, iptables-nft's too,
+   * makes a new one) and its number of tables, without a process (a guest's agent asks the
+   * kernel); this host has none: its dumps cost milliseconds.
+   */
+  nftState?(netns: string): Promise<{ gen: number; tables: number }>;
 }
 
 const current = new AsyncLocalStorage<Machine>();

@@ -1,8 +1,8 @@
 // Runs a set of scenarios on one or more engines, a few labs at a time, and reports as it goes.
-// Scenarios the host kernel cannot run go, all together, to one microVM boot of a guest
-// kernel when one is configured (harness/vm), and are skipped with the reason otherwise; the
-// guest boots while the host's labs run.
-import { release } from 'node:os';
+// Scenarios the host kernel cannot run go to microVM guests of a guest kernel when one is
+// configured (harness/vm; one guest per core, side by side), and are skipped with the reason
+// otherwise; the guests start while the host's labs run.
+import { availableParallelism, release } from 'node:os';
 import type { Engine } from '../engine/types.js';
 import { ReferenceEngine } from '../engine/reference/engine.js';
 import { detectCapabilities, iptablesVersion, missingFeatures } from '../lab/capabilities.js';
@@ -12,7 +12,7 @@ import { runScenario, usesNftables } from './runner.js';
 import { firewallBackend, parseTarget } from '../targets.js';
 import type { IptablesVariant } from '../rules/iptables/tools.js';
 import { GET_KERNEL_HINT, type GuestKernel } from '../vm/kernel.js';
-import { placeScenarios, skipReasons } from '../vm/plan.js';
+import { placeScenarios, skipReasons, splitForGuests } from '../vm/plan.js';
 import { runInVm, type VmRunOptions } from '../vm/run.js';
 import { compareRuns } from '../compare/differential.js';
 import type { DockerInstall } from '../engine/docker/locate.js';
@@ -48,6 +48,11 @@ export interface SuiteOptions {
   evidenceDir?: string;
   /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
   hostIptables?: IptablesVariant;
+  /**
+   * microVM guests side by side for the scenarios in the microVM (default: one per core when
+   * only reference targets run; one when a real dockerd does, whose daemons a guest pools)
+   */
+  vmGuests?: number;
 }
 
 /**
@@ -145,22 +150,29 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   };
   const guest = async () => {
     if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
-    opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release} (${inVm.map((s) => s.id).join(', ')})`);
-    const { results: rs } = await runInVm(inVm, {
-      kernel,
-      engines: opts.engines,
-      factories: new Map(factories),
-      dockers,
-      jobs: opts.jobs,
-      hostIptables: opts.hostIptables,
-      rulePaths: opts.rulePaths,
-      updateGolden: opts.updateGolden,
-      signal: opts.signal,
-      onLine: opts.onVmLine,
-      onProgress: opts.onProgress,
-      onResult: (r) => opts.onResult?.(r, ++done, total),
-      ...opts.vm,
-    });
+    const groups = splitForGuests(inVm, opts.vmGuests ?? (Number(process.env.NETCONFORM_VM_GUESTS) || (docker ? 1 : availableParallelism())));
+    const many = groups.length > 1;
+    opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release}${many ? ` in ${groups.length} guests side by side` : ''} (${groups.map((g) => g.map((s) => s.id).join(', ')).join(' | ')})`);
+    const outs = await Promise.all(
+      groups.map((group, g) =>
+        runInVm(group, {
+          kernel,
+          engines: opts.engines,
+          factories: new Map(factories),
+          dockers,
+          jobs: opts.jobs,
+          hostIptables: opts.hostIptables,
+          rulePaths: opts.rulePaths,
+          updateGolden: opts.updateGolden,
+          signal: opts.signal,
+          onLine: opts.onVmLine && many ? (l) => opts.onVmLine!(`[guest ${g + 1}] ${l}`) : opts.onVmLine,
+          onProgress: opts.onProgress,
+          onResult: (r) => opts.onResult?.(r, ++done, total),
+          ...opts.vm,
+        }),
+      ),
+    );
+    const rs = outs.flatMap((o) => o.results);
     // the comparison is made once both engines' runs are back, as for the host's
     const ofGuest = (sc: Scenario, label: string) => rs.find((r) => r.scenarioId === sc.id && r.engine === label)!;
     for (const sc of inVm) {

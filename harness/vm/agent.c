@@ -21,9 +21,13 @@
  *   D c bytes   Q c close
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -484,6 +488,70 @@ out:
   if (there >= 0) close(there);
 }
 
+/*
+ * The nftables generation of a network namespace, and how many tables it holds: the harness
+ * reads rules again (iptables-nft-save, nft list ruleset: a few emulated process starts each)
+ * only when the generation moved, since every change to nftables, iptables-nft's included,
+ * commits a new one. Two netlink requests, no process.
+ */
+static int nft_request(int s, uint16_t type, uint16_t flags, uint32_t seq) {
+  struct {
+    struct nlmsghdr nh;
+    struct nfgenmsg nfg;
+  } req = {{.nlmsg_len = sizeof req, .nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | type, .nlmsg_flags = NLM_F_REQUEST | flags, .nlmsg_seq = seq}, {.nfgen_family = AF_UNSPEC, .version = NFNETLINK_V0}};
+  return send(s, &req, sizeof req, 0) == (ssize_t)sizeof req ? 0 : -1;
+}
+
+/* Replies to request `seq` until it is done: the generation's id, or the tables counted. */
+static int nft_replies(int s, uint32_t seq, uint32_t *gen, long *tables) {
+  char rb[65536];
+  for (;;) {
+    ssize_t n = recv(s, rb, sizeof rb, 0);
+    if (n < 0) return -1;
+    for (struct nlmsghdr *nh = (struct nlmsghdr *)rb; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+      if (nh->nlmsg_seq != seq) continue;
+      if (nh->nlmsg_type == NLMSG_DONE) return 0;
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        int err = ((struct nlmsgerr *)NLMSG_DATA(nh))->error;
+        if (err) return errno = -err, -1;
+        continue;
+      }
+      if ((nh->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE && tables) ++*tables;
+      if ((nh->nlmsg_type & 0xff) == NFT_MSG_NEWGEN && gen) {
+        struct nlattr *a = (struct nlattr *)((char *)NLMSG_DATA(nh) + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+        int left = (int)nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct nfgenmsg));
+        for (; left >= (int)sizeof *a && a->nla_len >= sizeof *a; left -= NLA_ALIGN(a->nla_len), a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len)))
+          if ((a->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID) *gen = ntohl(*(uint32_t *)((char *)a + NLA_HDRLEN));
+        return 0; /* a single reply, no DONE after it */
+      }
+    }
+  }
+}
+
+static void nft_state(uint32_t id, const char *netns) {
+  int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int there = open(netns, O_RDONLY | O_CLOEXEC);
+  if (home < 0 || there < 0 || setns(there, CLONE_NEWNET) < 0) {
+    reply_errno(id, "setns", netns);
+    goto out;
+  }
+  /* a netlink socket belongs to the namespace it was made in */
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (setns(home, CLONE_NEWNET) < 0) die("setns back home");
+  struct timeval tv = {2, 0}; /* the kernel answers at once: never hang the agent */
+  uint32_t gen = 0;
+  long tables = 0;
+  if (s < 0 || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 || nft_request(s, NFT_MSG_GETGEN, 0, 1) < 0 || nft_replies(s, 1, &gen, NULL) < 0 ||
+      nft_request(s, NFT_MSG_GETTABLE, NLM_F_DUMP, 2) < 0 || nft_replies(s, 2, NULL, &tables) < 0)
+    reply_errno(id, "nftables netlink", netns);
+  else
+    sendf(id, 'F', "gen=%u tables=%ld", gen, tables);
+  if (s >= 0) close(s);
+out:
+  if (home >= 0) close(home);
+  if (there >= 0) close(there);
+}
+
 static int watch_check(struct chan *c) {
   if (access(c->watch_path, F_OK) != 0) return 0;
   send_frame(c->id, 'F', "", 0);
@@ -576,6 +644,8 @@ static void do_fileop(uint32_t id, struct fields f) {
     free(pid), free(sig);
   } else if (!strcmp(op, "sysctl")) {
     sysctls(id, f, path);
+  } else if (!strcmp(op, "nftstate")) {
+    nft_state(id, path);
   } else if (!strcmp(op, "exists")) {
     send_frame(id, 'F', access(path, F_OK) == 0 ? "1" : "0", 1);
   } else if (!strcmp(op, "netnspids")) {

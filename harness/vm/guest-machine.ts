@@ -242,6 +242,13 @@ export class GuestMachine implements Machine {
     return Object.fromEntries(get.map((k, i) => [k, (values[i] ?? '').trim()]));
   }
 
+  async nftState(netns: string): Promise<{ gen: number; tables: number }> {
+    const text = (await this.request('F', encodeFields([['op', 'nftstate'], ['path', netns]]))).toString();
+    const m = /^gen=(\d+) tables=(\d+)$/.exec(text.trim());
+    if (!m) throw new Error(`nftables state of ${netns}: unexpected answer "${text}"`);
+    return { gen: Number(m[1]), tables: Number(m[2]) };
+  }
+
   async pidsInNetns(nsPaths: string[]): Promise<number[]> {
     if (!this.alive() || nsPaths.length === 0) return [];
     const text = (await this.request('F', encodeFields([['op', 'netnspids'], ...nsPaths.map((p): [string, string] => ['path', p])]))).toString();

@@ -22,6 +22,7 @@ import { Qmp } from './qmp.js';
 import { discardSnapshot, haveSnapshot, loadSnapshot, saveSnapshot, snapshotFile } from './snapshot.js';
 import { runOn } from '../lab/exec.js';
 import { collectable, type GcScope } from '../lab/owners.js';
+import { untilCpuCountRead } from '../lab/ovs.js';
 
 export const JOB_PREFIX = 'ncf-vm-';
 
@@ -214,6 +215,8 @@ export class Guest {
     this.opts.onLine?.(`microVM: booted in ${((performance.now() - started) / 1000).toFixed(1)} s (${this.accel})`);
     if (save) {
       try {
+        // the saved clock is every restored guest's: past the point where OVS counts its CPUs
+        await untilCpuCountRead(machine);
         const s = await saveSnapshot(qmp, save);
         this.timing.savedMs = s.ms;
         this.opts.onLine?.(`microVM: saved the booted guest in ${(s.ms / 1000).toFixed(1)} s (${(s.bytes / 2 ** 20).toFixed(0)} MiB, ${save}); later runs restore it`);

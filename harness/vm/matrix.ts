@@ -36,6 +36,8 @@ export async function runOnKernels(scenarios: Scenario[], kernels: NamedKernel[]
         ...opts,
         kernel: k.kernel,
         allInVm: true,
+        // the kernels' guests already share the cores
+        vmGuests: opts.vmGuests ?? Math.max(1, Math.floor(availableParallelism() / width)),
         onResult: (r, _i, n) => opts.onResult?.(labelled(r, k), ++done, n * kernels.length),
         onVmLine: opts.onVmLine ? (l) => opts.onVmLine!(`[${k.label}] ${l}`) : undefined,
       });

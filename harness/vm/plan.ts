@@ -37,3 +37,31 @@ export function placeScenarios(scenarios: Scenario[], hostMissing: Map<string, s
 export function skipReasons(hostMissing: Map<string, string>, noVmReason: string): Map<string, string> {
   return new Map([...hostMissing].map(([f, detail]) => [f, `${detail}; ${noVmReason}`]));
 }
+
+/**
+ * What a scenario costs in a guest, roughly in emulated process starts (80-600 ms each there):
+ * every phase dumps rules on every host, each step runs a tool, each container an agent, and an
+ * Open vSwitch segment starts two daemons and answers every ovs-vsctl slowly.
+ */
+function guestWeight(sc: Scenario): number {
+  const steps = sc.phases.reduce((n, p) => n + p.steps.length, 0);
+  const containers = sc.hosts.reduce((n, h) => n + h.containers.length, 0);
+  return sc.hosts.length * sc.phases.length + containers + steps + 8 * sc.ovsSegments.length;
+}
+
+/**
+ * The scenarios of one kernel split over `guests` guests side by side (each guest runs on one
+ * emulated CPU, so a 2-core machine runs two at once): heaviest first, each to the lightest
+ * guest so far. Groups keep the scenarios' order; none is empty.
+ */
+export function splitForGuests(scenarios: Scenario[], guests: number): Scenario[][] {
+  const n = Math.max(1, Math.min(guests, scenarios.length));
+  const load = new Array<number>(n).fill(0);
+  const member = new Map<Scenario, number>();
+  for (const sc of [...scenarios].sort((a, b) => guestWeight(b) - guestWeight(a))) {
+    const g = load.indexOf(Math.min(...load));
+    member.set(sc, g);
+    load[g] += guestWeight(sc);
+  }
+  return Array.from({ length: n }, (_, g) => scenarios.filter((sc) => member.get(sc) === g));
+}

@@ -3,7 +3,7 @@
 // takes about a second where booting takes 5-15 s under software emulation. Files are named
 // by what made them (qemu version, kernel image, initramfs, machine shape), written to a
 // temporary name and renamed, so runs of any worktree share them safely.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,10 +30,16 @@ export interface SnapshotShape {
   args: string[];
 }
 
+/**
+ * What a saved guest holds beyond its shape; a change here makes earlier saved guests stale.
+ * 2: saved once the guest's clock is past 10.5 s of uptime (OVS 3.1.0 counts no CPU before).
+ */
+const SAVED_GUEST_FORMAT = 2;
+
 /** Where the saved guest of this shape is (or goes). */
 export function snapshotFile(shape: SnapshotShape, cacheDir: string): string {
   qemuVersion ??= execFileSync(QEMU, ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  const key = createHash('sha256').update(JSON.stringify([qemuVersion, fileHash(shape.vmlinuz), shape.initramfs.split('/').pop(), shape.args])).digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(JSON.stringify([SAVED_GUEST_FORMAT, qemuVersion, fileHash(shape.vmlinuz), shape.initramfs.split('/').pop(), shape.args])).digest('hex').slice(0, 16);
   return join(cacheDir, `guest-${shape.release}-${key}.vmstate`);
 }
 
@@ -76,7 +82,8 @@ export async function loadSnapshot(qmp: Qmp, file: string): Promise<{ ms: number
  */
 export async function saveSnapshot(qmp: Qmp, file: string): Promise<{ ms: number; bytes: number }> {
   const t0 = performance.now();
-  const tmp = `${file}.${process.pid}.tmp`;
+  // guests side by side may save the same kernel's guest at once (the last one published wins)
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
