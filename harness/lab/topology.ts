@@ -118,10 +118,15 @@ async function buildOvs(lab: Lab, ports: Map<string, string[]>): Promise<void> {
 }
 
 /** An administrator's `ovs-vsctl` command on the lab's Open vSwitch ("set port h0n0 tag=100"). */
-export async function ovsVsctl(lab: Lab, args: string): Promise<void> {
+/**
+ * `ovs-vsctl` commands on the lab's Open vSwitch, in one process and one transaction
+ * (`ovs-vsctl -- CMD1 -- CMD2`): ovs-vswitchd applies them together, and the call returns once
+ * it has. A command that fails fails them all, naming itself.
+ */
+export async function ovsVsctl(lab: Lab, commands: string[]): Promise<void> {
   const sw = OvsSwitch.of(lab);
   if (!sw) throw new Error('this lab has no Open vSwitch (no segment with switch: ovs)');
-  await sw.vsctl(splitArgs(args));
+  await sw.vsctl(commands.flatMap((c) => ['--', ...splitArgs(c)]));
 }
 
 const inLoopback = (dest: string) => dest.startsWith('127.');

@@ -14,8 +14,9 @@ import type { containerIndex } from './endpoints.js';
 export class StepNotSupported extends Error {}
 
 /**
- * A phase's steps in order. Consecutive `ip` or `bridge` steps on one host go out as one batch
- * (one process, where each costs 100-300 ms in an emulated guest); `done` is told each step.
+ * A phase's steps in order. Consecutive `ip` or `bridge` steps on one host, and consecutive
+ * `ovs-vsctl` steps, go out as one batch (one process, where each costs 100-300 ms in an
+ * emulated guest); `done` is told each step.
  */
 export async function runSteps(
   steps: Step[],
@@ -35,6 +36,9 @@ export async function runSteps(
       const batch = steps.slice(i, j) as (typeof step)[];
       await engines.get(step.host)?.sync();
       await (step.kind === 'ip' ? ipCommands : bridgeCommands)(lab, nsOf(step.host), batch.map((b) => b.args));
+    } else if (step.kind === 'ovs-vsctl') {
+      while (j < steps.length && steps[j].kind === 'ovs-vsctl') j++;
+      await ovsVsctl(lab, (steps.slice(i, j) as (typeof step)[]).map((s) => s.args));
     } else {
       await runStep(step, lab, engines, index, sc, log);
     }
@@ -81,7 +85,7 @@ export async function runStep(step: Step, lab: Lab, engines: Map<string, Engine>
       await engines.get(step.host)?.sync();
       return bridgeCommands(lab, nsOf(step.host), [step.args]);
     case 'ovs-vsctl':
-      return ovsVsctl(lab, step.args);
+      return ovsVsctl(lab, [step.args]);
     case 'restart-rules':
     case 'restart-daemon':
       return engines.get(step.host)!.reloadRules();
