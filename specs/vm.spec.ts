@@ -305,6 +305,16 @@ describe('scenarios over guests side by side', () => {
     }
     expect(ids(splitForGuests(vlan, 1))).toEqual([vlan.map((s) => s.id)]);
   });
+
+  it('keeps scenarios that share a daemon in one guest, also through a chain of them', () => {
+    const keys: Record<string, string[]> = { 'vlan-access-ports-ovs': ['d1'], 'vlan-access-ports': ['d1', 'd2'], 'vlan-macvlan-8021q': ['d3'] };
+    const groups = splitForGuests(vlan, 2, (sc) => keys[sc.id]);
+    expect(groups.map((g) => g.map((s) => s.id).sort())).toContainEqual(['vlan-access-ports', 'vlan-access-ports-ovs']);
+    expect(groups.map((g) => g.map((s) => s.id))).toContainEqual(['vlan-macvlan-8021q']);
+    // d2 links the macvlan one to the others: one guest for all three
+    keys['vlan-macvlan-8021q'] = ['d2'];
+    expect(splitForGuests(vlan, 2, (sc) => keys[sc.id])).toEqual([vlan]);
+  });
 });
 
 describe('guest plumbing', () => {

@@ -17,6 +17,7 @@ import { runInVm, type VmRunOptions } from '../vm/run.js';
 import { compareRuns } from '../compare/differential.js';
 import type { DockerInstall } from '../engine/docker/locate.js';
 import { keepEvidence } from '../report/evidence.js';
+import { daemonKey } from '../engine/docker/flags.js';
 
 export interface SuiteOptions {
   engines: string[];
@@ -48,10 +49,7 @@ export interface SuiteOptions {
   evidenceDir?: string;
   /** the iptables lab hosts run unless a scenario's host says (default: the machine's own) */
   hostIptables?: IptablesVariant;
-  /**
-   * microVM guests side by side for the scenarios in the microVM (default: one per core when
-   * only reference targets run; one when a real dockerd does, whose daemons a guest pools)
-   */
+  /** microVM guests side by side for the scenarios in the microVM (default: one per core) */
   vmGuests?: number;
 }
 
@@ -150,7 +148,9 @@ export async function runSuite(scenarios: Scenario[], opts: SuiteOptions): Promi
   };
   const guest = async () => {
     if (!kernel || inVm.length === 0 || opts.signal?.aborted) return;
-    const groups = splitForGuests(inVm, opts.vmGuests ?? (Number(process.env.NETCONFORM_VM_GUESTS) || (docker ? 1 : availableParallelism())));
+    // a real engine's daemons are pooled per guest: scenarios that can share them share a guest
+    const daemons = (sc: Scenario) => (docker ? sc.hosts.map((h) => daemonKey(h.daemon, h)) : []);
+    const groups = splitForGuests(inVm, opts.vmGuests ?? (Number(process.env.NETCONFORM_VM_GUESTS) || availableParallelism()), daemons);
     const many = groups.length > 1;
     opts.onProgress?.(`microVM: ${inVm.length} scenario${inVm.length === 1 ? '' : 's'} on kernel ${kernel.release}${many ? ` in ${groups.length} guests side by side` : ''} (${groups.map((g) => g.map((s) => s.id).join(', ')).join(' | ')})`);
     const outs = await Promise.all(

@@ -52,16 +52,37 @@ function guestWeight(sc: Scenario): number {
 /**
  * The scenarios of one kernel split over `guests` guests side by side (each guest runs on one
  * emulated CPU, so a 2-core machine runs two at once): heaviest first, each to the lightest
- * guest so far. Groups keep the scenarios' order; none is empty.
+ * guest so far. Scenarios that share a key (`shared`: the daemons a real engine pools, whose
+ * start in a guest costs tens of seconds) stay in one guest. Groups keep the scenarios' order;
+ * none is empty.
  */
-export function splitForGuests(scenarios: Scenario[], guests: number): Scenario[][] {
-  const n = Math.max(1, Math.min(guests, scenarios.length));
+export function splitForGuests(scenarios: Scenario[], guests: number, shared: (sc: Scenario) => string[] = () => []): Scenario[][] {
+  // clusters of scenarios linked by a shared key
+  const clusterOf = new Map<Scenario, Scenario[]>();
+  const byKey = new Map<string, Scenario[]>();
+  for (const sc of scenarios) {
+    let cluster = [sc];
+    for (const k of shared(sc)) {
+      const other = byKey.get(k);
+      if (other && other !== cluster) {
+        other.push(...cluster);
+        for (const x of cluster) clusterOf.set(x, other);
+        for (const [key, c] of byKey) if (c === cluster) byKey.set(key, other);
+        cluster = other;
+      }
+      byKey.set(k, cluster);
+    }
+    clusterOf.set(sc, cluster);
+  }
+  const clusters = [...new Set(clusterOf.values())];
+  const weight = (c: Scenario[]) => c.reduce((n, sc) => n + guestWeight(sc), 0);
+  const n = Math.max(1, Math.min(guests, clusters.length));
   const load = new Array<number>(n).fill(0);
   const member = new Map<Scenario, number>();
-  for (const sc of [...scenarios].sort((a, b) => guestWeight(b) - guestWeight(a))) {
+  for (const c of clusters.sort((a, b) => weight(b) - weight(a))) {
     const g = load.indexOf(Math.min(...load));
-    member.set(sc, g);
-    load[g] += guestWeight(sc);
+    for (const sc of c) member.set(sc, g);
+    load[g] += weight(c);
   }
   return Array.from({ length: n }, (_, g) => scenarios.filter((sc) => member.get(sc) === g));
 }
