@@ -50,24 +50,24 @@ describe.skipIf(!isRoot)('lab lifecycle', () => {
   }
 
   it('gc removes what a SIGKILLed run left, and nothing of live runs', async () => {
-    const [killed, live] = await Promise.all([runUntilLabExists(), runUntilLabExists()]);
+    // a live run: this process, with a lab that stays until the end of the case
+    const live = Lab.create();
+    await live.addNamespaces(['kept']);
     try {
+      const killed = await runUntilLabExists();
       killed.child.kill('SIGKILL');
       await killed.exited;
       const left = await labNamespaces(killed.child.pid);
       expect(left.length).toBeGreaterThan(0);
       // scoped to these two runs: other spec files' labs (and their killed runs) are not ours to take
-      const report = await gc({ runs: [killed.child.pid!, live.child.pid!] });
+      const report = await gc({ runs: [killed.child.pid!, process.pid] });
       expect(report.removed).toEqual(expect.arrayContaining(left));
       expect(await labNamespaces(killed.child.pid)).toEqual([]);
-      const liveLabs = await labNamespaces(live.child.pid);
-      expect(liveLabs.length).toBeGreaterThan(0);
-      expect(report.removed.filter((n) => liveLabs.includes(n))).toEqual([]);
-      expect(report.keptLive.length).toBeGreaterThan(0);
+      expect(report.keptLive).toContain(live.ns('kept'));
+      expect(report.removed.filter((n) => n.startsWith(`ncf-${process.pid}-`))).toEqual([]);
+      expect(await labNamespaces(process.pid)).toContain(live.ns('kept'));
     } finally {
-      live.child.kill('SIGINT');
-      await live.exited;
+      await live.destroy();
     }
-    expect(await labNamespaces(live.child.pid)).toEqual([]);
   });
 });
