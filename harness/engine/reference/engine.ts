@@ -261,7 +261,8 @@ export class ReferenceEngine implements Engine {
     const exists = async (dev: string) => links.has(dev);
     let makesParent = false;
     if (!(await exists(parent))) {
-      if (!vlan || !(await exists(vlan.link))) throw new EngineError(`-o parent interface was not found on the host: ${vlan ? vlan.link : parent}`);
+      // Docker's words, then what this engine saw (a flaky case in a guest said eth1 was missing: keep the evidence)
+      if (!vlan || !(await exists(vlan.link))) throw new EngineError(`-o parent interface was not found on the host: ${vlan ? vlan.link : parent} (the links of ${this.ctx.hostNs} were: ${[...links].join(', ') || 'none'})`);
       makesParent = true;
     }
     const info: NetworkInfo = { name: spec.name, driver: 'macvlan', bridge: parent, subnet, gateway, internal: spec.internal };
