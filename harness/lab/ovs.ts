@@ -4,14 +4,13 @@
 // datapath the kernel module gives is per network namespace, and so is this switch.
 // The harness stops both daemons by pid at teardown (also after a failed build); the lab's
 // own teardown kills whatever is left in its namespaces, and `gc` does so for a killed run.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runOn, type RunOptions } from './exec.js';
 import type { Lab } from './lab.js';
 import { processGone, type Machine } from '../machine/machine.js';
+import { localMachine } from '../machine/local.js';
 
 /** The OVS programs a lab needs; Debian's openvswitch-switch (and -common) ships them. */
 export const OVS_TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl'];
@@ -118,7 +117,6 @@ export async function untilCpuCountRead(m: Machine): Promise<void> {
   }
 }
 
-const execFileAsync = promisify(execFile);
 let emptyDatabase: Promise<string> | undefined;
 
 /**
@@ -135,7 +133,7 @@ async function createDatabase(m: Machine, path: string): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'ncf-ovsdb-'));
     try {
       // on this host (run() would run it on the machine of the work, the guest)
-      await execFileAsync('ovsdb-tool', ['create', join(dir, 'conf.db')]);
+      await runOn(localMachine, 'ovsdb-tool', ['create', join(dir, 'conf.db')]);
       return readFileSync(join(dir, 'conf.db'), 'utf8');
     } finally {
       rmSync(dir, { recursive: true, force: true });
