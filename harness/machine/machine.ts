@@ -4,6 +4,7 @@
 // goes through a Machine, so one scenario runs the same code on either. Which machine is in
 // effect follows the async call chain (onMachine), like the current directory of a process.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { cpus, loadavg } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 export interface SpawnOptions {
@@ -132,4 +133,12 @@ export async function processGone(m: Machine, pid: number): Promise<boolean> {
   } catch {
     return true;
   }
+}
+
+/** How busy this host is: its 1-minute load average per core (at least 1). */
+export function hostLoad(): { factor: number; detail: string } {
+  const n = cpus().length || 1;
+  const load = loadavg()[0];
+  const factor = Math.max(1, load / n);
+  return { factor, detail: `load average ${load.toFixed(1)} on ${n} cores` };
 }

@@ -12,7 +12,7 @@ import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import type { Endpoints } from './endpoints.js';
 import type { NeighbourStats } from '../lab/neighbours.js';
-import { scaledLimit } from '../machine/machine.js';
+import { currentMachine, hostLoad, scaledLimit } from '../machine/machine.js';
 
 export interface EvalContext {
   sc: Scenario;
@@ -82,6 +82,18 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
 const NEIGHBOUR_GIVES_UP_MS = 3_000;
 
 /**
+ * On this host, a probe's limit grows with the load per core when the machine is busier than
+ * its cores (a fresh clone's suite beside two emulated guests timed out an egress probe after a
+ * fixed 0.3 s). A guest's limit is scaled by its own measured slowness already.
+ */
+function onBusyHost(l: { ms: number; explain: string }): { ms: number; explain: string } {
+  const m = currentMachine();
+  const load = hostLoad();
+  if (!m.local || load.factor <= 1) return l;
+  return { ms: l.ms * load.factor, explain: `${(l.ms * load.factor / 1000).toFixed(1)} s (${l.explain} × ${load.factor.toFixed(1)}: ${load.detail})` };
+}
+
+/**
  * A probe's timeout on the machine it runs on: the scenario's, scaled by the machine's
  * measured slowness (1 on this host). In an emulated guest a packet crosses the lab 10-20×
  * slower, more under load: a fixed 300 ms turned VL-01's connected probes into timeouts there.
@@ -90,7 +102,7 @@ const NEIGHBOUR_GIVES_UP_MS = 3_000;
  */
 function probeTimeout(cx: EvalContext, packet = true): { ms: number; explain: string } {
   const own = cx.sc.probeTimeoutMs;
-  const l = scaledLimit(own);
+  const l = onBusyHost(scaledLimit(own));
   const cap = Math.max(own, 0.8 * NEIGHBOUR_GIVES_UP_MS);
   if (!packet || l.ms <= cap) return { ms: Math.round(l.ms), explain: l.explain };
   return { ms: Math.round(cap), explain: `${(cap / 1000).toFixed(1)} s (${l.explain}, held below the ${NEIGHBOUR_GIVES_UP_MS / 1000} s after which the kernel gives up on a neighbour)` };

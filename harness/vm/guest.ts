@@ -7,7 +7,7 @@
 // (the folder carries the owning pid, and qemu's pid is written into it).
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { cpus, hostname, loadavg, tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +21,7 @@ import { encodeFields } from './agent-protocol.js';
 import { Qmp } from './qmp.js';
 import { discardSnapshot, haveSnapshot, loadSnapshot, saveSnapshot, snapshotFile } from './snapshot.js';
 import { runOn } from '../lab/exec.js';
+import { hostLoad } from '../machine/machine.js';
 import { collectable, type GcScope } from '../lab/owners.js';
 import { untilCpuCountRead } from '../lab/ovs.js';
 
@@ -73,14 +74,6 @@ const KERNEL_LINE = /^\[\s*\d+\.\d+\]/;
 
 const live = new Set<Guest>();
 let exitHookInstalled = false;
-
-/** How busy this host is: its 1-minute load average per core (at least 1). */
-export function hostLoad(): { factor: number; detail: string } {
-  const n = cpus().length || 1;
-  const load = loadavg()[0];
-  const factor = Math.max(1, load / n);
-  return { factor, detail: `load average ${load.toFixed(1)} on ${n} cores` };
-}
 
 export class Guest {
   outcome: GuestOutcome = 'ok';
