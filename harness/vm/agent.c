@@ -44,6 +44,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -239,6 +240,14 @@ static void flush_pending(struct chan *c) {
 
 /* ---- exec ---- */
 
+/* Close every descriptor from `low` up, except `keep`; fds can pass 1024 when the limit allows. */
+static void close_from(int low, int keep) {
+  if (keep >= low && syscall(SYS_close_range, low, keep - 1, 0) == 0 && syscall(SYS_close_range, keep + 1, ~0U, 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  for (int fd = low; fd < (max > 0 ? max : 1024); fd++)
+    if (fd != keep) close(fd);
+}
+
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 static void do_exec(uint32_t id, struct fields f) {
@@ -286,8 +295,9 @@ static void do_exec(uint32_t id, struct fields f) {
     } else {
       dup2(pin[0], 0), dup2(pout[1], 1), dup2(perr[1], 2);
     }
-    for (int fd = 3; fd < 1024; fd++)
-      if (fd != report[1]) close(fd);
+    /* every descriptor but the report pipe: one left open (a relay, another process's stdin)
+       would keep that pipe open as long as this process lives */
+    close_from(3, report[1]);
     what = netns;
     if (netns) {
       int fd = open(netns, O_RDONLY | O_CLOEXEC);
@@ -850,6 +860,12 @@ static int pump(struct chan *c, int *fd, char type) {
   return 0;
 }
 
+/* A poll entry still stands for what it was made for: the same channel (not a new one in its
+   slot), and the same descriptor, still open. */
+static int still(const struct chan *c, uint32_t id, enum kind kind, const int *fd, int polled) {
+  return c->kind == kind && c->id == id && *fd == polled;
+}
+
 static int open_port(void) {
   DIR *d = opendir("/sys/class/virtio-ports");
   struct dirent *e;
@@ -873,7 +889,9 @@ static int open_port(void) {
 }
 
 int main(void) {
-  port = open_port();
+  /* a test on the host hands the agent one end of a socket pair instead of the guest's port */
+  const char *given = getenv("NCF_AGENT_PORT_FD");
+  port = given ? atoi(given) : open_port();
   if (port < 0) die("virtio port " PORT_NAME);
   sigset_t mask;
   sigemptyset(&mask);
@@ -887,8 +905,13 @@ int main(void) {
   if (sigfd < 0 || inofd < 0) die("signalfd/inotify");
   send_frame(0, 'B', "", 0);
   struct pollfd pf[3 + 3 * MAXCH];
+  /* what each poll entry was for: a frame handled before the pumps below can free a channel
+     and give its slot, and even its fd numbers, to a new one; an entry whose channel id or kind
+     changed is stale (pumping it read the new process's stdin pipe, and closed it) */
   struct {
     struct chan *c;
+    uint32_t id;
+    enum kind kind;
     int *fd;
     char type;
   } who[3 + 3 * MAXCH];
@@ -899,12 +922,13 @@ int main(void) {
     pf[n++] = (struct pollfd){inofd, POLLIN, 0};
     for (int i = 0; i < MAXCH; i++) {
       struct chan *c = &chans[i];
+#define WATCH_FD(field, t, events) (who[n].c = c, who[n].id = c->id, who[n].kind = c->kind, who[n].fd = &c->field, who[n].type = (t), pf[n++] = (struct pollfd){c->field, (events), 0})
       if (c->kind == PROC) {
-        if (c->out >= 0) who[n].c = c, who[n].fd = &c->out, who[n].type = 'O', pf[n++] = (struct pollfd){c->out, POLLIN, 0};
-        if (c->err >= 0) who[n].c = c, who[n].fd = &c->err, who[n].type = 'R', pf[n++] = (struct pollfd){c->err, POLLIN, 0};
-        if (c->in >= 0 && c->pending.len) who[n].c = c, who[n].fd = &c->in, who[n].type = 'W', pf[n++] = (struct pollfd){c->in, POLLOUT, 0};
+        if (c->out >= 0) WATCH_FD(out, 'O', POLLIN);
+        if (c->err >= 0) WATCH_FD(err, 'R', POLLIN);
+        if (c->in >= 0 && c->pending.len) WATCH_FD(in, 'W', POLLOUT);
       } else if (c->kind == SOCK && c->in >= 0) {
-        who[n].c = c, who[n].fd = &c->in, who[n].type = 'D', pf[n++] = (struct pollfd){c->in, POLLIN | (c->pending.len ? POLLOUT : 0), 0};
+        WATCH_FD(in, 'D', POLLIN | (c->pending.len ? POLLOUT : 0));
       }
     }
     if (poll(pf, (nfds_t)n, -1) < 0) {
@@ -916,9 +940,9 @@ int main(void) {
     if (pf[2].revents) inotify_event();
     for (int i = 3; i < n; i++) {
       struct chan *c = who[i].c;
-      if (!pf[i].revents || c->kind == FREE || *who[i].fd != pf[i].fd) continue; /* freed meanwhile */
+      if (!pf[i].revents || !still(who[i].c, who[i].id, who[i].kind, who[i].fd, pf[i].fd)) continue;
       if (pf[i].revents & POLLOUT) flush_pending(c);
-      if (c->kind != FREE && *who[i].fd == pf[i].fd && (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) && who[i].type != 'W') pump(c, who[i].fd, who[i].type);
+      if (still(who[i].c, who[i].id, who[i].kind, who[i].fd, pf[i].fd) && (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) && who[i].type != 'W') pump(c, who[i].fd, who[i].type);
     }
   }
 }
