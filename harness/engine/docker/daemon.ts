@@ -119,7 +119,11 @@ export class DockerDaemon {
     return text.trimEnd().split('\n').slice(-lines).join('\n');
   }
 
-  async start(): Promise<StartTimes> {
+  /**
+   * Start containerd, then dockerd. `seed`: a tar of a data root (seed.ts) unpacked into the
+   * fresh one first, so that the image is there without an import.
+   */
+  async start(seed?: string): Promise<StartTimes> {
     const p = this.paths;
     const m = this.machine;
     const t0 = performance.now();
@@ -128,9 +132,10 @@ export class DockerDaemon {
     await m.writeFile(p.containerdConfig, containerdConfig(p));
     // A private mount namespace whose /run is a fresh tmpfs: everything the daemon mounts or
     // writes there disappears with its last process. The wrapper writes containerd's pidfile
-    // once /run is mounted (dockerd joins that mount namespace next); `exec` keeps the pid.
-    const wrapper = `mount -t tmpfs -o mode=0755 netconform /run && echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"`;
-    this.containerd = await m.spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', wrapper, p.containerdPidfile, this.install.containerd, '--config', p.containerdConfig], {
+    // once /run is mounted (and seeded: the tar holds paths under /run), dockerd joins that
+    // mount namespace next; `exec` keeps the pid.
+    const wrapper = `pidfile=$0 seed=$1; shift; mount -t tmpfs -o mode=0755 netconform /run && { [ -z "$seed" ] || tar -xf "$seed" -C /run; } && echo $$ > "$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile" && exec "$@"`;
+    this.containerd = await m.spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', wrapper, p.containerdPidfile, seed ?? '', this.install.containerd, '--config', p.containerdConfig], {
       netns: this.netnsPath,
       detached: true,
       logFile: p.containerdLog,
@@ -183,6 +188,21 @@ export class DockerDaemon {
 
   async logTail(): Promise<string> {
     return `dockerd:\n${await this.tail(this.paths.dockerdLog)}\ncontainerd:\n${await this.tail(this.paths.containerdLog)}`;
+  }
+
+  /**
+   * Stop dockerd (containerd and the private /run stay) and write the named folders of its data
+   * root, as paths under /run, to a tar at `file` (on the daemon's machine).
+   */
+  async exportDataRoot(folders: string[], file: string): Promise<void> {
+    await terminate(this.dockerd, 10_000, this.machine);
+    const data = this.paths.dataRoot.replace(/^\/run\//, '');
+    const tar = await this.machine.spawn('tar', ['-C', '/run', '-cf', file, ...folders.map((f) => join(data, f))], { mntns: `/proc/${this.containerd!.pid}/ns/mnt` });
+    let said = '';
+    tar.stderr?.on('data', (d: Buffer) => (said += d));
+    tar.stdin?.end();
+    const exit = await tar.exited;
+    if (exit.code !== 0) throw new Error(`tar of ${this.paths.dataRoot} failed (${exit.error ?? exit.signal ?? `exit ${exit.code}`}): ${said.trim()}`);
   }
 
   /**
