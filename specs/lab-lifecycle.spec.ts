@@ -36,6 +36,23 @@ describe.skipIf(!isRoot)('lab lifecycle', () => {
     await expect(lab.addNamespaces(['e'])).rejects.toThrow(/torn down/);
   });
 
+  it('namespaces asked for while a batch is being made go out together in the next one', async () => {
+    const lab = Lab.create();
+    const batches: string[] = [];
+    const run = lab.run.bind(lab);
+    lab.run = (file, args, opts) => {
+      if (file === 'ip' && args[0] === '-batch') batches.push(opts?.input ?? '');
+      return run(file, args, opts);
+    };
+    try {
+      await Promise.all(['a', 'b', 'c', 'd'].map((n) => lab.addNamespaces([n])));
+      expect(batches.map((b) => b.trim().split('\n').length)).toEqual([1, 3]);
+      expect((await labNamespaces(process.pid)).filter((n) => n.startsWith(lab.prefix)).sort()).toEqual(['a', 'b', 'c', 'd'].map((n) => lab.ns(n)));
+    } finally {
+      await lab.destroy();
+    }
+  });
+
   for (const [signal, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],

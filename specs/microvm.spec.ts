@@ -87,12 +87,15 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     // rules that change between phases: a guest reads a host's rules again only when the
     // kernel's nftables generation moved, and this proves it does when they change
     const fwCopy = { ...byId('firewall-docker-user'), id: 'firewall-docker-user-in-vm', requires: ['8021q'] };
+    // ip6tables rules beside iptables ones: the guest skips the dump of a family without tables
+    // only, and V6-01 reads this one's ip6tables nat table
+    const v6Copy = { ...byId('ipv6-experimental-ip6tables'), id: 'ipv6-experimental-ip6tables-in-vm', requires: ['8021q'] };
     const t = performance.now();
     // Where the host kernel lacks VLANs the suite picks the microVM by itself; elsewhere (a
     // host with them) the spec asks for it, so the guest is exercised on every machine.
     const vl01 = byId('vlan-macvlan-8021q');
     const ovs = byId('vlan-access-ports-ovs');
-    results = await runSuite([vl01, byId('vlan-access-ports'), ovs, brokenTrunk(vl01), wrongTag(ovs), vmCopy, fwCopy], {
+    results = await runSuite([vl01, byId('vlan-access-ports'), ovs, brokenTrunk(vl01), wrongTag(ovs), vmCopy, fwCopy, v6Copy], {
       engines: ['reference'],
       kernel,
       allInVm: !hostLacksVlans,
@@ -121,6 +124,12 @@ describe.skipIf(Boolean(why))('microVM kernel runner (one guest boot for the sui
     const byPhase = r.ruleDump.split(/^# phase (?=\d+:)/m).filter(Boolean);
     expect(byPhase.map((t) => t.startsWith('0:') ? t.includes('198.51.100.8') : !t.includes('-A DOCKER-USER -s 198.51.100.8/32 -j DROP'))).toEqual(byPhase.map(() => false));
     expect(byPhase.length).toBe(3);
+  });
+
+  it('reads the ip6tables rules of a host that has them (V6-01 in the guest)', () => {
+    const r = results.find((x) => x.scenarioId === 'ipv6-experimental-ip6tables-in-vm')!;
+    expect(r.cases.every((c) => c.status === 'passed'), r.cases.map((c) => `${c.status} ${c.name} ${c.message ?? ''}`).join('\n')).toBe(true);
+    expect(r.cases.find((c) => c.id === 'V6-01')?.status).toBe('passed');
   });
 
   it('names the guest kernel and the microVM in the JUnit properties of every case', () => {

@@ -31,6 +31,10 @@ export class Lab {
   private destroyed = false;
   /** namespace creations under way: teardown waits for them, or it would miss what they make */
   private readonly creating = new Set<Promise<unknown>>();
+  /** namespaces waiting for the batch after the one under way (addNamespaces) */
+  private queuedNamespaces: string[] = [];
+  private nextBatch?: Promise<void>;
+  private batchUnderWay?: Promise<unknown>;
   private dir?: string;
   private readonly dumps: DumpCache;
   private local?: string;
@@ -79,19 +83,40 @@ export class Lab {
     this.adopted.set(name, fullName);
   }
 
-  /** Create namespaces in one `ip -batch` call. */
+  /**
+   * Create namespaces with one `ip -batch` call. Those asked for while a batch is being made go
+   * out together in the next one: the engines of a multi-host scenario ask at about the same
+   * time, and in an emulated guest each process costs 100-300 ms.
+   */
   async addNamespaces(names: string[]): Promise<void> {
     const fresh = names.filter((n) => !this.names.has(n) && !this.adopted.has(n));
     if (fresh.length === 0) return;
     // a build still running when Ctrl-C tore the lab down must not make namespaces after it
     if (this.destroyed) throw new Error('the lab is torn down');
     for (const n of fresh) this.names.add(n); // registered first so teardown covers a half-made batch
-    const made = this.run('ip', ['-batch', '-'], { input: fresh.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+    this.queuedNamespaces.push(...fresh);
+    const underWay = this.batchUnderWay;
+    if (!underWay) return this.makeBatch();
+    this.nextBatch ??= underWay.then(
+      () => this.makeBatch(),
+      () => this.makeBatch(),
+    );
+    return this.nextBatch;
+  }
+
+  private async makeBatch(): Promise<void> {
+    const names = this.queuedNamespaces;
+    this.queuedNamespaces = [];
+    this.nextBatch = undefined;
+    if (this.destroyed) throw new Error('the lab is torn down');
+    const made = this.run('ip', ['-batch', '-'], { input: names.map((n) => `netns add ${this.ns(n)}`).join('\n') + '\n' });
+    this.batchUnderWay = made;
     this.creating.add(made);
     try {
       await made;
     } finally {
       this.creating.delete(made);
+      if (this.batchUnderWay === made) this.batchUnderWay = undefined;
     }
   }
 
@@ -163,10 +188,14 @@ export class Lab {
    */
   async snapshot(name: string, sysctls: string[], dumps: Command[] = []): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {
     const known = await this.dumps.known(this.nsPath(name), dumps);
-    if (known.outs) return { sysctls: sysctls.length ? (await this.read(name, sysctls, [])).sysctls : {}, dumps: known.outs };
-    const r = await this.read(name, sysctls, dumps);
-    if (known.gen !== undefined) this.dumps.store(this.nsPath(name), known.gen, dumps, r.dumps);
-    return r;
+    const outs = known.outs ?? dumps.map(() => undefined);
+    const missing = dumps.filter((_, i) => outs[i] === undefined);
+    if (missing.length === 0 && sysctls.length === 0) return { sysctls: {}, dumps: outs as string[] };
+    const r = await this.read(name, sysctls, missing);
+    let k = 0;
+    const all = outs.map((o) => o ?? r.dumps[k++]);
+    if (known.gen !== undefined) this.dumps.store(this.nsPath(name), known.gen, dumps, all);
+    return { sysctls: r.sysctls, dumps: all };
   }
 
   private async read(name: string, sysctls: string[], dumps: Command[]): Promise<{ sysctls: Record<string, string>; dumps: string[] }> {

@@ -95,7 +95,15 @@ export interface Machine {
    * makes a new one) and its number of tables, without a process (a guest's agent asks the
    * kernel); this host has none: its dumps cost milliseconds.
    */
-  nftState?(netns: string): Promise<{ gen: number; tables: number }>;
+  nftState?(netns: string): Promise<NftState>;
+}
+
+/** What a namespace's nftables hold: the generation, and tables in all, of family ip, of ip6. */
+export interface NftState {
+  gen: number;
+  tables: number;
+  ipTables: number;
+  ip6Tables: number;
 }
 
 const current = new AsyncLocalStorage<Machine>();

@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
@@ -502,7 +503,8 @@ out:
  * The nftables generation of a network namespace, and how many tables it holds: the harness
  * reads rules again (iptables-nft-save, nft list ruleset: a few emulated process starts each)
  * only when the generation moved, since every change to nftables, iptables-nft's included,
- * commits a new one. Two netlink requests, no process.
+ * commits a new one; and a family without tables has an empty iptables-nft dump. Two netlink
+ * requests, no process.
  */
 static int nft_request(int s, uint16_t type, uint16_t flags, uint32_t seq) {
   struct {
@@ -512,8 +514,13 @@ static int nft_request(int s, uint16_t type, uint16_t flags, uint32_t seq) {
   return send(s, &req, sizeof req, 0) == (ssize_t)sizeof req ? 0 : -1;
 }
 
+/* Tables counted: all of them, and those of the families iptables-nft and ip6tables-nft use. */
+struct table_count {
+  long all, ip, ip6;
+};
+
 /* Replies to request `seq` until it is done: the generation's id, or the tables counted. */
-static int nft_replies(int s, uint32_t seq, uint32_t *gen, long *tables) {
+static int nft_replies(int s, uint32_t seq, uint32_t *gen, struct table_count *tables) {
   char rb[65536];
   for (;;) {
     ssize_t n = recv(s, rb, sizeof rb, 0);
@@ -526,7 +533,12 @@ static int nft_replies(int s, uint32_t seq, uint32_t *gen, long *tables) {
         if (err) return errno = -err, -1;
         continue;
       }
-      if ((nh->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE && tables) ++*tables;
+      if ((nh->nlmsg_type & 0xff) == NFT_MSG_NEWTABLE && tables) {
+        uint8_t family = ((struct nfgenmsg *)NLMSG_DATA(nh))->nfgen_family;
+        tables->all++;
+        if (family == NFPROTO_IPV4) tables->ip++;
+        if (family == NFPROTO_IPV6) tables->ip6++;
+      }
       if ((nh->nlmsg_type & 0xff) == NFT_MSG_NEWGEN && gen) {
         struct nlattr *a = (struct nlattr *)((char *)NLMSG_DATA(nh) + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
         int left = (int)nh->nlmsg_len - NLMSG_LENGTH(sizeof(struct nfgenmsg));
@@ -550,12 +562,12 @@ static void nft_state(uint32_t id, const char *netns) {
   if (setns(home, CLONE_NEWNET) < 0) die("setns back home");
   struct timeval tv = {2, 0}; /* the kernel answers at once: never hang the agent */
   uint32_t gen = 0;
-  long tables = 0;
+  struct table_count tables = {0, 0, 0};
   if (s < 0 || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 || nft_request(s, NFT_MSG_GETGEN, 0, 1) < 0 || nft_replies(s, 1, &gen, NULL) < 0 ||
       nft_request(s, NFT_MSG_GETTABLE, NLM_F_DUMP, 2) < 0 || nft_replies(s, 2, NULL, &tables) < 0)
     reply_errno(id, "nftables netlink", netns);
   else
-    sendf(id, 'F', "gen=%u tables=%ld", gen, tables);
+    sendf(id, 'F', "gen=%u tables=%ld ip=%ld ip6=%ld", gen, tables.all, tables.ip, tables.ip6);
   if (s >= 0) close(s);
 out:
   if (home >= 0) close(home);

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import type { Machine, MachineProcess, ProcessExit, SpawnOptions, Speed } from '../machine/machine.js';
+import type { Machine, MachineProcess, NftState, ProcessExit, SpawnOptions, Speed } from '../machine/machine.js';
 import { encodeFields, encodeFrame, FrameReader, type Frame } from './agent-protocol.js';
 
 type Handler = (f: Frame) => void;
@@ -242,11 +242,11 @@ export class GuestMachine implements Machine {
     return Object.fromEntries(get.map((k, i) => [k, (values[i] ?? '').trim()]));
   }
 
-  async nftState(netns: string): Promise<{ gen: number; tables: number }> {
+  async nftState(netns: string): Promise<NftState> {
     const text = (await this.request('F', encodeFields([['op', 'nftstate'], ['path', netns]]))).toString();
-    const m = /^gen=(\d+) tables=(\d+)$/.exec(text.trim());
+    const m = /^gen=(\d+) tables=(\d+) ip=(\d+) ip6=(\d+)$/.exec(text.trim());
     if (!m) throw new Error(`nftables state of ${netns}: unexpected answer "${text}"`);
-    return { gen: Number(m[1]), tables: Number(m[2]) };
+    return { gen: Number(m[1]), tables: Number(m[2]), ipTables: Number(m[3]), ip6Tables: Number(m[4]) };
   }
 
   async pidsInNetns(nsPaths: string[]): Promise<number[]> {
