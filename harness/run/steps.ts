@@ -13,10 +13,15 @@ import type { containerIndex } from './endpoints.js';
 /** A step this engine cannot take in this lab: the cases from here on are skipped with the reason. */
 export class StepNotSupported extends Error {}
 
+/** An `ip` or `bridge` step that stays in its own namespace (one naming another moves links between them). */
+const local = (s: Step): s is Extract<Step, { kind: 'ip' | 'bridge' }> => (s.kind === 'ip' || s.kind === 'bridge') && !/\bnetns\b/.test(s.args);
+
 /**
  * A phase's steps in order. Consecutive `ip` or `bridge` steps on one host, and consecutive
  * `ovs-vsctl` steps, go out as one batch (one process, where each costs 100-300 ms in an
- * emulated guest); `done` is told each step.
+ * emulated guest), and a run of them on several hosts goes out to each host at once (each host's
+ * in its order: the namespaces are apart, so the kernel ends in the same state); `done` is
+ * told each step.
  */
 export async function runSteps(
   steps: Step[],
@@ -30,12 +35,11 @@ export async function runSteps(
   for (let i = 0; i < steps.length; ) {
     const step = steps[i];
     let j = i + 1;
-    if (step.kind === 'ip' || step.kind === 'bridge') {
-      const same = (s: Step) => s.kind === step.kind && s.host === step.host;
-      while (j < steps.length && same(steps[j])) j++;
-      const batch = steps.slice(i, j) as (typeof step)[];
-      await engines.get(step.host)?.sync();
-      await (step.kind === 'ip' ? ipCommands : bridgeCommands)(lab, nsOf(step.host), batch.map((b) => b.args));
+    if (local(step)) {
+      while (j < steps.length && local(steps[j])) j++;
+      const run = steps.slice(i, j) as Extract<Step, { kind: 'ip' | 'bridge' }>[];
+      const hosts = [...new Set(run.map((s) => s.host))];
+      await Promise.all(hosts.map((h) => hostSteps(run.filter((s) => s.host === h), lab, engines)));
     } else if (step.kind === 'ovs-vsctl') {
       while (j < steps.length && steps[j].kind === 'ovs-vsctl') j++;
       await ovsVsctl(lab, (steps.slice(i, j) as (typeof step)[]).map((s) => s.args));
@@ -43,6 +47,17 @@ export async function runSteps(
       await runStep(step, lab, engines, index, sc, log);
     }
     for (const s of steps.slice(i, j)) done(s);
+    i = j;
+  }
+}
+
+/** One host's `ip` and `bridge` steps in order, consecutive ones of a kind in one batch. */
+async function hostSteps(steps: Extract<Step, { kind: 'ip' | 'bridge' }>[], lab: Lab, engines: Map<string, Engine>): Promise<void> {
+  await engines.get(steps[0].host)?.sync();
+  for (let i = 0; i < steps.length; ) {
+    let j = i + 1;
+    while (j < steps.length && steps[j].kind === steps[i].kind) j++;
+    await (steps[i].kind === 'ip' ? ipCommands : bridgeCommands)(lab, nsOf(steps[i].host), steps.slice(i, j).map((b) => b.args));
     i = j;
   }
 }
