@@ -42,9 +42,9 @@ export interface Differential {
   comparison: ScenarioResult;
 }
 
+/** Both engines at once (their labs are apart), then the comparison. */
 export async function runBoth(sc: Scenario, missing = new Map<string, string>()): Promise<Differential> {
-  const reference = await runOn('reference', sc, missing);
-  const docker = await runOn('docker', sc, missing);
+  const [reference, docker] = await Promise.all([runOn('reference', sc, missing), runOn('docker', sc, missing)]);
   return { reference, docker, comparison: compareRuns(sc, reference, docker) };
 }
 
