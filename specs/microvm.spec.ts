@@ -33,7 +33,7 @@ const dockerMissing = await locateDocker().then(
 );
 
 const root = join(import.meta.dirname, '..');
-const { scenarios } = loadScenarios([join(root, 'specs', 'fixtures', 'vm'), join(root, 'scenarios', 'egress', 'masquerade.yaml'), join(root, 'scenarios', 'firewall', 'docker-user.yaml'), join(root, 'scenarios', 'vlan')]);
+const { scenarios } = loadScenarios([join(root, 'specs', 'fixtures', 'vm'), join(root, 'scenarios', 'egress', 'masquerade.yaml'), join(root, 'scenarios', 'firewall', 'docker-user.yaml'), join(root, 'scenarios', 'ipv6', 'experimental-ip6tables.yaml'), join(root, 'scenarios', 'vlan')]);
 const byId = (id: string) => scenarios.find((s) => s.id === id)!;
 
 /** VL-01 with hostB's trunk port taken out of VLAN 10 on the switch: its VLAN 10 cases must fail. */
