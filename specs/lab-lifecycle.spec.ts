@@ -36,6 +36,15 @@ describe.skipIf(!isRoot)('lab lifecycle', () => {
     await expect(lab.addNamespaces(['e'])).rejects.toThrow(/torn down/);
   });
 
+  it('a second teardown waits for the first (Ctrl-C while a scenario tears its lab down)', async () => {
+    const lab = Lab.create();
+    await lab.addNamespaces(['x']);
+    const first = lab.destroy();
+    await lab.destroy();
+    expect(await labNamespaces(process.pid)).not.toContain(lab.ns('x'));
+    await first;
+  });
+
   it('namespaces asked for while a batch is being made go out together in the next one', async () => {
     const lab = Lab.create();
     const batches: string[] = [];

@@ -35,6 +35,7 @@ export class Lab {
   private queuedNamespaces: string[] = [];
   private nextBatch?: Promise<void>;
   private batchUnderWay?: Promise<unknown>;
+  private destroying?: Promise<void>;
   private dir?: string;
   private readonly dumps: DumpCache;
   private local?: string;
@@ -248,8 +249,16 @@ export class Lab {
     this.cleanups.push(fn);
   }
 
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
+  /**
+   * Tear the lab down. A second call (Ctrl-C's teardown while a scenario's own finally is under
+   * way) waits for the first: returning at once let the run exit with a namespace not yet deleted.
+   */
+  destroy(): Promise<void> {
+    this.destroying ??= this.tearDown();
+    return this.destroying;
+  }
+
+  private async tearDown(): Promise<void> {
     this.destroyed = true;
     if (!this.machine.alive()) {
       // a guest that stopped took its namespaces and processes along; only its files are here

@@ -100,6 +100,7 @@ struct slot {
   enum kind kind;
   char id[48];
   long long deadline; /* CLOCK_MONOTONIC ms, 0 = none */
+  int moved;          /* had an event in this round of the loop */
   int state;          /* TCP connect: 0 connecting, 1 waiting for the seen line; proxy up: 0 connecting */
   char buf[512];
   int blen;
@@ -1088,10 +1089,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nslots; i++) {
       struct slot *sl = &slots[i];
       if (sl->kind == K_FREE) continue;
-      if (sl->deadline && sl->deadline <= now) {
-        on_deadline(i);
-        continue;
-      }
       if (sl->deadline && (next < 0 || sl->deadline < next)) next = sl->deadline;
       short ev = POLLIN;
       if ((sl->kind == K_TCP_CONNECT && sl->state == 0) || (sl->kind == K_PX_UP && sl->state == 0)) ev = POLLOUT;
@@ -1105,9 +1102,11 @@ int main(int argc, char **argv) {
     int timeout = next < 0 ? -1 : (int)(next - now > 0 ? next - now : 0);
     int r = poll(pfds, n, timeout);
     if (r < 0 && errno != EINTR) return 1;
+    for (int i = 0; i < nslots; i++) slots[i].moved = 0;
     for (int j = 0; j < n && r > 0; j++) {
       if (!pfds[j].revents) continue;
       int i = map[j];
+      slots[i].moved = 1;
       if (slots[i].kind == K_FREE || slots[i].fd != pfds[j].fd) continue;
       short re = pfds[j].revents;
       switch (slots[i].kind) {
@@ -1128,5 +1127,12 @@ int main(int argc, char **argv) {
       default: break;
       }
     }
+    /* Deadlines are judged after a look at the sockets, never before: on a busy machine this
+       process may get the CPU only after a deadline, with the answer long in its socket (a
+       probe that had connected was reported a timeout). A slot that just moved (connected,
+       its listener's report of the source may be in the socket too) gets one more look. */
+    now = now_ms();
+    for (int i = 0; i < nslots; i++)
+      if (slots[i].kind != K_FREE && !slots[i].moved && slots[i].deadline && slots[i].deadline <= now) on_deadline(i);
   }
 }
