@@ -1,6 +1,7 @@
 // Benchmark section `microvm`: what the microVM lane costs, beside the host figures. qemu start
-// → guest ready (restored from the saved guest, and a cold boot), each VLAN scenario in the
-// guest on each engine, dockerd's start in the guest, and `npm run suite` (the CLI's whole
+// → guest ready (restored from the saved guest, and a cold boot), each VLAN scenario alone in a
+// guest on the reference engine, dockerd's start alone in a guest, the VLAN scenarios on both
+// engines as a run places them (several daemons per guest), and `npm run suite` (the CLI's whole
 // default run, host and guest, as a user starts it). The host's load is printed with them:
 // under software emulation every figure moves with it. Printed, never asserted.
 import { spawnSync } from 'node:child_process';
@@ -11,8 +12,7 @@ import { loadScenarios } from '../scenario/load.js';
 import { GUEST_MODULES } from '../lab/capabilities.js';
 import { runSuite } from '../run/suite.js';
 import { isComparison } from '../report/timings.js';
-import { parseTarget } from '../targets.js';
-import { scenarioStatus } from '../report/results.js';
+import { scenarioStatus, type ScenarioResult } from '../report/results.js';
 import { chooseKernel } from '../vm/kernel.js';
 import { startGuest } from '../vm/guest.js';
 
@@ -22,6 +22,19 @@ const TARGETS = { readyMs: 3_000, vlanReferenceMs: 3_000, dockerdMs: 5_000, suit
 const s = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
 const vs = (ms: number | undefined, target: number) => (ms === undefined ? '' : ms <= target ? `   target ≤ ${s(target)}: within` : `   target ≤ ${s(target)}: OVER`);
 const load = () => `load ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`;
+
+/** "" for a run that passed, else its status and first failure */
+function status(r: ScenarioResult): string {
+  if (scenarioStatus(r) === 'passed') return '';
+  const first = r.cases.find((c) => c.status === 'failed' || c.status === 'error');
+  return `  (${scenarioStatus(r)}${first ? `: ${first.name}: ${(first.message ?? '').split('\n')[0]}` : ''})`;
+}
+
+/** A pool's "dockerd started …" progress line as a figure against the target. */
+function dockerdLine(l: string, how: string): void {
+  const m = /in (\S+) in (\d+) ms, (?:image imported in (\d+) ms|image from the (seeded data root))/.exec(l);
+  if (m) console.log(`  dockerd ready in the guest, ${how}: ${s(Number(m[2]))} (${m[1]}), image ${m[4] ? 'from the seeded data root' : `imported in ${s(Number(m[3]))}`}${vs(Number(m[2]), TARGETS.dockerdMs)}`);
+}
 
 export async function microvmFigures(): Promise<void> {
   const choice = chooseKernel(undefined);
@@ -45,8 +58,18 @@ export async function microvmFigures(): Promise<void> {
     }
   }
 
-  // 2. the VLAN scenarios in the microVM, on both engines, as a run places them (guests side by side)
+  // 2. the VLAN scenarios in the microVM: on the reference engine alone, one guest each (the
+  // target's figure), then on both engines as a run places them (guests side by side)
   const { scenarios } = loadScenarios([join(packageRoot(), 'scenarios', 'vlan')]);
+  for (const sc of scenarios) {
+    const [r] = await runSuite([sc], { engines: ['reference'], kernel, allInVm: true });
+    console.log(`a VLAN scenario alone in a guest, reference engine: ${sc.id.padEnd(24)} ${s(r.timeMs).padStart(7)}${status(r)}${vs(r.timeMs, TARGETS.vlanReferenceMs)}   (${load()})`);
+  }
+  // 3. one dockerd alone in a guest (a one-host scenario), then several at once
+  const { scenarios: single } = loadScenarios([join(packageRoot(), 'scenarios', 'egress', 'masquerade.yaml')]);
+  const alone: string[] = [];
+  await runSuite(single, { engines: ['docker'], kernel, allInVm: true, onProgress: (l) => alone.push(l) });
+  for (const l of alone) dockerdLine(l, 'alone');
   const engines = ['reference', 'docker'];
   const lines: string[] = [];
   const t0 = performance.now();
@@ -55,18 +78,11 @@ export async function microvmFigures(): Promise<void> {
   const wall = performance.now() - t0;
   const ready = lines.filter((l) => l.includes('microVM: ready')).map((l) => /ready (\S+ s)/.exec(l)?.[1]);
   console.log(`VLAN scenarios in the microVM: ${s(wall)} for ${scenarios.length} scenarios × ${engines.length} engines (${lines.find((l) => l.startsWith('microVM:'))?.replace(/^microVM: /, '') ?? ''}; guests ready in ${ready.join(', ')}; ${load()})`);
-  for (const r of results) {
-    const first = r.cases.find((c) => c.status === 'failed' || c.status === 'error');
-    const bad = scenarioStatus(r) !== 'passed' ? `  (${scenarioStatus(r)}${first ? `: ${first.name}: ${(first.message ?? '').split('\n')[0]}` : ''})` : '';
-    const target = parseTarget(r.engine).engine === 'reference' ? vs(r.timeMs, TARGETS.vlanReferenceMs) : '';
-    console.log(`  ${r.scenarioId.padEnd(24)} ${r.engine.padEnd(24)} ${s(r.timeMs).padStart(8)}${bad}${target}`);
-  }
-  for (const l of lines.filter((x) => x.startsWith('dockerd started'))) {
-    const m = /in (\S+) in (\d+) ms, (?:image imported in (\d+) ms|image from the (seeded data root))/.exec(l);
-    if (m) console.log(`  dockerd ready in the guest: ${s(Number(m[2]))} (${m[1]}), image ${m[4] ? 'from the seeded data root' : s(Number(m[3]))}${vs(Number(m[2]), TARGETS.dockerdMs)}`);
-  }
+  for (const r of results) console.log(`  ${r.scenarioId.padEnd(24)} ${r.engine.padEnd(24)} ${s(r.timeMs).padStart(8)}${status(r)}`);
+  const started = lines.filter((x) => x.startsWith('dockerd started'));
+  for (const l of started) dockerdLine(l, `${started.length} at once in ${ready.length} guests`);
 
-  // 3. npm run suite: the CLI's default run as a user starts it (a new process, the guest included)
+  // 4. npm run suite: the CLI's default run as a user starts it (a new process, the guest included)
   const t1 = performance.now();
   const cli = spawnSync(process.execPath, [join(packageRoot(), 'dist', 'harness', 'cli.js'), 'run', join(packageRoot(), 'scenarios'), '--skip-tags', 'firewalld', '--junit', '/dev/null'], { stdio: 'ignore' });
   const suiteMs = performance.now() - t1;
