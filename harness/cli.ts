@@ -29,6 +29,7 @@ import { chooseKernel, type KernelChoice } from './vm/kernel.js';
 import { kernelTarget, resolveKernelList, type NamedKernel } from './vm/kernels.js';
 import { runOnKernels } from './vm/matrix.js';
 import { gcGuests } from './vm/guest.js';
+import { gcSeedTemps } from './engine/docker/seed.js';
 import { featureTable, placementLines, probeGuest, type KernelColumn } from './vm/doctor.js';
 import { DockerNotFoundError, findCompanions, locateDocker, type Companion } from './engine/docker/locate.js';
 import { gcDockerDaemons } from './engine/docker/gc.js';
@@ -624,9 +625,11 @@ async function cmdGc(args: string[]): Promise<number> {
   if (d.keptLive.length) console.log(dim(`kept ${d.keptLive.length} docker daemons of runs still alive`));
   const r = await gc(scope);
   const vms = gcGuests(scope);
+  const seeds = gcSeedTemps(scope);
   console.log(r.removed.length ? `removed ${r.removed.length} namespaces: ${r.removed.join(' ')}` : 'no namespaces to clean up');
   if (vms.killed.length) console.log(`killed ${vms.killed.length} microVM guests (qemu pids ${vms.killed.join(' ')})`);
   if (vms.removed.length) console.log(`removed ${vms.removed.length} microVM job folders: ${vms.removed.join(' ')}`);
+  if (seeds.length) console.log(`removed ${seeds.length} half-written data root seeds: ${seeds.join(' ')}`);
   if (r.keptLive.length) console.log(dim(`kept ${r.keptLive.length} namespaces of runs still alive (use --all to remove them too)`));
   return 0;
 }

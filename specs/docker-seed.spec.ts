@@ -2,8 +2,8 @@
 // importing the image under emulation. Proved here on this host's dockerd: the seed holds the
 // image store only, a daemon started from it has the image without an import, and a daemon
 // whose seed lacks the image store imports it (the check can fail).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
@@ -12,7 +12,7 @@ import { DaemonPool } from '../harness/engine/docker/pool.js';
 import { DockerDaemon } from '../harness/engine/docker/daemon.js';
 import { ensureImage } from '../harness/engine/docker/image.js';
 import { newDaemonPaths } from '../harness/engine/docker/paths.js';
-import { dataRootSeed } from '../harness/engine/docker/seed.js';
+import { dataRootSeed, gcSeedTemps } from '../harness/engine/docker/seed.js';
 import type { DockerInstall } from '../harness/engine/docker/locate.js';
 import { Lab } from '../harness/lab/lab.js';
 import { localMachine } from '../harness/machine/local.js';
@@ -63,5 +63,20 @@ describe.skipIf(!isRoot || !install)('seeded data root', () => {
     const empty = join(cache, 'empty');
     execFileSync('sh', ['-c', `mkdir -p ${empty}/netconform/data && tar -C ${empty} -cf ${empty}.tar netconform`]);
     expect(await importMs(install!, `${empty}.tar`)).toBeGreaterThan(0);
+  });
+});
+
+describe('gc of seeds a killed run was writing', () => {
+  it('removes those of runs that are gone, keeps those of live runs and finished seeds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ncf-seed-gc-'));
+    try {
+      const dead = Number(spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).stdout.trim());
+      const names = [`ab12.tar.${dead}.9f.tmp`, `ab12.tar.${process.pid}.3c.tmp`, 'ab12.tar'];
+      for (const n of names) writeFileSync(join(dir, n), '');
+      expect(gcSeedTemps({}, dir)).toEqual([names[0]]);
+      expect(names.map((n) => existsSync(join(dir, n)))).toEqual([false, true, true]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,11 +6,12 @@
 // host's root. Only the image store goes in (image/, overlay2/): the daemon makes its network
 // state itself. A daemon that finds no image in its data root imports it as before.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { DaemonOptions } from '../../scenario/types.js';
 import { Lab } from '../../lab/lab.js';
+import { collectable, type GcScope } from '../../lab/owners.js';
 import { localMachine } from '../../machine/local.js';
 import { onMachine } from '../../machine/machine.js';
 import { machineIptablesVariant } from '../../rules/iptables/tools.js';
@@ -55,7 +56,7 @@ function seedKey(install: DockerInstall): Promise<string> {
 async function makeSeed(install: DockerInstall, file: string): Promise<string> {
   mkdirSync(dirname(file), { recursive: true });
   // a unique name while written: runs side by side may make the same seed at once
-  const tmp = `${file}.${process.pid}.${Math.random().toString(16).slice(2)}.tmp`;
+  const tmp = `${file}.${process.pid}.${Math.random().toString(16).slice(2)}.tmp`; // gcSeedTemps knows the form
   await onMachine(localMachine, async () => {
     const lab = Lab.create();
     try {
@@ -76,4 +77,20 @@ async function makeSeed(install: DockerInstall, file: string): Promise<string> {
     }
   });
   return file;
+}
+
+/** A seed being written: <key>.tar.<pid>.<random>.tmp */
+const TEMP_RE = /^[0-9a-f]+\.tar\.(\d+)\.[0-9a-f]+\.tmp$/;
+
+/** Remove seeds a killed run was writing (its pid gone, or in scope); returns their names. */
+export function gcSeedTemps(scope: GcScope, dir = seedCacheDir()): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = TEMP_RE.exec(name);
+    if (!m || !collectable(Number(m[1]), scope)) continue;
+    rmSync(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
 }
