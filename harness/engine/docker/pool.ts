@@ -136,7 +136,7 @@ export class DaemonPool {
 
   /**
    * A guest's daemons start from a seeded data root (seed.ts): an import there costs seconds.
-   * This host's import a tenth of a second, less than making a seed. Without one, they import.
+   * This host imports in a tenth of a second, less than making a seed costs. Without a seed, they import.
    */
   private async seed(install: DockerInstall, log: (l: string) => void): Promise<string | undefined> {
     if (this.machine.local || this.opts.seed === false) return undefined;
