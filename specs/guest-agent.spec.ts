@@ -89,6 +89,29 @@ describe('guest agent', () => {
     expect(short).toEqual([]);
   });
 
+  // The host's side of the same port: a process that starts, prints and exits in one read (a
+  // busy host reads the guest's frames in batches) lost its output when runOn took it as soon as
+  // the exit came: `ip -json link show` read as no links at all.
+  it('keeps the output of a process whose start, output and exit come in one read', async () => {
+    const path = join(dir, 'port.sock');
+    const fakeAgent = createServer((c: Socket) => {
+      const reader = new FrameReader();
+      c.on('data', (d: Buffer) => {
+        for (const f of reader.push(d)) if (f.type === 'X') c.write(Buffer.concat([encodeFrame(f.chan, 'S', '42'), encodeFrame(f.chan, 'O', 'eth1\n'), encodeFrame(f.chan, 'R', 'note\n'), encodeFrame(f.chan, 'Z', 'code 0')]));
+      });
+    });
+    await new Promise<void>((r) => fakeAgent.listen(path, r));
+    const link = connect(path);
+    await new Promise((r) => link.once('connect', r));
+    try {
+      const m = new GuestMachine('one read', link, dir, join(dir, 'one-read'));
+      expect(await runOn(m, 'ip', ['-json', 'link', 'show'])).toEqual({ stdout: 'eth1\n', stderr: 'note\n', exitCode: 0 });
+    } finally {
+      link.destroy();
+      fakeAgent.close();
+    }
+  });
+
   // The same race, made to happen every time with frames written by hand: the relay S sits in
   // the lowest channel slot on the descriptor a new process's stdin pipe will get, is readable
   // (its server keeps sending), and is closed in the same write that starts the process.

@@ -1,6 +1,7 @@
 // Running the few system tools the lab needs, on the machine the work is on (this host, or a
 // microVM guest). Every command that acts on network state runs inside a lab namespace
 // (`netns` or `ip -n`), never in the starting one.
+import { finished } from 'node:stream/promises';
 import '../machine/local.js';
 import { currentMachine, scaledLimit, type Machine } from '../machine/machine.js';
 import { traceLine } from '../util/trace.js';
@@ -63,6 +64,10 @@ export async function runOn(m: Machine, file: string, args: string[], opts: RunO
   p.stdin?.end(opts.input ?? '');
   const exit = await p.exited;
   clearTimeout(timer);
+  // the output may still be in the streams' buffers: a guest's process can start, print and
+  // exit in one read of its port, before the 'data' listeners above ever ran (its stdout was
+  // then read as empty: `ip -json link show` saw no links)
+  await drained(p.stdout, p.stderr);
   traceLine(started, m.name === 'host' ? shown : `${m.name}: ${shown}`);
   if (exit.error) throw new CommandError(shown, exit.error, undefined);
   const out = { stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), exitCode: exit.code ?? -1 };
@@ -71,6 +76,11 @@ export async function runOn(m: Machine, file: string, args: string[], opts: RunO
     ? `killed after ${limit.explain}${out.stderr ? `: ${out.stderr}` : ''}`
     : out.stderr || (exit.signal ? `killed by ${exit.signal}` : '') || (opts.input ? `input was:\n${opts.input.slice(0, 2000)}` : '');
   throw new CommandError(shown, detail, exit.code ?? undefined);
+}
+
+/** Resolves once every given stream has delivered all it holds (or failed). */
+export function drained(...streams: (NodeJS.ReadableStream | undefined)[]): Promise<unknown> {
+  return Promise.all(streams.map((s) => s && finished(s).catch(() => {})));
 }
 
 /** Run a command with its network namespace switched to `nsPath` (mount namespace untouched). */

@@ -14,6 +14,7 @@ import type { DaemonPaths } from './paths.js';
 import { dockerdArgs } from './flags.js';
 import { removeCgroup } from './cgroups.js';
 import { scaledLimit, type Machine, type MachineProcess } from '../../machine/machine.js';
+import { drained } from '../../lab/exec.js';
 
 /**
  * The one limit left: a daemon that neither answers nor exits. dockerd starts in about a
@@ -202,6 +203,7 @@ export class DockerDaemon {
     tar.stderr?.on('data', (d: Buffer) => (said += d));
     tar.stdin?.end();
     const exit = await tar.exited;
+    await drained(tar.stderr);
     if (exit.code !== 0) throw new Error(`tar of ${this.paths.dataRoot} failed (${exit.error ?? exit.signal ?? `exit ${exit.code}`}): ${said.trim()}`);
   }
 
