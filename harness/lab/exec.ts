@@ -26,6 +26,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** run it inside this network namespace (a /run/netns/… or /proc/<pid>/ns/net path) */
   netns?: string;
+  /** and inside this mount namespace (a /proc/<pid>/ns/mnt path) */
+  mntns?: string;
 }
 
 export interface RunResult {
@@ -45,7 +47,7 @@ export async function runOn(m: Machine, file: string, args: string[], opts: RunO
   const shown = [...(opts.netns ? [`[${opts.netns.replace(/^\/run\/netns\//, '')}]`] : []), file, ...args].join(' ');
   let p;
   try {
-    p = await m.spawn(file, args, { env: opts.env, netns: opts.netns });
+    p = await m.spawn(file, args, { env: opts.env, netns: opts.netns, mntns: opts.mntns });
   } catch (e) {
     throw new CommandError(shown, (e as Error).message, undefined);
   }

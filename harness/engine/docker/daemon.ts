@@ -14,7 +14,7 @@ import type { DaemonPaths } from './paths.js';
 import { dockerdArgs } from './flags.js';
 import { removeCgroup } from './cgroups.js';
 import { scaledLimit, type Machine, type MachineProcess } from '../../machine/machine.js';
-import { drained } from '../../lab/exec.js';
+import { runOn } from '../../lab/exec.js';
 
 /**
  * The one limit left: a daemon that neither answers nor exits. dockerd starts in about a
@@ -198,13 +198,7 @@ export class DockerDaemon {
   async exportDataRoot(folders: string[], file: string): Promise<void> {
     await terminate(this.dockerd, 10_000, this.machine);
     const data = this.paths.dataRoot.replace(/^\/run\//, '');
-    const tar = await this.machine.spawn('tar', ['-C', '/run', '-cf', file, ...folders.map((f) => join(data, f))], { mntns: `/proc/${this.containerd!.pid}/ns/mnt` });
-    let said = '';
-    tar.stderr?.on('data', (d: Buffer) => (said += d));
-    tar.stdin?.end();
-    const exit = await tar.exited;
-    await drained(tar.stderr);
-    if (exit.code !== 0) throw new Error(`tar of ${this.paths.dataRoot} failed (${exit.error ?? exit.signal ?? `exit ${exit.code}`}): ${said.trim()}`);
+    await runOn(this.machine, 'tar', ['-C', '/run', '-cf', file, ...folders.map((f) => join(data, f))], { mntns: `/proc/${this.containerd!.pid}/ns/mnt` });
   }
 
   /**

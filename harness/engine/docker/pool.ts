@@ -56,8 +56,6 @@ export interface PoolOptions {
   install?: DockerInstall;
   /** idle daemons kept for later scenarios (default 6, about 60 MB each) */
   maxIdle?: number;
-  /** false: a guest's daemons import the image instead of starting from a seeded data root */
-  seed?: boolean;
 }
 
 export class DaemonPool {
@@ -139,7 +137,7 @@ export class DaemonPool {
    * This host imports in a tenth of a second, less than making a seed costs. Without a seed, they import.
    */
   private async seed(install: DockerInstall, log: (l: string) => void): Promise<string | undefined> {
-    if (this.machine.local || this.opts.seed === false) return undefined;
+    if (this.machine.local) return undefined;
     return dataRootSeed(install).catch((e: Error) => {
       log(`no seeded data root (${e.message.split('\n')[0]}): the daemon imports the image`);
       return undefined;
