@@ -16,32 +16,95 @@ export interface Facts {
   macs?: Record<string, string>;
 }
 
+export type FactTable = keyof Facts;
+
+/** The names each table of Facts holds, without their values: what a placeholder may name. */
+export type FactNames = Record<FactTable, ReadonlySet<string>>;
+
+/**
+ * The key grammar, the one place it is spelled: `${kind:arg}` looks `arg` up in the kind's
+ * table; any other key (`web`, `web@back`, `gateway:back`, `ipv6:web`, `subnet6:back`) is
+ * looked up whole among the addresses.
+ */
+const TABLE_OF_KIND = new Map<string, FactTable>([
+  ['subnet', 'subnets'],
+  ['bridge', 'bridges'],
+  ['port', 'ports'],
+  ['hostname', 'hostnames'],
+  ['mac', 'macs'],
+]);
+const KIND_OF_TABLE = new Map([...TABLE_OF_KIND].map(([kind, table]) => [table, kind]));
+
+/** Where a placeholder's key is looked up. */
+export function slotOf(key: string): { table: FactTable; name: string } {
+  const colon = key.indexOf(':');
+  const table = colon < 0 ? undefined : TABLE_OF_KIND.get(key.slice(0, colon));
+  return table ? { table, name: key.slice(colon + 1) } : { table: 'addresses', name: key };
+}
+
+/** The key that looks `name` up in `table`: slotOf's inverse. */
+export function keyFor(table: FactTable, name: string): string {
+  const kind = KIND_OF_TABLE.get(table);
+  return kind ? `${kind}:${name}` : name;
+}
+
+const PLACEHOLDER = /\$\{([^}]+)\}/g;
+
+/** The `${…}` placeholders of a text, with the offset of each `$`. */
+export function placeholdersIn(text: string): { key: string; index: number }[] {
+  return [...text.matchAll(PLACEHOLDER)].map((m) => ({ key: m[1], index: m.index }));
+}
+
+export function namesOf(f: Facts): FactNames {
+  const names = (r?: Record<string, unknown>) => new Set(Object.keys(r ?? {}));
+  return { addresses: names(f.addresses), subnets: names(f.subnets), bridges: names(f.bridges), ports: names(f.ports), hostnames: names(f.hostnames), macs: names(f.macs) };
+}
+
+export function isKnown(key: string, names: FactNames): boolean {
+  const { table, name } = slotOf(key);
+  return names[table].has(name);
+}
+
 export function expand(text: string, facts: Facts): string {
-  return text.replace(/\$\{([^}]+)\}/g, (_, key: string) => {
-    const [kind, ...rest] = key.split(':');
-    const arg = rest.join(':');
-    let v: string | number | undefined;
-    if (kind === 'subnet') v = facts.subnets[arg];
-    else if (kind === 'bridge') v = facts.bridges[arg];
-    else if (kind === 'port') v = facts.ports[arg];
-    else if (kind === 'gateway') v = facts.addresses[`gateway:${arg}`];
-    else if (kind === 'hostname') v = facts.hostnames?.[arg];
-    else if (kind === 'mac') v = facts.macs?.[arg];
-    else v = facts.addresses[key];
-    if (v === undefined) throw new Error(`unknown placeholder \${${key}} (known: ${known(facts).join(', ')})`);
+  return text.replace(PLACEHOLDER, (_, key: string) => {
+    const { table, name } = slotOf(key);
+    const values = facts[table] ?? {};
+    // own keys only: ${constructor} is no placeholder
+    const v: string | number | undefined = Object.hasOwn(values, name) ? values[name] : undefined;
+    if (v === undefined) throw new Error(`unknown placeholder \${${key}} (known: ${describeKnown(namesOf(facts))})`);
     return String(v);
   });
 }
 
-function known(f: Facts): string[] {
-  return [
-    ...Object.keys(f.addresses).map((k) => `\${${k}}`),
-    ...Object.keys(f.subnets).map((k) => `\${subnet:${k}}`),
-    ...Object.keys(f.bridges).map((k) => `\${bridge:${k}}`),
-    ...Object.keys(f.ports).map((k) => `\${port:${k}}`),
-    ...Object.keys(f.hostnames ?? {}).map((k) => `\${hostname:${k}}`),
-    ...Object.keys(f.macs ?? {}).map((k) => `\${mac:${k}}`),
-  ];
+/** How many names of one group a message lists before it says how many more there are. */
+const SHOWN = 12;
+
+/**
+ * The known placeholders, short enough to read: containers' addresses in full, the other
+ * kinds by the names they take, kinds that take the same names in one group
+ * (`${gateway:X}, ${subnet:X}, ${bridge:X} for X in bridge, back`), each list cut at SHOWN.
+ */
+export function describeKnown(names: FactNames): string {
+  const cut = (xs: string[]) => (xs.length > SHOWN ? [...xs.slice(0, SHOWN), `… ${xs.length - SHOWN} more`] : xs).join(', ');
+  const keys = (Object.keys(names) as FactTable[]).flatMap((t) => [...names[t]].map((n) => keyFor(t, n)));
+  // a container's reference has no colon: a key with one is kind:name
+  const plain = keys.filter((k) => !k.includes(':'));
+  const namesByKind = new Map<string, string[]>();
+  for (const k of keys.filter((x) => x.includes(':'))) {
+    const [kind, name] = [k.slice(0, k.indexOf(':')), k.slice(k.indexOf(':') + 1)];
+    namesByKind.set(kind, [...(namesByKind.get(kind) ?? []), name]);
+  }
+  // kinds that take the same names, in one group (keyed by the names, one a line)
+  const kindsByNames = new Map<string, string[]>();
+  for (const [kind, ns] of namesByKind) kindsByNames.set(ns.join('\n'), [...(kindsByNames.get(ns.join('\n')) ?? []), kind]);
+  // MACs are usually known by the same names as the addresses: say so rather than list them twice
+  const sameAsPlain = (ns: string[]) => plain.length > 1 && ns.length === plain.length && ns.every((n) => plain.includes(n));
+  const groups = [...kindsByNames].map(([joined, kinds]) => {
+    const ns = joined.split('\n');
+    if (ns.length === 1) return kinds.map((k) => `\${${k}:${ns[0]}}`).join(', ');
+    return `${kinds.map((k) => `\${${k}:X}`).join(', ')} for ${sameAsPlain(ns) ? 'each ${X} above' : `X in ${cut(ns)}`}`;
+  });
+  return [...(plain.length ? [cut(plain.map((k) => `\${${k}}`))] : []), ...groups].join('; ') || 'none';
 }
 
 /**

@@ -11,6 +11,8 @@ import { parsePublish } from './publish.js';
 import { packageRoot } from '../paths.js';
 import { DEFAULT_PROFILE, PROFILES, baseProfile, isProfile } from '../targets.js';
 import { targetKeyProblem, uncoveredProfiles } from './per-target.js';
+import { placeholderNames, unionOfNames } from './placeholders.js';
+import { describeKnown, isKnown, placeholdersIn } from '../rules/symbolic.js';
 import type { ContainerSpec, DaemonOptions, DecidedBy, Expectation, HostSpec, Loc, NetworkSpec, Outcome, PeerSpec, Proto, PublishSpec, Scenario, Step } from './types.js';
 
 // read from the source tree so the same file serves dist/ and vitest (tsc does not copy JSON)
@@ -50,6 +52,7 @@ class Positions {
     private readonly doc: Document,
     private readonly lc: LineCounter,
     readonly file: string,
+    private readonly text: string,
   ) {}
 
   private pos(offset: number): { line: number; col: number } {
@@ -73,6 +76,22 @@ class Positions {
     }
     const offset = node?.range?.[0] ?? 0;
     return { file: this.file, ...this.pos(offset) };
+  }
+
+  /**
+   * Where the n-th `${…}` of the string at `path` starts in the file: found in the scalar's
+   * source when that holds the same placeholders in the same order (plain, quoted or block,
+   * on one line or several); else (an escape inside one) where the scalar starts.
+   */
+  placeholderLoc(path: Path, n: number): Loc {
+    const node = this.doc.getIn(path, true) as YamlNode | undefined;
+    if (isScalar(node) && typeof node.value === 'string' && node.range) {
+      const inSource = placeholdersIn(this.text.slice(node.range[0], node.range[1]));
+      const inValue = placeholdersIn(node.value);
+      const same = inSource.length === inValue.length && inSource.every((p, i) => p.key === inValue[i].key);
+      if (same && inSource[n]) return { file: this.file, ...this.pos(node.range[0] + inSource[n].index) };
+    }
+    return this.loc(path);
   }
 }
 
@@ -182,7 +201,7 @@ export function loadScenarioText(text: string, file: string): Scenario {
       }),
     );
   }
-  const at = new Positions(doc, lc, file);
+  const at = new Positions(doc, lc, file, text);
   const data: Raw = doc.toJS() ?? {};
   const schemaErrors = validateSchema(data) ? [] : schemaDiagnostics(validateSchema.errors ?? [], at);
   // Cross-references are checked even when the schema failed, so one run reports everything;
@@ -276,6 +295,8 @@ interface Ctx {
 /** Cross-reference checks and defaults, collecting every error. */
 class Resolver {
   readonly errors: Diagnostic[] = [];
+  /** texts the run expands with a host's facts: checked once every step is known */
+  private readonly placeholderUses: { path: Path; text: string; hosts: string[] }[] = [];
   constructor(
     private readonly d: Raw,
     private readonly at: Positions,
@@ -288,6 +309,35 @@ class Resolver {
 
   private loc(path: Path): Loc {
     return this.at.loc(path);
+  }
+
+  /**
+   * A text the run expands with the facts of one of `hosts` (several: the host that decided a
+   * packet's path). An undefined host (an unknown container, a missing host:) has its error already.
+   */
+  private expandedWith(hosts: (string | undefined)[], text: unknown, path: Path): void {
+    const known = hosts.filter((h): h is string => h !== undefined);
+    if (typeof text === 'string' && text.includes('${') && known.length) this.placeholderUses.push({ path, text, hosts: known });
+  }
+
+  private expandedListWith(hosts: (string | undefined)[], list: unknown, path: Path): void {
+    if (Array.isArray(list)) list.forEach((t, i) => this.expandedWith(hosts, t, [...path, i]));
+  }
+
+  /** Every `${…}` names something the facts of its host will hold (placeholders.ts), or it is an error at the `${`. */
+  private checkPlaceholders(sc: Pick<Scenario, 'hosts' | 'phases'>): void {
+    const byHost = new Map(sc.hosts.map((h) => [h.name, placeholderNames(sc, h)]));
+    for (const use of this.placeholderUses) {
+      const lists = use.hosts.flatMap((h) => byHost.get(h) ?? []);
+      if (lists.length === 0) continue;
+      const names = unionOfNames(lists);
+      const where = sc.hosts.length === 1 ? '' : use.hosts.length === 1 ? ` on ${use.hosts[0]}` : ` on any of ${use.hosts.join(', ')}`;
+      placeholdersIn(use.text).forEach((p, n) => {
+        if (isKnown(p.key, names)) return;
+        const loc = this.at.placeholderLoc(use.path, n);
+        this.errors.push({ file: this.at.file, line: loc.line, col: loc.col, path: pathText(use.path), message: `unknown placeholder \${${p.key}} (known${where}: ${describeKnown(names)})` });
+      });
+    }
   }
 
   resolve(): Scenario {
@@ -364,6 +414,7 @@ class Resolver {
       expect.push(...this.expectations(t.expect ?? [], ['then', i, 'expect'], i + 1, ctx));
     });
     if (expect.length === 0) this.err([], 'the scenario has no expectations (expect: or then[].expect:)');
+    this.checkPlaceholders({ hosts, phases });
 
     return {
       file: this.at.file,
@@ -749,6 +800,9 @@ class Resolver {
         const host = this.hostOf(r.host, r.host !== undefined ? [...p, 'rules', 'host'] : [...p, 'rules'], ctx, 'a rules check');
         this.checkRuleTarget(r, [...p, 'rules']);
         if (r.ipv6 && r.family) this.err([...p, 'rules', 'ipv6'], 'ipv6 reads ip6tables-save; an nftables check names its family (ip6, inet) instead');
+        const factsHost = r.host === undefined && ctx.multiHost ? undefined : host;
+        this.expandedWith([factsHost], r.chain, [...p, 'rules', 'chain']);
+        for (const k of ['contains', 'absent', 'exact']) this.expandedListWith([factsHost], r[k], [...p, 'rules', k]);
         out.push({ ...common, kind: 'rules', host, ...(r.ipv6 ? { ipv6: true } : {}), family: r.family, table: r.table, chain: r.chain, set: r.set, contains: r.contains, absent: r.absent, exact: r.exact, golden: r.golden, policy: r.policy, exists: r.exists });
         return;
       }
@@ -781,6 +835,7 @@ class Resolver {
         const v = e.env;
         const container = this.container(v.container, [...p, 'env', 'container'], ctx);
         if ((v.equals === undefined) === (v.absent === undefined)) this.err([...p, 'env'], 'env needs exactly one of: equals, absent: true');
+        this.expandedWith([ctx.containers.get(v.container)?.host.name], v.equals, [...p, 'env', 'equals']);
         out.push({ ...common, kind: 'env', container, variable: v.name, equals: v.equals, absent: v.absent === true });
         return;
       }
@@ -795,6 +850,10 @@ class Resolver {
         container = ctx.peers.has(f.container) ? f.container : this.container(f.container, [...p, 'file', 'container'], ctx);
       }
       if (!f.contains && !f.absent && !f.matches && f.equals === undefined) this.err([...p, 'file'], 'file needs at least one of: contains, absent, matches, equals');
+      // a lan peer's file is expanded with the first host's facts (Endpoints.hostOf)
+      const factsHost = f.host ?? (ctx.peers.has(f.container) ? [...ctx.hosts.keys()][0] : ctx.containers.get(f.container)?.host.name);
+      for (const k of ['contains', 'absent', 'matches']) this.expandedListWith([factsHost], f[k], [...p, 'file', k]);
+      this.expandedWith([factsHost], f.equals, [...p, 'file', 'equals']);
       out.push({ ...common, kind: 'file', container, path: f.path, contains: f.contains, absent: f.absent, matches: f.matches, equals: f.equals });
     });
     return out;
@@ -807,11 +866,19 @@ class Resolver {
   private decidedBy(raw: unknown, p: Path, ctx: Ctx): { value?: DecidedBy; byTarget?: Record<string, DecidedBy> } {
     if (raw === undefined || raw === null) return {};
     const isOne = (v: unknown) => typeof v === 'string' || (typeof v === 'object' && v !== null && ['table', 'chain', 'verdict', 'rule'].some((k) => k in v));
+    // without host: the facts of whichever host decided the packet
+    const anyHost = [...ctx.hosts.keys()];
     const one = (v: unknown, at: Path): DecidedBy => {
       if (v === 'none') return { none: true };
-      if (typeof v === 'string') return { rule: v };
+      if (typeof v === 'string') {
+        this.expandedWith(anyHost, v, at);
+        return { rule: v };
+      }
       const d = v as DecidedBy;
       if (d.host !== undefined && !ctx.hosts.has(d.host)) this.err([...at, 'host'], `unknown host '${d.host}' (hosts: ${[...ctx.hosts.keys()].join(', ')})`);
+      const hosts = d.host === undefined ? anyHost : [d.host];
+      this.expandedWith(hosts, d.chain, [...at, 'chain']);
+      this.expandedWith(hosts, d.rule, [...at, 'rule']);
       return { ...d };
     };
     if (isOne(raw)) return { value: one(raw, p) };
