@@ -2,7 +2,8 @@
 // Prints numbers; never asserts them (timings belong in a report, not in a test).
 // Sections: `reference` (the reference engine's own targets) and `docker-vs-reference` (the
 // same scenarios on a real dockerd) and `microvm` (the guest's figures); `npm run bench -- NAME…`
-// runs only the named ones.
+// runs only the named ones. `noisy` (npm test and npm run suite beside stress-ng, 10+ minutes)
+// runs only when named, last, and takes the words after its name as its options.
 import { join } from 'node:path';
 import { loadScenarioText, loadScenarios } from './scenario/load.js';
 import { runScenario } from './run/runner.js';
@@ -14,6 +15,7 @@ import { scenarioStatus } from './report/results.js';
 import { destroyAllLabs } from './lab/lab.js';
 import { dockerVsReference } from './bench/docker-vs-reference.js';
 import { microvmFigures } from './bench/microvm.js';
+import { noisyNeighbour } from './bench/noisy.js';
 
 const environment = { kernel: 'bench' };
 
@@ -145,14 +147,22 @@ const SECTIONS: Record<string, () => Promise<unknown>> = {
   microvm: microvmFigures,
 };
 
-async function main(names: string[]): Promise<void> {
+/** Sections run only when named; the words after the name are the section's arguments. */
+const WITH_ARGS: Record<string, (args: string[]) => Promise<unknown>> = {
+  noisy: noisyNeighbour,
+};
+
+async function main(argv: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark builds real labs: run it as root');
-  for (const n of names.length ? names : Object.keys(SECTIONS)) {
+  const at = argv.findIndex((a) => Object.hasOwn(WITH_ARGS, a));
+  const names = at < 0 ? argv : argv.slice(0, at);
+  for (const n of names.length || at >= 0 ? names : Object.keys(SECTIONS)) {
     const run = SECTIONS[n];
-    if (!run) throw new Error(`unknown section ${n} (known: ${Object.keys(SECTIONS).join(', ')})`);
+    if (!run) throw new Error(`unknown section ${n} (known: ${[...Object.keys(SECTIONS), ...Object.keys(WITH_ARGS)].join(', ')})`);
     await run();
     console.log('');
   }
+  if (at >= 0) await WITH_ARGS[argv[at]](argv.slice(at + 1));
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void destroyAllLabs().finally(() => process.exit(130)));

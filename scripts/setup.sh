@@ -12,8 +12,9 @@ need=()
 # conntrack: flushing connection tracking between scenarios on a reused dockerd;
 # nftables: nft, for the docker-29-nftables profile and nftables steps and checks (its
 # service stays disabled, as Debian ships it; the suite only runs nft inside lab namespaces),
-# and libnftables, which the trace monitor of rule paths loads
-for pkg in iproute2 iptables nftables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack; do
+# and libnftables, which the trace monitor of rule paths loads;
+# stress-ng: the noisy neighbour of `npm run bench -- noisy` (npm test and the suite beside a busy CPU)
+for pkg in iproute2 iptables nftables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack stress-ng; do
   installed "$pkg" || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
