@@ -7,10 +7,13 @@
 // system bus. A real dockerd started with DBUS_SYSTEM_BUS_ADDRESS=bus() finds it and hears its
 // Reloaded signal. Both daemons are stopped by pid with the lab (or the daemon pool's lab).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from './exec.js';
+import { hangGuard } from '../machine/machine.js';
 import type { Lab } from './lab.js';
+import { BusMonitor, type BusMessage } from './bus-monitor.js';
 
 export const FIREWALLD_MISSING = 'firewalld is not installed (apt-get install -y --no-install-recommends firewalld; ./scripts/setup.sh does)';
 
@@ -18,7 +21,7 @@ export const FIREWALLD_MISSING = 'firewalld is not installed (apt-get install -y
 const running = new Map<string, Firewalld>();
 
 export function firewalldInstalled(): boolean {
-  return existsSync('/usr/sbin/firewalld') && existsSync('/usr/bin/firewall-cmd') && existsSync('/usr/bin/dbus-daemon');
+  return ['/usr/sbin/firewalld', '/usr/bin/dbus-daemon', '/usr/bin/dbus-send', '/usr/bin/dbus-monitor'].every((f) => existsSync(f));
 }
 
 /** The firewalld of a lab host, when one runs there. */
@@ -60,72 +63,72 @@ export class Firewalld {
     writeFileSync(join(etc, 'firewalld.conf'), conf);
     await run('nsenter', [`--net=${fw.nsPath}`, '--', 'dbus-daemon', `--config-file=${join(dir, 'system.conf')}`, '--fork']);
     fw.dbus = Number(readFileSync(join(dir, 'dbus.pid'), 'utf8').trim());
+    // watching the bus before firewalld starts: its taking of the name cannot be missed
+    const bus = await BusMonitor.start(fw.bus, [`type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${FIREWALLD}'`]);
+    const named = bus.next(() => true);
     fw.daemon = spawn('nsenter', [`--net=${fw.nsPath}`, '--', 'firewalld', '--nofork', '--nopid', '--system-config', etc, '--log-file', join(dir, 'firewalld.log')], {
       env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: fw.bus },
       stdio: 'ignore',
     });
-    await fw.waitRunning(t0);
+    try {
+      await fw.untilExit(named, 'before it took its name on the bus');
+    } finally {
+      bus.stop();
+    }
+    await fw.waitRunning();
     log(`firewalld up in ${((performance.now() - t0) / 1000).toFixed(1)} s (iptables backend, lab bus ${fw.bus})`);
     return fw;
   }
 
   /**
-   * Until `firewall-cmd --state` says running. The limit only catches a firewalld that never
-   * comes up (it took ≈1 s here, idle); when it trips, the figures say how long it waited.
+   * firewalld owns its name before it has loaded its tables; a call to it is answered once it
+   * has (its main loop starts then): its state then says RUNNING. No limit: the answer is the
+   * event, and firewalld's exit ends the wait with its log.
    */
-  private async waitRunning(t0: number, limitMs = 120_000): Promise<void> {
-    for (;;) {
-      if (this.daemon?.exitCode !== null && this.daemon?.exitCode !== undefined) throw new Error(`firewalld exited (${this.daemon.exitCode}); see ${join(this.dir, 'firewalld.log')}`);
-      const r = await this.cmd(['--state'], true);
-      if (r.exitCode === 0 && r.stdout.trim() === 'running') return;
-      const waited = performance.now() - t0;
-      if (waited > limitMs) throw new Error(`firewalld not running after ${(waited / 1000).toFixed(1)} s (firewall-cmd --state: ${(r.stdout || r.stderr).trim()}); see ${join(this.dir, 'firewalld.log')}`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
-
-  private cmd(args: string[], allowFail = false) {
-    return run('nsenter', [`--net=${this.nsPath}`, '--', 'firewall-cmd', ...args], { allowFail, timeoutMs: 180_000, env: { DBUS_SYSTEM_BUS_ADDRESS: this.bus } });
-  }
-
-  /** `firewall-cmd --reload`: flushes and rebuilds its tables (≈11 s here), then signals Reloaded. */
-  async reload(log: (line: string) => void = () => {}): Promise<void> {
-    log('firewall-cmd --reload (firewalld rebuilds its tables: about 11 s here, more under load)');
-    const t0 = performance.now();
-    await this.cmd(['--reload']);
-    log(`firewalld reloaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  private async waitRunning(): Promise<void> {
+    const state = await this.untilExit(this.call('org.freedesktop.DBus.Properties.Get', `string:${FIREWALLD}`, 'string:state'), 'before it answered');
+    if (!/"RUNNING"/.test(state)) throw new Error(`firewalld is not running: its state is ${state.trim()}; see ${join(this.dir, 'firewalld.log')}`);
   }
 
   /**
-   * Until the host's rule sets stop changing: a real dockerd hears the Reloaded signal on its
-   * own and rewrites its rules in the seconds after `firewall-cmd --reload` returned (through
-   * firewalld's passthrough, on 20.10), and no event says it is done. Settled means unchanged
-   * over `quietMs` (each rewrite is a burst of iptables calls tens of milliseconds apart); the
-   * figures are printed, and the wait gives up (saying so) after `limitMs`.
+   * A method of firewalld's, through the lab's bus, waiting for its reply however long it
+   * takes: firewall-cmd gives up after D-Bus's 25 s while firewalld is still at work (its
+   * reload took longer than that beside a build). The reply comes when the work is done.
    */
-  async settled(log: (line: string) => void = () => {}, quietMs = 3_000, limitMs = 90_000): Promise<void> {
+  private async call(method: string, ...args: string[]): Promise<string> {
+    const r = await run('dbus-send', [`--bus=${this.bus}`, '--print-reply', `--reply-timeout=${NO_REPLY_TIMEOUT}`, `--dest=${FIREWALLD}`, '/org/fedoraproject/FirewallD1', method, ...args], { timeoutMs: 0, allowFail: true });
+    if (r.exitCode !== 0) throw new Error(`firewalld: ${method} failed (dbus-send exit ${r.exitCode}): ${r.stderr.trim()}; see ${join(this.dir, 'firewalld.log')}`);
+    return r.stdout;
+  }
+
+  /** `what`, unless firewalld exits first: then an error naming its exit and log. */
+  private async untilExit<T>(what: Promise<T>, when: string): Promise<T> {
+    const daemon = this.daemon!;
+    const exited = daemon.exitCode !== null || daemon.signalCode !== null ? Promise.resolve() : once(daemon, 'exit');
+    const r = await Promise.race([what.then((v) => ({ v })), exited.then(() => undefined)]);
+    if (r) return r.v;
+    what.catch(() => {}); // its failure after the exit says nothing more
+    throw new Error(`firewalld exited (${daemon.exitCode ?? daemon.signalCode}) ${when}; see ${join(this.dir, 'firewalld.log')}`);
+  }
+
+  /**
+   * What `firewall-cmd --reload` does: firewalld flushes and rebuilds its tables (≈11 s here,
+   * idle), signals Reloaded, then answers. Waited for without a limit; its figures are logged.
+   * `daemonRewrites`: a real dockerd hears the signal and rewrites its rules through firewalld
+   * (a passthrough call per rule); the reload is over once it has (see daemonRewrite).
+   */
+  async reload(log: (line: string) => void = () => {}, opts: { daemonRewrites?: boolean } = {}): Promise<void> {
+    log('firewalld reload (it rebuilds its tables: about 11 s here, more under load; waited for until it answers)');
     const t0 = performance.now();
-    const dump = async () => (await run('nsenter', [`--net=${this.nsPath}`, '--', 'sh', '-c', 'iptables-save; ip6tables-save'], { allowFail: true })).stdout.replace(/^#.*\n/gm, '');
-    let last = await dump();
-    let since = performance.now();
-    let changes = 0;
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 250));
-      const now = await dump();
-      if (now !== last) {
-        last = now;
-        since = performance.now();
-        changes++;
-      }
-      const waited = performance.now() - t0;
-      if (performance.now() - since >= quietMs) {
-        log(`the daemon's rules settled ${((since - t0) / 1000).toFixed(1)} s after the reload (${changes} changes seen, then ${quietMs / 1000} s without)`);
-        return;
-      }
-      if (waited > limitMs) {
-        log(`warning: the rules still changed ${((performance.now() - since) / 1000).toFixed(1)} s ago after ${(waited / 1000).toFixed(1)} s (${changes} changes): checking them as they are`);
-        return;
-      }
+    // watching before the call: the daemon's first calls may come before firewalld's answer
+    const bus = opts.daemonRewrites ? await BusMonitor.start(this.bus, [RELOADED, `type='method_call',destination='${FIREWALLD}'`, "type='method_return'", "type='error'"]) : undefined;
+    try {
+      const rewritten = bus && daemonRewrite(bus);
+      await this.untilExit(this.call(`${FIREWALLD}.reload`), 'during its reload');
+      log(`firewalld reloaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      if (rewritten) log(await this.untilExit(rewritten, "while the daemon rewrote its rules"));
+    } finally {
+      bus?.stop();
     }
   }
 
@@ -144,9 +147,67 @@ export class Firewalld {
   }
 }
 
-/** Debian's system bus configuration, listening in `dir`, with the policies of system.d (firewalld's). */
+const FIREWALLD = 'org.fedoraproject.FirewallD1';
+const RELOADED = `type='signal',interface='${FIREWALLD}',member='Reloaded'`;
+/** libdbus's "no timeout" (DBUS_TIMEOUT_INFINITE, INT_MAX milliseconds) */
+const NO_REPLY_TIMEOUT = 2 ** 31 - 1;
+
+/**
+ * Quiet after the daemon's last call to firewalld was answered. The calls of a rewrite follow
+ * each other as fast as firewalld answers (dockerd makes them one after another from its
+ * Reloaded handler): this is a window on the bus's events, long against any gap between them.
+ */
+const REWRITE_QUIET_MS = 3_000;
+/** No call at all after the signal: the daemon does not rewrite (the rules are checked as they are). */
+const NO_REACTION_MS = 60_000;
+
+/**
+ * Until the daemon that heard Reloaded has rewritten its rules: its calls to firewalld after the
+ * signal, every one answered, then none for REWRITE_QUIET_MS. Resolves with the figures; a
+ * daemon that makes no call, or a call never answered (hang guard), is checked as it is, saying so.
+ */
+function daemonRewrite(bus: BusMonitor): Promise<string> {
+  return new Promise((resolve) => {
+    let signalled: number | undefined;
+    let calls = 0;
+    const open = new Set<string>();
+    let timer: NodeJS.Timeout | undefined;
+    const guard = hangGuard(undefined, (why) => finish(`warning: the daemon's calls to firewalld after its Reloaded signal did not end (${calls} calls, ${open.size} unanswered): ${why}; checking the rules as they are`));
+    const finish = (figures: string) => {
+      clearTimeout(timer);
+      guard.clear();
+      resolve(figures);
+    };
+    const arm = (ms: number, figures: () => string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(figures()), ms);
+    };
+    bus.on((m: BusMessage) => {
+      if (m.type === 'signal' && m.member === 'Reloaded') {
+        signalled = performance.now();
+        arm(NO_REACTION_MS, () => `warning: the daemon made no call to firewalld in the ${NO_REACTION_MS / 1000} s after its Reloaded signal: checking the rules as they are`);
+      } else if (signalled === undefined) {
+        return;
+      } else if (m.type === 'method call' && m.destination === FIREWALLD) {
+        calls++;
+        open.add(`${m.sender}/${m.serial}`);
+        clearTimeout(timer);
+      } else if ((m.type === 'method return' || m.type === 'error') && open.delete(`${m.destination}/${m.replySerial}`) && open.size === 0) {
+        const last = ((performance.now() - signalled) / 1000).toFixed(1);
+        arm(REWRITE_QUIET_MS, () => `the daemon rewrote its rules: ${calls} calls to firewalld, the last answered ${last} s after the Reloaded signal (then ${REWRITE_QUIET_MS / 1000} s without a call)`);
+      }
+    });
+  });
+}
+
+/**
+ * Debian's system bus configuration, listening in `dir`, with the policies of system.d
+ * (firewalld's). A client has a fixed 5 s to authenticate by default: the lab's bus waits as
+ * long as a loaded machine needs.
+ */
 function busConfig(dir: string): string {
   return readFileSync('/usr/share/dbus-1/system.conf', 'utf8')
+    .replace('</busconfig>', '  <limit name="auth_timeout">3600000</limit>\n</busconfig>')
     .replace(/<user>[^<]*<\/user>/, '')
     .replace(/<pidfile>[^<]*<\/pidfile>/, `<pidfile>${join(dir, 'dbus.pid')}</pidfile>`)
     .replace(/<listen>[^<]*<\/listen>/, `<listen>unix:path=${join(dir, 'bus')}</listen>`)

@@ -126,9 +126,8 @@ async function reloadFirewall(host: string, lab: Lab, engine: Engine, sc: Scenar
   const h = sc.hosts.find((x) => x.name === host)!;
   const fwd = firewalldOf(lab, hostNs(h));
   if (fwd) {
-    await fwd.reload(log);
-    // a real dockerd rewrites its rules when the signal reaches it, after firewall-cmd returned
-    if (!engine.firewallReloaded) await fwd.settled(log);
+    // a real dockerd rewrites its rules when the signal reaches it: the reload ends after that
+    await fwd.reload(log, { daemonRewrites: !engine.firewallReloaded });
   } else {
     if (!engine.firewallReloaded) throw new StepNotSupported(`reload-firewall on ${engine.describe()} needs firewalld in the lab (host: { firewalld: true }): a real daemon only hears firewalld's own Reloaded signal`);
     await flushAllTables(lab, hostNs(h), h.iptables);
