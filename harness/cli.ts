@@ -211,8 +211,7 @@ async function cmdRun(args: string[]): Promise<number> {
   requireRoot();
   const engines = await enginesOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean), values.dockerd);
   const { scenarios, shard } = shardSpec ? pickShard(selected, engines, table!, shardSpec, jobs) : { scenarios: selected, shard: undefined };
-  const abort = new AbortController();
-  installSignalHandlers(abort);
+  const abort = stopOnSignals();
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const on = kernels ? ` in microVMs of kernel ${kernels.map((k) => k.label).join(', ')}` : '';
@@ -445,8 +444,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   // scenarios the host kernel cannot run go to the microVM, as in `run`: the diff covers them too
   const choice = chooseKernel(undefined, process.env);
   if (choice.error) console.error(yellow(`warning: guest kernel from ${choice.source} is unusable: ${choice.error}`));
-  const abort = new AbortController();
-  installSignalHandlers(abort);
+  const abort = stopOnSignals();
   const t0 = performance.now();
   console.log(bold(`netconform diff: ${scenarios.length} scenarios, ${from} → ${to}`));
   const results = await runSuite(scenarios, {
@@ -495,8 +493,7 @@ async function diffKernels(from: string, to: string, values: { engine?: string; 
   }
   const scenarios = load(positionals, values.only);
   requireRoot();
-  const abort = new AbortController();
-  installSignalHandlers(abort);
+  const abort = stopOnSignals();
   const t0 = performance.now();
   const [a, b] = kernels.map((k) => `kernel:${k.label}`);
   console.log(bold(`netconform diff: ${scenarios.length} scenarios on ${engines[0]}, ${a} (${kernels[0].kernel.release}) → ${b} (${kernels[1].kernel.release})`));
@@ -563,8 +560,7 @@ async function cmdExplain(args: string[]): Promise<number> {
   }
   requireRoot();
   const engines = await enginesOrExit(values.engine!.split(',').filter(Boolean), values.profile?.split(',').filter(Boolean), values.dockerd);
-  const abort = new AbortController();
-  installSignalHandlers(abort);
+  const abort = stopOnSignals();
   console.log(bold(`netconform explain: ${sc.id}, ${values.from} → ${values.to} ${proto}${port ? '/' + port : values.published ? ` (published ${values.published})` : ''} on ${engines.join(', ')}`));
   const results = await runSuite([sc], { engines, signal: abort.signal, rulePaths: true, onProgress: (l) => console.log(dim(`  ${l}`)), ...guestKernel(chooseKernel(undefined, process.env)) });
   const { text, ok } = renderExplanation(results);
@@ -572,21 +568,33 @@ async function cmdExplain(args: string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
-function installSignalHandlers(abort: AbortController): void {
-  let stopping = false;
+/**
+ * The one way a run stops early: Ctrl-C, SIGTERM, its output closed (`| head`), or a bug. It
+ * schedules nothing more, tears down every lab (no new one can start), then exits with `code`.
+ */
+function stopRun(why: string, code: number): void {
+  if (teardown) return;
+  runAbort.abort();
+  try {
+    console.error(yellow(why));
+  } catch {
+    /* the output is gone too */
+  }
+  teardown = destroyAllLabs();
+  void teardown.finally(() => process.exit(code));
+}
+
+const runAbort = new AbortController();
+
+/** The run's abort signal, aborted by SIGINT and SIGTERM. */
+function stopOnSignals(): AbortController {
   for (const [sig, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const) {
-    process.on(sig, () => {
-      if (stopping) return;
-      stopping = true;
-      abort.abort();
-      console.error(yellow(`\n${sig}: tearing down the labs of this run…`));
-      teardown = destroyAllLabs();
-      teardown.finally(() => process.exit(code));
-    });
+    process.on(sig, () => stopRun(`\n${sig}: tearing down the labs of this run…`, code));
   }
+  return runAbort;
 }
 
 function cmdValidate(args: string[]): number {
@@ -773,9 +781,14 @@ async function main(argv: string[]): Promise<number> {
 
 // A bug must not leave labs behind: tear them down, then exit with the error.
 for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
-  process.on(event, (e) => {
-    console.error(red(`netconform: internal error (${event}): ${(e as Error)?.stack ?? String(e)}`));
-    destroyAllLabs().finally(() => process.exit(2));
+  process.on(event, (e) => stopRun(red(`netconform: internal error (${event}): ${(e as Error)?.stack ?? String(e)}`), 2));
+}
+// Nobody reads the output any more (`netconform run … | head` ended): stop as on SIGPIPE, with
+// the labs torn down; writes that fail after that are dropped, not thrown.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') stopRun('netconform: the output was closed: tearing down the labs of this run…', 141);
+    else stopRun(`netconform: cannot write the output: ${e.message}`, 2);
   });
 }
 

@@ -51,6 +51,7 @@ export class Lab {
 
   /** A lab on the machine the work is on (see onMachine). */
   static create(): Lab {
+    if (closing) throw new Error('this run is stopping: its labs are being torn down, and no new one starts');
     const lab = new Lab(`${LAB_PREFIX}-${process.pid}-${randomBytes(3).toString('hex')}`, currentMachine());
     liveLabs.add(lab);
     return lab;
@@ -307,7 +308,12 @@ function killProcessesIn(fullNames: string[]): void {
 }
 
 /** Tear down every lab of this process (used by the SIGINT/SIGTERM handler). */
+/** Set once this process is stopping: no lab may start after its teardown began. */
+let closing = false;
+
+/** Tear down every lab of this process, and refuse new ones (a run that stops early). */
 export async function destroyAllLabs(): Promise<void> {
+  closing = true;
   await Promise.all([...liveLabs].map((l) => l.destroy()));
 }
 
