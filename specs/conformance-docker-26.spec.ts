@@ -37,7 +37,7 @@ describe.skipIf(!isRoot)('conformance under reference:docker-26', () => {
     missing = missingFeatures(await detectCapabilities());
     const all = await runSuite(scenarios, { engines: ['reference:docker-26'], jobs: 4 });
     for (const [i, sc] of scenarios.entries()) results.set(sc, all[i]);
-  }, 300_000);
+  });
 
   defineExpectationCases(scenarios, 'docker-26', results);
 

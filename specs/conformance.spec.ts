@@ -39,7 +39,7 @@ describe.skipIf(!isRoot)('conformance (reference engine)', () => {
     missing = missingFeatures(await detectCapabilities());
     const all = await runSuite(scenarios, { engines: ['reference'], jobs: 4 });
     for (const [i, sc] of scenarios.entries()) results.set(sc, all[i]);
-  }, 300_000);
+  });
 
   it('every scenario file is valid', () => {
     expect(errors).toEqual([]);

@@ -60,7 +60,7 @@ describe.skipIf(!isRoot)('run --repeat: flaky cases from real rounds (needs root
     expect(results[0].cases.map((c) => c.status)).toEqual(['passed', 'passed']);
     expect(buildJunit(results)).not.toContain('name="flaky"');
     expect(summaryLine(results, 1)).not.toContain('flaky');
-  }, 120_000);
+  });
 
   it('a round whose lab drops the forwarded packets makes that case flaky and failed, with its worst round kept and reported everywhere', async () => {
     const rounds = [await round(sc), await round(broken(sc)), await round(sc)];
@@ -80,5 +80,5 @@ describe.skipIf(!isRoot)('run --repeat: flaky cases from real rounds (needs root
     const view = buildView(record(results, 3));
     expect(renderMarkdown(view)).toContain('### Flaky cases (1)');
     expect(renderHtml(view)).toContain('<section id="flaky">');
-  }, 180_000);
+  });
 });

@@ -10,6 +10,7 @@ import { AddressPool6 } from '../harness/engine/reference/ipam6.js';
 import { parsePublish } from '../harness/scenario/publish.js';
 import { loadScenarioText, loadScenarios } from '../harness/scenario/load.js';
 import { errorsOf } from './support/scenario-errors.js';
+import { explain } from './support/cases.js';
 import { runScenario } from '../harness/run/runner.js';
 import { engineFactory } from '../harness/run/suite.js';
 import { resolveForTarget } from '../harness/scenario/per-target.js';
@@ -34,7 +35,6 @@ function withSteps(sc: Scenario, phase: number, extra: Omit<Step, 'loc'>[]): Sce
 }
 
 const caseAt = (r: ScenarioResult, sc: Scenario, line: number) => r.cases.find((c) => c.loc.line === line && c.loc.file === sc.file)!;
-const explain = (r: ScenarioResult) => `${r.cases.map((c) => `${c.status} ${c.name}: ${c.message ?? ''}`).join('\n')}\n${r.transcript.join('\n')}`;
 
 describe('IPv6 arithmetic and forms', () => {
   it('reads and writes IPv6 in its shortest form', () => {
@@ -125,7 +125,7 @@ describe.skipIf(!isRoot)('negative checks on real labs', () => {
     expect(c.status, explain(r)).toBe('failed');
     // docker-proxy on [::] still answers: the container sees the proxy, not the client
     expect(c.message).toMatch(/the listener saw source fd00:23::1 .*expected 2001:db8:1::10/);
-  }, 60_000);
+  });
 
   it('SC-07: a firewall reload the engine does not answer (no rule restore) fails the case (docker-28)', async () => {
     const sc = byId('recovery-network-isolation');
@@ -140,7 +140,7 @@ describe.skipIf(!isRoot)('negative checks on real labs', () => {
     expect(c.status, explain(r)).toBe('failed');
     expect(c.message).toMatch(/expected timeout, got connected/);
     expect(c.advisories).toEqual(['CVE-2025-54410', 'GHSA-4vq8-7jfc-9cvp']);
-  }, 60_000);
+  });
 
   it('SC-06: without the raw PREROUTING drop after the reload (28.2.0 … 28.3.2) the case fails (docker-28)', async () => {
     const sc = byId('recovery-loopback-publish');
@@ -152,5 +152,5 @@ describe.skipIf(!isRoot)('negative checks on real labs', () => {
     expect(c.status, explain(r)).toBe('failed');
     expect(c.message).toMatch(/expected timeout, got connected/);
     expect(c.advisories).toEqual(['CVE-2025-54388', 'GHSA-x4rx-4gw3-53p4']);
-  }, 60_000);
+  });
 });

@@ -48,7 +48,7 @@ describe.skipIf(!isRoot)('report.html in a headless Chromium', () => {
     page = await browser.newPage({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light' });
     page.on('request', (r) => requests.push(r.url()));
     await page.goto(`file://${join(run.dir, 'report.html')}`);
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await browser?.close();

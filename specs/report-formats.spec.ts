@@ -35,7 +35,7 @@ describe.skipIf(!isRoot)('reports of a run with failures', () => {
     // the same run again, as GitHub Actions runs it: the step summary is a file named in the environment
     writeFileSync(summaryFile, '');
     await runCli(['run', FIXTURE, '--junit', '{dir}/gh/junit.xml'], { GITHUB_STEP_SUMMARY: summaryFile }, run.dir);
-  }, 120_000);
+  });
 
   afterAll(() => rmSync(run.dir, { recursive: true, force: true }));
 
@@ -199,5 +199,5 @@ describe.skipIf(!isRoot)('reports of a run with failures', () => {
     expect(sarif.runs[0].results.filter((r) => r.ruleId === 'DIFF').map((r) => r.level)).toContain('error');
     const validate = sarifValidator();
     expect(validate(sarif), JSON.stringify(validate.errors)).toBe(true);
-  }, 60_000);
+  });
 });

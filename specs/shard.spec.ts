@@ -133,7 +133,7 @@ describe.skipIf(!isRoot)('shards of a real run', () => {
     for (const i of [1, 2, 3]) shards.push(await runCli([...args('{dir}/junit.xml'), '--shard', `${i}/3`]));
     const out = mkdtempSync(join(tmpdir(), 'ncf-merged-'));
     merged = await runCli(['merge', ...shards.map((s) => s.dir), '--out', out], {}, out);
-  }, 300_000);
+  });
 
   afterAll(() => {
     for (const r of [whole, ...shards, merged]) if (r) rmSync(r.dir, { recursive: true, force: true });

@@ -34,7 +34,7 @@ describe.skipIf(!isRoot)('netconform diff reference:docker-20.10 → reference:d
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  });
 
   it('shows what a LAN neighbour gains or loses, SC by SC', async () => {
     const verdicts = async (to: string) => {
@@ -54,5 +54,5 @@ describe.skipIf(!isRoot)('netconform diff reference:docker-20.10 → reference:d
       if (to.endsWith('29')) expect(sc05).toMatch(/\| timeout \| connected \| blocked → reachable \|/);
       else expect(sc05).toBeUndefined();
     }
-  }, 60_000);
+  });
 });

@@ -3,7 +3,6 @@
 // capture that saw no frame fails: an untested tag is no proof.
 import type { FramesExpect } from '../scenario/types.js';
 import type { Endpoints } from '../run/endpoints.js';
-import { currentMachine } from '../machine/machine.js';
 
 export interface FramesEvaluation {
   ok: boolean;
@@ -11,7 +10,11 @@ export interface FramesEvaluation {
   transcript: string;
 }
 
-/** Frames still on their way when the probe's verdict is in (a reply, a retransmission); scaled by the machine's slowness. */
+/**
+ * Frames still on their way when the probe's verdict is in (a retransmission). Not a verdict:
+ * the frames that made the answer crossed before it, and the capture reads what is queued when
+ * it stops; a frame later than this goes uncounted, which can only hide a wrongly tagged one.
+ */
 const SETTLE_MS = 30;
 
 export async function evaluateFrames(e: FramesExpect, ep: Endpoints, timeoutMs: number): Promise<FramesEvaluation> {
@@ -21,7 +24,7 @@ export async function evaluateFrames(e: FramesExpect, ep: Endpoints, timeoutMs: 
   const handle = await at.capture(e.dev, a, b, e.proto);
   const sender = ep.agentOf(e.from);
   const r = e.proto === 'icmp' ? await sender.icmp(b, timeoutMs) : e.proto === 'udp' ? await sender.udp(b, e.port!, timeoutMs) : await sender.tcp(b, e.port!, timeoutMs);
-  await new Promise((res) => setTimeout(res, SETTLE_MS * currentMachine().speed.factor));
+  await new Promise((res) => setTimeout(res, SETTLE_MS));
   const tags = await at.captured(handle);
   const want = e.vlan === 'none' ? 'none' : String(e.vlan);
   const seen = [...tags].map(([t, n]) => `${n} ${t === 'none' ? 'untagged' : `tagged ${t}`}`).join(', ') || 'no frames';

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { ReachDetail } from '../report/results.js';
 import type { ReachExpect } from '../scenario/types.js';
 import type { Endpoints } from '../run/endpoints.js';
+import type { ProbeAgent } from '../probe/agent.js';
 
 export interface ReachEvaluation {
   ok: boolean;
@@ -12,7 +13,13 @@ export interface ReachEvaluation {
   transcript: string;
 }
 
-export async function evaluateReach(e: ReachExpect, ep: Endpoints, timeoutMs: number): Promise<ReachEvaluation> {
+/**
+ * `waits.probe`: how long the probe waits for its answer; `waits.seen`: how long the listener's
+ * report of the source may take once the probe got through (short only where the scenario
+ * expects that no listener sees it: a port held but never served).
+ */
+export async function evaluateReach(e: ReachExpect, ep: Endpoints, waits: { probe: number; seen: number }): Promise<ReachEvaluation> {
+  const timeoutMs = waits.probe;
   const agent = ep.agentOf(e.from);
   const dst = ep.address(e.to);
   // An outside client speaks from the outside server's address unless told otherwise.
@@ -24,13 +31,14 @@ export async function evaluateReach(e: ReachExpect, ep: Endpoints, timeoutMs: nu
       ? await agent.icmp(dst, timeoutMs, { source })
       : e.proto === 'udp'
         ? await agent.udp(dst, port!, timeoutMs, { source, token })
-        : await agent.tcp(dst, port!, timeoutMs, { source, token });
+        : await agent.tcp(dst, port!, timeoutMs, { source, token, seenWaitMs: waits.seen });
 
-  // Who saw the probe: the reply says so when it came back; otherwise ask every listener.
+  // Who saw the probe: the reply says so when it came back; otherwise ask every listener. A
+  // source that is expected is an answer to wait for (a listener may get the probe after its
+  // sender stopped waiting for the reply); "none" is asked once.
   let seen = r.seen;
   if (!seen && e.seenSource !== undefined && e.proto !== 'icmp') {
-    const answers = await Promise.all(ep.all().map((a) => a.seen(token)));
-    const hit = answers.find((x) => x !== undefined);
+    const hit = await firstSeen(ep.all(), token, e.seenSource === 'none' ? 0 : waits.seen);
     seen = hit?.replace(/:\d+$/, ''); // IP:PORT, the IP possibly IPv6
   }
 
@@ -52,4 +60,18 @@ export async function evaluateReach(e: ReachExpect, ep: Endpoints, timeoutMs: nu
     detail: { from: e.from, to: e.to, address: dst, proto: e.proto, port, expected: e.result, actual: r.outcome, expectedSeen, seen, ...(r.sent ? { sent: r.sent } : {}), ...(r.detail ? { detail: r.detail } : {}) },
     transcript: `probe ${what}: ${r.outcome}${r.detail ? ` (${r.detail})` : ''}${seenText} in ${r.ms.toFixed(1)} ms${problems.length ? '  ✗ ' + problems.join('; ') : ''}`,
   };
+}
+
+/** The first listener's report of the token, or undefined once every agent said none. */
+function firstSeen(agents: ProbeAgent[], token: string, waitMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let left = agents.length;
+    if (left === 0) return resolve(undefined);
+    for (const a of agents) {
+      void a
+        .seen(token, waitMs)
+        .catch(() => undefined) // an agent that stopped saw nothing more
+        .then((x) => (x !== undefined ? resolve(x) : --left === 0 && resolve(undefined)));
+    }
+  });
 }

@@ -3,7 +3,7 @@
 // (`netns` or `ip -n`), never in the starting one.
 import { finished } from 'node:stream/promises';
 import '../machine/local.js';
-import { currentMachine, scaledLimit, type Machine } from '../machine/machine.js';
+import { currentMachine, hangGuard, type Machine } from '../machine/machine.js';
 import { traceLine } from '../util/trace.js';
 
 export class CommandError extends Error {
@@ -20,7 +20,7 @@ export interface RunOptions {
   input?: string;
   /** do not throw on a non-zero exit */
   allowFail?: boolean;
-  /** kill the command after this long (default 30 s), scaled by the machine's measured speed */
+  /** kill a command that hangs after this long (default: HANG_GUARD_MS; 0: never) */
   timeoutMs?: number;
   /** extra environment variables for the command */
   env?: Record<string, string>;
@@ -55,17 +55,17 @@ export async function runOn(m: Machine, file: string, args: string[], opts: RunO
   const stderr: Buffer[] = [];
   p.stdout?.on('data', (d: Buffer) => stdout.push(d));
   p.stderr?.on('data', (d: Buffer) => stderr.push(d));
-  // A command that hangs must not hang the run; a slow machine gets a proportionally longer limit.
-  const limit = scaledLimit(opts.timeoutMs ?? 30_000, m);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  // A command that hangs must not hang the run; the guard is far above what load makes of a
+  // command's time, and says what it was when it trips.
+  let timedOut: string | undefined;
+  const guard = hangGuard(opts.timeoutMs, (why) => {
+    timedOut = why;
     p.kill('SIGKILL');
-  }, limit.ms);
+  });
   p.stdin?.on('error', () => {}); // EPIPE: the command exited without reading its input
   p.stdin?.end(opts.input ?? '');
   const exit = await p.exited;
-  clearTimeout(timer);
+  guard.clear();
   // the output may still be in the streams' buffers: a guest's process can start, print and
   // exit in one read of its port, before the 'data' listeners above ever ran (its stdout was
   // then read as empty: `ip -json link show` saw no links)
@@ -75,7 +75,7 @@ export async function runOn(m: Machine, file: string, args: string[], opts: RunO
   const out = { stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), exitCode: exit.code ?? -1 };
   if (out.exitCode === 0 || opts.allowFail) return out;
   const detail = timedOut
-    ? `killed after ${limit.explain}${out.stderr ? `: ${out.stderr}` : ''}`
+    ? `killed: ${timedOut}${out.stderr ? `: ${out.stderr}` : ''}`
     : out.stderr || (exit.signal ? `killed by ${exit.signal}` : '') || (opts.input ? `input was:\n${opts.input.slice(0, 2000)}` : '');
   throw new CommandError(shown, detail, exit.code ?? undefined);
 }

@@ -42,8 +42,8 @@ export interface MachineProcess {
 }
 
 /**
- * How much slower than this host a machine runs a process, measured when it came up; limits
- * that must exist (a command that hangs) are scaled by it and their messages carry it.
+ * How much slower than this host a machine runs a process, measured when it came up: for the
+ * figures a run prints. No limit is scaled by it (the load that comes later changes it).
  */
 export interface Speed {
   factor: number;
@@ -126,12 +126,25 @@ export function onMachine<T>(m: Machine, fn: () => Promise<T>): Promise<T> {
   return current.run(m, fn);
 }
 
-/** A limit scaled by the machine's speed, and the words that explain it when it trips. */
-export function scaledLimit(ms: number, m: Machine = currentMachine()): { ms: number; explain: string } {
-  const sec = (x: number) => `${(x / 1000).toFixed(x < 10_000 ? 1 : 0)} s`;
-  if (m.speed.factor <= 1) return { ms, explain: sec(ms) };
-  const scaled = ms * m.speed.factor;
-  return { ms: scaled, explain: `${sec(scaled)} (${sec(ms)} × ${m.speed.factor.toFixed(1)}: ${m.speed.detail})` };
+/**
+ * What a hang guard waits before it acts: 10 minutes. Only something that hangs gets there —
+ * the slowest step under load here (dockerd starting in an emulated guest beside a build) took
+ * a few minutes at worst — so no busy machine trips it. Not scaled by a speed measured once.
+ */
+export const HANG_GUARD_MS = 600_000;
+
+/**
+ * A guard against a hang: `onHang` runs after `ms` (default HANG_GUARD_MS; 0: never) with the
+ * words that say why, the wait and the host's load then.
+ */
+export function hangGuard(ms: number | undefined, onHang: (why: string) => void): { clear: () => void } {
+  const limit = ms ?? HANG_GUARD_MS;
+  if (limit <= 0) return { clear: () => {} };
+  const t0 = performance.now();
+  // not unref'd: what it guards may be all that keeps the process alive (a detached daemon's
+  // exit is no handle of ours), and a process must not end while it waits
+  const timer = setTimeout(() => onHang(`no end after ${((performance.now() - t0) / 1000).toFixed(0)} s (the hang guard is ${(limit / 1000).toFixed(0)} s; ${hostLoad().detail} then)`), limit);
+  return { clear: () => clearTimeout(timer) };
 }
 
 /** A process that exited: gone from /proc, or a zombie its parent (init, for a daemon) has not reaped yet. */

@@ -9,10 +9,12 @@
  *                                        (TCP without bind: dual-stack, IPv4 and IPv6)
  * Addresses may be IPv6 for TCP (connect, listen, proxy bind and target, source); UDP and
  * ICMP probes are IPv4 only.
- *   C id tcp dst port timeout_ms [src|-] [token]   TCP connect
+ *   C id tcp dst port timeout_ms [src|-] [token|-] [seen_ms]   TCP connect; once connected, the
+ *                                        listener's "seen" line is waited for seen_ms (default timeout_ms)
  *   U id dst port timeout_ms [src|-] [token]       UDP request/response
  *   P id dst timeout_ms [src|-]          ICMP echo
- *   S id token                           which source did a listener see with this token
+ *   S id token [wait_ms]                 which source did a listener see with this token; with
+ *                                        wait_ms, answers when it arrives (or "none" after wait_ms)
  *   X id tcp|udp port dst dport [bind]   userland proxy (like docker-proxy)
  *   H id tcp|udp port [bind]             hold a port: bound (and listening) but never served, like
  *                                        dockerd's dummy proxy without the userland proxy
@@ -77,7 +79,13 @@ enum kind {
   K_PXU_UP,      /* UDP proxy upstream socket for one client */
   K_DNS,         /* an outgoing DNS query */
   K_CAPTURE,     /* a packet socket counting the 802.1Q tags of one pair's frames */
+  K_SEEN_WAIT,   /* a question "who sent this token?" waiting for its answer (no socket) */
 };
+
+/* An accepted client's token line is an answer on its way (its sender is connected): it is
+ * waited for as long as the harness waits for any answer (ANSWER_WAIT_MS in
+ * harness/run/probe-wait.ts), then the slot is freed. */
+#define ANSWER_WAIT_MS 20000
 
 #define MAX_TAGS 8
 struct capture {
@@ -102,6 +110,7 @@ struct slot {
   long long deadline; /* CLOCK_MONOTONIC ms, 0 = none */
   int moved;          /* had an event in this round of the loop */
   int state;          /* TCP connect: 0 connecting, 1 waiting for the seen line; proxy up: 0 connecting */
+  int seen_wait;      /* TCP connect: how long the seen line may take once connected (ms) */
   char buf[512];
   int blen;
   int peer; /* paired slot (proxies) */
@@ -178,6 +187,11 @@ static void log_seen(const char *token, const union sa *from) {
   snprintf(seen_log[nseen].token, sizeof(seen_log[nseen].token), "%s", token);
   fmt_sa(from, seen_log[nseen].who, sizeof(seen_log[nseen].who));
   nseen++;
+  for (int i = 0; i < nslots; i++) {
+    if (slots[i].kind != K_SEEN_WAIT || strcmp(slots[i].token, token) != 0) continue;
+    reply(slots[i].id, "seen %s", seen_log[nseen - 1].who);
+    free_slot(i);
+  }
 }
 
 /* "probe TOKEN\n" → TOKEN */
@@ -337,7 +351,7 @@ static void cmd_listen(const char *id, const char *proto, int port, const char *
   reply(id, "ok");
 }
 
-static void cmd_tcp(const char *id, const char *dst, int port, int timeout, const char *src, const char *token) {
+static void cmd_tcp(const char *id, const char *dst, int port, int timeout, const char *src, const char *token, int seen_wait) {
   union sa sa;
   int salen = parse_sa(dst, port, &sa);
   if (salen < 0) return reply(id, "error bad-address");
@@ -350,7 +364,8 @@ static void cmd_tcp(const char *id, const char *dst, int port, int timeout, cons
   }
   int s = new_slot(fd, K_TCP_CONNECT, id);
   slots[s].deadline = now_ms() + timeout;
-  snprintf(slots[s].token, sizeof(slots[s].token), "%s", token ? token : "");
+  slots[s].seen_wait = seen_wait > 0 ? seen_wait : timeout;
+  snprintf(slots[s].token, sizeof(slots[s].token), "%s", token && strcmp(token, "-") != 0 ? token : "");
   if (connect(fd, &sa.s, salen) < 0 && errno != EINPROGRESS) {
     report_errno(&slots[s], errno); /* no packet left: no identity */
     free_slot(s);
@@ -422,11 +437,14 @@ static void cmd_icmp(const char *id, const char *dst, int timeout, const char *s
   snprintf(slots[s].ident, sizeof(slots[s].ident), "icmp=%u:%u", ntohs(h.un.echo.id), ntohs(h.un.echo.sequence));
 }
 
-static void cmd_seen(const char *id, const char *token) {
+static void cmd_seen(const char *id, const char *token, int wait_ms) {
   for (int i = 0; i < nseen; i++) {
     if (strcmp(seen_log[i].token, token) == 0) return reply(id, "seen %s", seen_log[i].who);
   }
-  reply(id, "none");
+  if (wait_ms <= 0) return reply(id, "none");
+  int s = new_slot(-1, K_SEEN_WAIT, id); /* poll skips its fd; log_seen answers it */
+  snprintf(slots[s].token, sizeof(slots[s].token), "%s", token);
+  slots[s].deadline = now_ms() + wait_ms;
 }
 
 static void cmd_proxy(const char *id, const char *proto, int port, const char *dst, int dport, const char *bind_ip) {
@@ -751,10 +769,10 @@ static void handle_line(char *line) {
   const char *opt5 = argc > 5 ? argv[5] : NULL, *opt6 = argc > 6 ? argv[6] : NULL, *opt7 = argc > 7 ? argv[7] : NULL;
   if (strcmp(c, "Q") == 0) exit(0);
   else if (strcmp(c, "L") == 0 && argc >= 4) cmd_listen(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
-  else if (strcmp(c, "C") == 0 && argc >= 6) cmd_tcp(id, argv[3], atoi(argv[4]), atoi(argv[5]), opt6, opt7);
+  else if (strcmp(c, "C") == 0 && argc >= 6) cmd_tcp(id, argv[3], atoi(argv[4]), atoi(argv[5]), opt6, opt7, argc > 8 ? atoi(argv[8]) : 0);
   else if (strcmp(c, "U") == 0 && argc >= 5) cmd_udp(id, argv[2], atoi(argv[3]), atoi(argv[4]), opt5, opt6);
   else if (strcmp(c, "P") == 0 && argc >= 4) cmd_icmp(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
-  else if (strcmp(c, "S") == 0 && argc >= 3) cmd_seen(id, argv[2]);
+  else if (strcmp(c, "S") == 0 && argc >= 3) cmd_seen(id, argv[2], argc > 3 ? atoi(argv[3]) : 0);
   else if (strcmp(c, "X") == 0 && argc >= 6) cmd_proxy(id, argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), opt6);
   else if (strcmp(c, "H") == 0 && argc >= 4) cmd_hold(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
   else if (strcmp(c, "K") == 0 && argc >= 4) cmd_close(id, atoi(argv[2]), argv[3]);
@@ -805,7 +823,7 @@ static void on_tcp_listen(int s) {
   }
   int a = new_slot(fd, K_ACCEPTED, NULL);
   slots[a].addr = from;
-  slots[a].deadline = now_ms() + 2000;
+  slots[a].deadline = now_ms() + ANSWER_WAIT_MS;
 }
 
 static void on_accepted(int s) {
@@ -886,6 +904,7 @@ static void on_tcp_connect(int s, short revents) {
     }
     if (!(revents & POLLOUT)) return;
     sl->state = 1;
+    sl->deadline = now_ms() + sl->seen_wait;
     char msg[96];
     int n = snprintf(msg, sizeof(msg), "probe %s\n", sl->token[0] ? sl->token : "-");
     send(sl->fd, msg, n, MSG_NOSIGNAL);
@@ -1036,6 +1055,9 @@ static void on_deadline(int s) {
     return free_slot(s);
   case K_DNS:
     reply(sl->id, "none timeout");
+    return free_slot(s);
+  case K_SEEN_WAIT:
+    reply(sl->id, "none");
     return free_slot(s);
   case K_PX_UP:
     return close_pair(s);

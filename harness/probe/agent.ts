@@ -86,8 +86,9 @@ export class ProbeAgent {
     return { outcome: 'error', detail: w.join(' '), ms, sent };
   }
 
-  tcp(dst: string, port: number, timeoutMs: number, opts: { source?: string; token?: string } = {}): Promise<ProbeResult> {
-    return this.probe('C', ['tcp', dst, port, timeoutMs, opts.source, opts.token]);
+  /** `seenWaitMs`: once connected, how long the listener's "seen" line may take (default: timeoutMs). */
+  tcp(dst: string, port: number, timeoutMs: number, opts: { source?: string; token?: string; seenWaitMs?: number } = {}): Promise<ProbeResult> {
+    return this.probe('C', ['tcp', dst, port, timeoutMs, opts.source, opts.token, ...(opts.seenWaitMs ? [opts.seenWaitMs] : [])]);
   }
 
   udp(dst: string, port: number, timeoutMs: number, opts: { source?: string; token?: string } = {}): Promise<ProbeResult> {
@@ -98,9 +99,12 @@ export class ProbeAgent {
     return this.probe('P', [dst, timeoutMs, opts.source]);
   }
 
-  /** The source address:port a listener of this agent saw with this token. */
-  async seen(token: string): Promise<string | undefined> {
-    const w = await this.request('S', [token]);
+  /**
+   * The source address:port a listener of this agent saw with this token; with `waitMs`, the
+   * agent answers when the token arrives, or says none after waitMs.
+   */
+  async seen(token: string, waitMs = 0): Promise<string | undefined> {
+    const w = await this.request('S', [token, ...(waitMs > 0 ? [waitMs] : [])]);
     return w[0] === 'seen' ? w[1] : undefined;
   }
 

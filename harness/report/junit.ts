@@ -11,6 +11,7 @@ import type { Builder, TestCase } from 'junit-report-builder';
 // module object, while at run time it is the builder itself.
 const junit = ((junitModule as unknown as { newBuilder?: unknown }).newBuilder ? junitModule : (junitModule as unknown as { default: Builder }).default) as Builder;
 import type { ScenarioResult } from './results.js';
+import { describeNotPassing } from './not-passing.js';
 
 /** junit-report-builder has no setter for `line` (read by action-junit-report) nor a skip message. */
 function setAttribute(tc: TestCase, name: string, value: string | number): void {
@@ -22,6 +23,8 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
   builder.name('netconform');
   const skipReasons: string[] = [];
   for (const r of results) {
+    // a run that did not pass (or did not complete) says which cases and why, first
+    const summary = describeNotPassing(r, { cwd });
     const suite = builder.testSuite().name(`${r.scenarioId} [${r.engine}]`).time(seconds(r.timeMs));
     suite.timestamp(new Date());
     for (const [k, v] of Object.entries(r.properties)) suite.property(k, v);
@@ -42,7 +45,7 @@ export function buildJunit(results: ScenarioResult[], cwd = process.cwd()): stri
       // The whole lab story goes with the first case and with every case that did not pass;
       // a reach case's rule path with every reach case.
       const full = idx === 0 || c.status === 'failed' || c.status === 'error';
-      tc.standardOutput([c.transcript ?? '', c.rulePath ?? '', full ? transcriptOf(r) : ''].filter(Boolean).join('\n\n'));
+      tc.standardOutput([full ? summary : '', c.transcript ?? '', c.rulePath ?? '', full ? transcriptOf(r) : ''].filter(Boolean).join('\n\n'));
       // the YAML location leads the text too: Jenkins shows the text, not the file/line attributes
       const body = [`at ${relative(cwd, c.loc.file)}:${c.loc.line}:${c.loc.col}`, c.message ?? '', c.diff ?? '', c.rulePath ?? ''].filter(Boolean).join('\n\n');
       // the failure message says where the packet ended; its body holds the whole path

@@ -12,7 +12,7 @@ import type { CaseResult, ScenarioResult } from '../report/results.js';
 import type { Expectation, HostSpec, Scenario } from '../scenario/types.js';
 import type { Endpoints } from './endpoints.js';
 import type { NeighbourStats } from '../lab/neighbours.js';
-import { currentMachine, hostLoad, scaledLimit } from '../machine/machine.js';
+import { answerWait, silenceWait } from './probe-wait.js';
 
 export interface EvalContext {
   sc: Scenario;
@@ -36,6 +36,7 @@ export function caseOf(e: Expectation, expectIndex: number, status: CaseResult['
 /**
  * What `${…}` placeholders in a host's rule texts stand for: that host's networks, and every
  * container's addresses by reference (plus by plain name for the host's own containers).
+ * The loader knows the same names from the scenario (scenario/placeholders.ts): change both.
  */
 export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engine>): Facts {
   const facts: Facts = { addresses: {}, subnets: {}, bridges: {}, ports: {}, hostnames: {}, macs: {} };
@@ -75,39 +76,6 @@ export function factsOf(sc: Scenario, host: HostSpec, engines: Map<string, Engin
   return facts;
 }
 
-/**
- * When the kernel gives up resolving a neighbour that does not answer (mcast_solicit 3 ×
- * retrans_time 1 s, its defaults) and turns a waiting probe into "unreachable" (icmp-3/1).
- */
-const NEIGHBOUR_GIVES_UP_MS = 3_000;
-
-/**
- * On this host, a probe's limit grows with the load per core when the machine is busier than
- * its cores (a fresh clone's suite beside two emulated guests timed out an egress probe after a
- * fixed 0.3 s). A guest's limit is scaled by its own measured slowness already.
- */
-function onBusyHost(l: { ms: number; explain: string }): { ms: number; explain: string } {
-  const m = currentMachine();
-  const load = hostLoad();
-  if (!m.local || load.factor <= 1) return l;
-  return { ms: l.ms * load.factor, explain: `${(l.ms * load.factor / 1000).toFixed(1)} s (${l.explain} × ${load.factor.toFixed(1)}: ${load.detail})` };
-}
-
-/**
- * A probe's timeout on the machine it runs on: the scenario's, scaled by the machine's
- * measured slowness (1 on this host). In an emulated guest a packet crosses the lab 10-20×
- * slower, more under load: a fixed 300 ms turned VL-01's connected probes into timeouts there.
- * A packet probe's stays below the moment the kernel gives up on an unanswered neighbour (80 %
- * of it), or a probe into another VLAN would end "unreachable" where the host's ends "timeout".
- */
-function probeTimeout(cx: EvalContext, packet = true): { ms: number; explain: string } {
-  const own = cx.sc.probeTimeoutMs;
-  const l = onBusyHost(scaledLimit(own));
-  const cap = Math.max(own, 0.8 * NEIGHBOUR_GIVES_UP_MS);
-  if (!packet || l.ms <= cap) return { ms: Math.round(l.ms), explain: l.explain };
-  return { ms: Math.round(cap), explain: `${(cap / 1000).toFixed(1)} s (${l.explain}, held below the ${NEIGHBOUR_GIVES_UP_MS / 1000} s after which the kernel gives up on a neighbour)` };
-}
-
 export async function evaluate(e: Expectation, index: number, cx: EvalContext): Promise<CaseResult> {
   if (e.skipReason || e.notFor) return caseOf(e, index, 'skipped', 0, { message: e.skipReason ?? e.notFor });
   const t = performance.now();
@@ -115,8 +83,9 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
   try {
     switch (e.kind) {
       case 'reach': {
-        const limit = probeTimeout(cx);
-        const r = await evaluateReach(e, cx.endpoints, limit.ms);
+        const limit = e.result === 'timeout' ? silenceWait(cx.sc.probeTimeoutMs) : answerWait();
+        const seen = e.seenSource === 'none' ? silenceWait(cx.sc.probeTimeoutMs) : answerWait();
+        const r = await evaluateReach(e, cx.endpoints, { probe: limit.ms, seen: seen.ms });
         cx.result.transcript.push(r.transcript);
         // a probe that timed out where it should not have says how long it waited, and why that long
         const message = r.ok ? undefined : r.detail.actual === 'timeout' ? `${r.message} (probe timeout ${limit.explain})` : r.message;
@@ -125,7 +94,8 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         return c;
       }
       case 'frames': {
-        const r = await evaluateFrames(e, cx.endpoints, probeTimeout(cx).ms);
+        // every frames probe crosses to a listener: its frames are there once it is answered
+        const r = await evaluateFrames(e, cx.endpoints, answerWait().ms);
         cx.result.transcript.push(r.transcript);
         const c = caseOf(e, index, r.ok ? 'passed' : 'failed', took(), { message: r.ok ? undefined : r.message, transcript: r.transcript });
         c.name = `${c.name} [${e.from} ↔ ${e.to} on ${e.dev}: ${e.vlan === 'none' ? 'untagged' : `tag ${e.vlan}`}]`;
@@ -163,7 +133,7 @@ export async function evaluate(e: Expectation, index: number, cx: EvalContext): 
         });
       }
       case 'resolve': {
-        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, probeTimeout(cx, false).ms);
+        const r = await cx.endpoints.agentOf(e.from).resolve(e.name, (e.answer === 'none' ? silenceWait(cx.sc.probeTimeoutMs, false) : answerWait()).ms);
         const want = e.answer === 'none' ? 'none' : cx.endpoints.address(e.answer);
         const got = r.address ?? 'none';
         const what = `${e.from} resolves ${e.name}: ${r.address ? `${r.address} (${cx.endpoints.nameOf(r.address)}, from ${r.via})` : `no address (${r.failure})`}`;

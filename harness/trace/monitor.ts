@@ -8,7 +8,7 @@
 // trace events in the order it makes them, so once the marker's event has been read, every
 // event before it has been read too. The monitor then prints the rule set by handle.
 import { createInterface } from 'node:readline';
-import { currentMachine, scaledLimit, type MachineProcess } from '../machine/machine.js';
+import { currentMachine, hangGuard, type MachineProcess } from '../machine/machine.js';
 import { LOST_EVENTS, parseTraceLine, type TraceEvent } from './events.js';
 import { tracemonPath } from '../native.js';
 import { TRACE_TABLE } from './table.js';
@@ -114,11 +114,11 @@ export class TraceMonitor {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       if (this.child.exit) return;
-      // its cleanup is one nftables transaction: a generous bound (scaled by the machine's slowness), it is never a verdict
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), scaledLimit(5000).ms);
+      // its cleanup is one nftables transaction: a generous bound, never a verdict
+      const guard = hangGuard(30_000, () => this.child.kill('SIGKILL'));
       this.child.stdin!.end('Q\n');
       await this.child.exited;
-      clearTimeout(timer);
+      guard.clear();
     })();
     return this.stopped;
   }

@@ -45,7 +45,7 @@ export interface VmRunOptions {
 
 /**
  * The guest's overall limit: NETCONFORM_VM_TIMEOUT seconds when set, else none. Every wait in
- * the guest is on an event; commands have limits scaled by the guest's measured speed, and a
+ * the guest is on an event; a command that hangs meets its hang guard (machine.ts), and a
  * guest that stops answering is caught by its heartbeat (guest.ts).
  */
 export function defaultTimeoutMs(env: NodeJS.ProcessEnv = process.env): number | undefined {

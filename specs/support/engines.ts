@@ -53,11 +53,6 @@ export function scenario(yaml: string, name = 'inline.yaml'): Scenario {
   return loadScenarioText(yaml, `specs/${name}`);
 }
 
-/** Everything that did not pass, with its message, diff and the run's transcript. */
-export function explain(r: ScenarioResult): string {
-  const bad = r.cases.filter((c) => c.status !== 'passed' && c.status !== 'skipped');
-  return [`${r.scenarioId} [${r.engine}]`, ...bad.map((c) => `${c.name}: ${c.message ?? ''}\n${c.diff ?? ''}`), r.transcript.join('\n')].join('\n');
-}
 
 /** Processes of ours that belong to a Docker daemon: dockerd, containerd, shims, proxies. */
 export function daemonProcesses(pid = process.pid): string[] {

@@ -69,7 +69,7 @@ export function defineProfileConformance(profile: string): void {
       // the catalogue as one suite, several labs at once (as conformance.spec.ts does)
       const all = await runSuite(scenarios, { engines: [engine], jobs: 4 });
       for (const [i, sc] of scenarios.entries()) results.set(sc, all[i]);
-    }, 300_000);
+    });
 
     defineExpectationCases(scenarios, profile, results);
 

@@ -8,7 +8,7 @@ import { GenericContainer } from 'testcontainers';
 import type { ContainerSpec, HostSpec, NetworkSpec, Scenario } from '../../scenario/types.js';
 import { EngineError, type ContainerInfo, type Engine, type EngineContext, type NetworkInfo, type PortBinding } from '../types.js';
 import { withClient } from './client.js';
-import { scaledLimit, type Machine } from '../../machine/machine.js';
+import { HANG_GUARD_MS, processGone, type Machine } from '../../machine/machine.js';
 import { IMAGE } from './image.js';
 import { containerInfo, networkInfo, parseEnviron, portBindings } from './inspect.js';
 import { dockerPool, type DaemonPool, type PooledDaemon } from './pool.js';
@@ -280,13 +280,15 @@ export class DockerEngine implements Engine {
 /**
  * The environment of a container's main process. Right after the start its pid may still be
  * runc's init, whose environment is not the container's: wait for the exec (dockerd always
- * gives the process HOSTNAME). A second at most (scaled by the machine's speed: runc's exec
- * takes longer in an emulated guest); an exited container has none.
+ * gives the process HOSTNAME), however long a loaded machine makes it (a fixed second once
+ * read runc's environment); an exited container has none.
  */
 async function mainProcessEnv(m: Machine, pid: number): Promise<string[]> {
-  let env: string[] = [];
-  const deadline = performance.now() + scaledLimit(1000, m).ms;
-  while (performance.now() < deadline) {
+  const t0 = performance.now();
+  for (;;) {
+    if (performance.now() - t0 > HANG_GUARD_MS) throw new Error(`the container's process ${pid} never ran its program (no HOSTNAME in its environment after ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    if (await processGone(m, pid)) return []; // a zombie's environ reads empty
+    let env: string[];
     try {
       env = parseEnviron(await m.readFile(`/proc/${pid}/environ`));
     } catch {
@@ -295,7 +297,6 @@ async function mainProcessEnv(m: Machine, pid: number): Promise<string[]> {
     if (env.some((kv) => kv.startsWith('HOSTNAME='))) return env;
     await new Promise((r) => setTimeout(r, 20));
   }
-  return env;
 }
 
 /** A daemon's log on its machine (a guest's logs are in the guest), as bytes; empty when it is not there. */

@@ -22,8 +22,9 @@ async function ourPid(m: Machine, pidfile: string, stateDir: string): Promise<nu
   }
 }
 
-async function waitGone(m: Machine, pid: number, ms = 5000): Promise<void> {
-  const end = Date.now() + ms * m.speed.factor;
+/** Until the process is gone, or a while (then its caller kills it harder). */
+async function waitGone(m: Machine, pid: number, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
   while (!(await processGone(m, pid)) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
 }
 

@@ -102,7 +102,7 @@ export function findCompanions(binDir: string, env = process.env): Companion[] {
 
 /** `dockerd --version`, or an error that says the file is no dockerd. */
 export async function dockerdVersion(dockerd: string): Promise<string> {
-  const v = await run(dockerd, ['--version'], { allowFail: true, timeoutMs: 10_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+  const v = await run(dockerd, ['--version'], { allowFail: true }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
   const out = v.stdout.trim();
   if (v.exitCode !== 0 || !/^Docker version \d/.test(out)) {
     const said = (v.stderr || v.stdout).trim().split('\n')[0] || `exit ${v.exitCode}`;
