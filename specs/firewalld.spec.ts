@@ -56,7 +56,8 @@ describe.skipIf(Boolean(why))(`firewalld in a lab${why ? ` (skipped: ${why})` : 
       expect(`${before.exitCode} ${before.stderr}`).toMatch(/^[1-9]\d* .*Did not receive a reply/s);
       await ours;
       const took = Number(/firewalld reloaded in ([\d.]+) s/.exec(lines.join('\n'))?.[1]);
-      expect(took, lines.join('\n')).toBeGreaterThanOrEqual(STOPPED_MS / 1000);
+      // longer than the 25 s after which D-Bus gives up on a reply
+      expect(took, lines.join('\n')).toBeGreaterThan(25);
       // and it is running, reloaded: its state answers
       const state = await run('dbus-send', [`--bus=${fw.bus}`, '--print-reply', '--dest=org.fedoraproject.FirewallD1', '/org/fedoraproject/FirewallD1', 'org.freedesktop.DBus.Properties.Get', 'string:org.fedoraproject.FirewallD1', 'string:state']);
       expect(state.stdout).toContain('"RUNNING"');

@@ -3,6 +3,7 @@
 // for a second, and a SYN the lab drops once so that the kernel retries it a second later.
 // Each case also shows the old, short wait failing the same way the gate did under load.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { Lab } from '../harness/lab/lab.js';
 import { run } from '../harness/lab/exec.js';
 import { ProbeAgent } from '../harness/probe/agent.js';
@@ -16,16 +17,19 @@ const isRoot = process.getuid?.() === 0;
 const LATE_MS = 1_000;
 const SHORT_MS = 300; // the scenarios' default probe-timeout: what a probe used to wait
 
-/** `fn` while the process is stopped for LATE_MS: what it would have answered comes that late. */
-async function whileStopped<T>(pid: number, fn: () => Promise<T>): Promise<T> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stops the process (SIGSTOP), and resolves once it is stopped (a signal is delivered when the
+ * process next runs: until then it may still serve what arrives). What it would answer comes
+ * only once `resume()` is called.
+ */
+async function stop(pid: number): Promise<{ resume: () => void }> {
   process.kill(pid, 'SIGSTOP');
-  const resume = new Promise((r) => setTimeout(r, LATE_MS)).then(() => process.kill(pid, 'SIGCONT'));
-  try {
-    return await fn();
-  } finally {
-    await resume;
-  }
+  while (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] !== 'T') await sleep(1);
+  return { resume: () => process.kill(pid, 'SIGCONT') };
 }
+
 
 describe.skipIf(!isRoot)('probe agents wait for answers that come late', () => {
   const lab = Lab.create();
@@ -46,28 +50,36 @@ describe.skipIf(!isRoot)('probe agents wait for answers that come late', () => {
   });
 
   it("a connected TCP probe waits for the listener's late report of its source", async () => {
-    const r = await whileStopped(listener.pid, () => client.tcp('127.0.0.1', 8080, SHORT_MS, { token: 'late-seen', seenWaitMs: ANSWER_WAIT_MS }));
+    let l = await stop(listener.pid);
+    const late = client.tcp('127.0.0.1', 8080, SHORT_MS, { token: 'late-seen', seenWaitMs: ANSWER_WAIT_MS });
+    await sleep(LATE_MS);
+    l.resume();
+    const r = await late;
     expect([r.outcome, r.seen]).toEqual(['connected', '127.0.0.1']);
     expect(r.ms).toBeGreaterThanOrEqual(LATE_MS * 0.9);
-    // the old wait: connected, but "the listener saw source nothing" (FW-01 in a loaded guest)
-    const old = await whileStopped(listener.pid, () => client.tcp('127.0.0.1', 8080, SHORT_MS, { token: 'cut-short' }));
+    // the old wait, with the listener stopped until the probe ended: connected, but "the
+    // listener saw source nothing" (FW-01 in a loaded guest)
+    l = await stop(listener.pid);
+    const old = await client.tcp('127.0.0.1', 8080, SHORT_MS, { token: 'cut-short' }).finally(() => l.resume());
     expect([old.outcome, old.seen]).toEqual(['connected', undefined]);
   });
 
   it('asking a listener for a token waits for the datagram that brings it', async () => {
-    // the probe expected to go unanswered ends first; the listener gets it a second later
-    const seen = await whileStopped(listener.pid, async () => {
-      const probe = await client.udp('127.0.0.1', 8081, SHORT_MS, { token: 'late-datagram' });
-      expect(probe.outcome).toBe('timeout');
-      return listener.seen('late-datagram', ANSWER_WAIT_MS);
-    });
-    expect(seen).toMatch(/^127\.0\.0\.1:\d+$/);
-    // asked once, without waiting, while the datagram waits in the stopped listener's socket
-    const once = await whileStopped(listener.pid, async () => {
-      await client.udp('127.0.0.1', 8081, SHORT_MS, { token: 'asked-once' });
-      return listener.seen('asked-once');
-    });
-    expect(once).toBeUndefined();
+    // the probe expected to go unanswered ends first; the stopped listener gets it later. Its
+    // question is in its input before it resumes, and it reads its input first.
+    let l = await stop(listener.pid);
+    expect((await client.udp('127.0.0.1', 8081, SHORT_MS, { token: 'late-datagram' })).outcome).toBe('timeout');
+    const waited = listener.seen('late-datagram', ANSWER_WAIT_MS);
+    await sleep(100);
+    l.resume();
+    expect(await waited).toMatch(/^127\.0\.0\.1:\d+$/);
+    // asked once, without waiting: none, though the datagram is in the listener's socket
+    l = await stop(listener.pid);
+    await client.udp('127.0.0.1', 8081, SHORT_MS, { token: 'asked-once' });
+    const once = listener.seen('asked-once');
+    await sleep(100);
+    l.resume();
+    expect(await once).toBeUndefined();
   });
 });
 
