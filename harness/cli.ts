@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // netconform: run, validate and list container-networking scenarios; clean up; check the machine.
+import { buildProvenance } from './engine/docker/provenance.js';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -716,16 +717,19 @@ async function doctorDockerd(path: string): Promise<string | undefined> {
   const number = versionNumber(d.version) ?? '?';
   const profile = profileOfVersion(number);
   const mark = profile ? green('✓') : yellow('-');
-  console.log(`${mark} ${'dockerd'.padEnd(24)} ${dim(`${d.dockerd}: ${d.version}; ${profile ? `profile ${profile} (--engine docker:${releaseOf(profile)})` : `no profile of its own: name one, e.g. --engine docker:${releaseOf(DEFAULT_PROFILE)}`}`)}`);
-  for (const c of d.companions) console.log(companionLine(c));
+  // where each part came from: the MANIFEST of a cached build (a Debian package, or an upstream tag built here)
+  const from = buildProvenance(dirname(d.dockerd));
+  const origin = (part: string) => (from.has(part) ? ` · from ${from.get(part)}` : '');
+  console.log(`${mark} ${'dockerd'.padEnd(24)} ${dim(`${d.dockerd}: ${d.version}; ${profile ? `profile ${profile} (--engine docker:${releaseOf(profile)})` : `no profile of its own: name one, e.g. --engine docker:${releaseOf(DEFAULT_PROFILE)}`}${origin('dockerd')}`)}`);
+  for (const c of d.companions) console.log(companionLine(c, c.origin === 'folder' ? origin(c.name) : ''));
   return undefined;
 }
 
-function companionLine(c: Companion): string {
+function companionLine(c: Companion, origin = ''): string {
   const mark = c.origin === 'folder' ? green('✓') : c.origin === 'PATH' ? yellow('!') : c.required ? red('✗') : yellow('-');
   const where = c.origin === 'folder' ? c.path! : c.origin === 'PATH' ? `${c.path} (from PATH, not the build's folder)` : 'missing';
   const dangling = c.dangling ? `; the one beside dockerd is a link to ${c.dangling} that leads nowhere` : '';
-  return `${mark} ${`  ${c.name}`.padEnd(24)} ${dim(`${where}${dangling} · ${c.role}`)}`;
+  return `${mark} ${`  ${c.name}`.padEnd(24)} ${dim(`${where}${dangling} · ${c.role}${origin}`)}`;
 }
 
 /** Features per kernel (host, and the guest kernel when one is configured), and where each scenario runs. */

@@ -5,6 +5,8 @@
 # sources list, package lists and download cache (NOTES.md, "Newer real engines").
 #
 #   scripts/get-engines.sh [--dir CACHE] [RELEASE:SUITE …]     (default: 26:trixie 28:sid)
+#   scripts/get-engines.sh 29:source      a release no Debian suite ships, built from its pinned
+#                                         upstream sources (scripts/build-engine.sh; 15-20 minutes)
 #
 # One folder per dockerd version, e.g. /var/cache/netconform/engines/28.5.2/, holding
 #   dockerd docker-proxy            docker.io of SUITE (its major must be RELEASE)
@@ -151,6 +153,10 @@ fetch_release() (
 
 status=0
 for w in "${wanted[@]}"; do
-  fetch_release "${w%%:*}" "${w#*:}" || status=1
+  if [ "${w#*:}" = source ]; then
+    "$(dirname "$0")/build-engine.sh" --dir "$cache" "${w%%:*}" || status=1
+  else
+    fetch_release "${w%%:*}" "${w#*:}" || status=1
+  fi
 done
 exit $status

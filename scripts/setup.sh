@@ -13,8 +13,9 @@ need=()
 # nftables: nft, for the docker-29-nftables profile and nftables steps and checks (its
 # service stays disabled, as Debian ships it; the suite only runs nft inside lab namespaces),
 # and libnftables, which the trace monitor of rule paths loads;
-# stress-ng: the noisy neighbour of `npm run bench -- noisy` (npm test and the suite beside a busy CPU)
-for pkg in iproute2 iptables nftables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack stress-ng; do
+# stress-ng: the noisy neighbour of `npm run bench -- noisy` (npm test and the suite beside a busy CPU);
+# xz-utils, git and pkgconf: Docker 29 from its pinned sources (tarballs, or a clone of the tag)
+for pkg in iproute2 iptables nftables util-linux gcc libc6-dev busybox-static procps qemu-system-x86 kmod conntrack stress-ng xz-utils git pkgconf; do
   installed "$pkg" || need+=("$pkg")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
@@ -115,4 +116,13 @@ engines=${NETCONFORM_ENGINE_CACHE:-/var/cache/netconform/engines}
 if [ "${NETCONFORM_ENGINES:-}" != none ] && { [ ! -x "$engines/26/dockerd" ] || [ ! -x "$engines/28/dockerd" ]; }; then
   echo "setup: fetching Docker 26 and 28 (Debian trixie and sid) for the engine matrix"
   ./scripts/get-engines.sh >/dev/null || echo "setup: not every Docker release could be fetched; docker:26/docker:28 targets need them (scripts/get-engines.sh)" >&2
+fi
+
+# Docker 29, which no Debian suite ships, built from its pinned upstream sources when they are
+# at hand (NETCONFORM_SOURCES: a folder with the tarballs and their SHA256SUMS; .ci/run names
+# ../shared/sources): 15-20 minutes once, then cached. Without them docker:29 targets stop
+# before the first lab, saying how to build it.
+if [ "${NETCONFORM_ENGINES:-}" != none ] && [ -n "${NETCONFORM_SOURCES:-}" ] && [ ! -x "$engines/29/dockerd" ]; then
+  echo "setup: building Docker 29 from the sources in $NETCONFORM_SOURCES (15-20 minutes, once)"
+  ./scripts/get-engines.sh 29:source >/dev/null || echo "setup: Docker 29 could not be built; docker:29 targets need it (scripts/get-engines.sh 29:source)" >&2
 fi

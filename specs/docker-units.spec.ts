@@ -54,6 +54,9 @@ describe('dockerd flags', () => {
     // the host's iptables variant and an administrator's nft commands are host preparation too
     expect(daemonKey(defaults, { ...host, iptables: 'nft' })).not.toBe(daemonKey(defaults, { ...host, iptables: 'legacy' }));
     expect(daemonKey(defaults, host)).not.toBe(daemonKey(defaults, { ...host, nft: ['add table inet admin'] }));
+    // dockerd's own environment: 29 writes legacy-link variables only with one of them
+    expect(daemonKey(defaults, { ...host, daemonEnv: {} })).toBe(daemonKey(defaults, host));
+    expect(daemonKey(defaults, host)).not.toBe(daemonKey(defaults, { ...host, daemonEnv: { DOCKER_KEEP_DEPRECATED_LEGACY_LINKS_ENV_VARS: '1' } }));
   });
 
   it('passes Docker 29\'s firewall backend when the target is an nftables profile, and only then', () => {

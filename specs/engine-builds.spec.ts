@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildFor, cachedReleases, profileOfVersion, resolveDockerTargets, versionNumber } from '../harness/engine/docker/builds.js';
 import { parseTarget } from '../harness/targets.js';
+import { provenance } from '../harness/engine/docker/provenance.js';
 
 const COMPANIONS = ['containerd', 'containerd-shim-runc-v2', 'runc', 'docker-proxy', 'docker-init'];
 
@@ -90,7 +91,7 @@ describe('bad input stops before any lab, in one sentence', () => {
   it('says how to fetch a release that is not cached, and what to give for one that has no build', async () => {
     const env = { PATH: '/nonexistent', NETCONFORM_ENGINE_CACHE: mkdtempSync(join(tmpdir(), 'netconform-empty-')) };
     await expect(buildFor(parseTarget('docker:28'), { env })).rejects.toThrow(/^no Docker 28 build in .*: run \.\/scripts\/get-engines\.sh \(\.\/scripts\/setup\.sh does, unless NETCONFORM_ENGINES=none\), or give one with --dockerd PATH$/);
-    await expect(buildFor(parseTarget('docker:29'), { env })).rejects.toThrow(/no Docker 29 build in .*: give one with --dockerd PATH$/);
+    await expect(buildFor(parseTarget('docker:29'), { env })).rejects.toThrow(/no Docker 29 build in .*: run NETCONFORM_SOURCES=DIR \.\/scripts\/get-engines\.sh 29:source .*, or give one with --dockerd PATH$/);
   });
 
   it('refuses a build that lacks a companion, naming it', async () => {
@@ -139,5 +140,25 @@ describe.skipIf(!isRoot || !existsSync(cli))('the CLI exits 2 before any lab', (
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr.trim().replace(/\x1b\[[0-9;]*m/g, '')).toMatch(message);
     }
+  });
+});
+
+describe("a build's provenance (its MANIFEST, as doctor --dockerd shows it)", () => {
+  it('names the Debian package or the upstream tag each part came from', () => {
+    // as scripts/get-engines.sh and scripts/build-engine.sh write them
+    const debian = provenance('Package: containerd Version: 1.7.24~ds1-6+deb13u1\nPackage: docker.io Version: 28.5.2+dfsg4-5\nPackage: runc Version: 1.1.5+ds1-1+deb12u1\nPackage: tini Version: 0.19.0-1+b3\nDocker version 28.5.2+dfsg4, build 3ef3c07\n');
+    expect(Object.fromEntries(debian)).toEqual({
+      dockerd: 'Debian package docker.io 28.5.2+dfsg4-5',
+      'docker-proxy': 'Debian package docker.io 28.5.2+dfsg4-5',
+      containerd: 'Debian package containerd 1.7.24~ds1-6+deb13u1',
+      'containerd-shim-runc-v2': 'Debian package containerd 1.7.24~ds1-6+deb13u1',
+      runc: 'Debian package runc 1.1.5+ds1-1+deb12u1',
+      'docker-init': 'Debian package tini 0.19.0-1+b3',
+    });
+    const built = provenance(`source moby docker-v29.7.2 6a43e3d5afddf4111da0f864bbc7cae5d7e95001 sha256:${'23f24306'.repeat(8)}\nsource runc v1.3.6 491b69bab9fa206b984fb26ba07d3110d62e671f sha256:${'d042f52c'.repeat(8)}\nbuilt with go version go1.26.10 linux/amd64\nPackage: containerd Version: 1.7.24~ds1-6+deb13u1\n`);
+    expect(built.get('dockerd')).toBe('source moby docker-v29.7.2 (commit 6a43e3d5af, sha256 23f2430623f2…)');
+    expect(built.get('runc')).toMatch(/^source runc v1\.3\.6 \(commit 491b69bab9/);
+    expect(built.get('containerd')).toBe('Debian package containerd 1.7.24~ds1-6+deb13u1');
+    expect(built.has('docker-init')).toBe(false);
   });
 });

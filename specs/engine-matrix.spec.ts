@@ -1,9 +1,10 @@
 // The engine matrix: the real Docker 26.1.5 and 28.5.2 (Debian's own builds, cached by
-// scripts/get-engines.sh) against the reference engine's docker-26 and docker-28 profiles, on
-// the scenarios where releases differ (binding order, port allocator, internal networks,
-// container files); and proof, with real engines, that the comparison fails when a container
-// file or an ip6tables rule differs, and that a failure keeps the daemon's log as evidence.
-// A release that is not cached is skipped, saying how to fetch it.
+// scripts/get-engines.sh) and 29.7.2 (built from moby's tag by scripts/build-engine.sh, with
+// both its firewall backends) against the reference engine's profile of each, on the scenarios
+// where releases differ (binding order, port allocator, internal networks, container files and
+// environments, held ports, nftables); and proof, with real engines, that the comparison fails
+// when a container file, a variable or an ip6tables rule differs, and that a failure keeps the
+// daemon's log as evidence. A release that is not cached is skipped, saying how to get it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,8 @@ import { join } from 'node:path';
 import { loadScenarios } from '../harness/scenario/load.js';
 import { runSuite } from '../harness/run/suite.js';
 import { compareRuns } from '../harness/compare/differential.js';
-import { cachedBuild, FETCH_HINT } from '../harness/engine/docker/builds.js';
+import { BUILD_HINT, cachedBuild, FETCH_HINT } from '../harness/engine/docker/builds.js';
+import type { Profile } from '../harness/targets.js';
 import type { ScenarioResult } from '../harness/report/results.js';
 import { fingerprintStartingNamespace } from './support/fingerprint.js';
 import { expectMachineClean, scenario } from './support/engines.js';
@@ -21,25 +23,32 @@ const isRoot = process.getuid?.() === 0;
 const { scenarios } = loadScenarios([join(import.meta.dirname, '..', 'scenarios')]);
 const byId = (id: string) => scenarios.find((s) => s.id === id)!;
 const WHERE_RELEASES_DIFFER = ['ingress-publish-forms', 'ingress-port-conflict', 'networks-internal', 'networks-user-defined', 'modes-names', 'modes-host', 'egress-masquerade'];
+// 29: legacy links' variables only on request, held ports that drop; its nftables backend
+const WHERE_29_DIFFERS = [...WHERE_RELEASES_DIFFER, 'links-legacy', 'links-legacy-env', 'firewall-iptables-false-no-proxy'];
+const MATRIX: { release: string; profile: Profile; scenarios: string[]; hint: string }[] = [
+  { release: '26', profile: 'docker-26', scenarios: WHERE_RELEASES_DIFFER, hint: FETCH_HINT },
+  { release: '28', profile: 'docker-28', scenarios: WHERE_RELEASES_DIFFER, hint: FETCH_HINT },
+  { release: '29', profile: 'docker-29', scenarios: WHERE_29_DIFFERS, hint: BUILD_HINT },
+  { release: '29-nftables', profile: 'docker-29-nftables', scenarios: [...WHERE_29_DIFFERS, 'nftables-tables'], hint: BUILD_HINT },
+];
 
-for (const release of ['26', '28'] as const) {
-  const profile = `docker-${release}` as const;
+for (const { release, profile, scenarios: ids, hint } of MATRIX) {
   const have = isRoot && cachedBuild(profile) !== undefined;
   describe.skipIf(!have)(`Docker ${release} (real) and reference:${profile} agree where releases differ`, () => {
     let before = '';
     let results: ScenarioResult[] = [];
     beforeAll(async () => {
       before = await fingerprintStartingNamespace();
-      results = await runSuite(WHERE_RELEASES_DIFFER.map(byId), { engines: [`reference:${profile}`, `docker:${release}`] });
+      results = await runSuite(ids.map(byId), { engines: [`reference:${profile}`, `docker:${release}`] });
     });
 
-    for (const id of WHERE_RELEASES_DIFFER) {
+    for (const id of ids) {
       it(`${id}: passes on both, and the comparison agrees (verdicts, rules, ip6tables, files, ports)`, () => {
         const mine = results.filter((r) => r.scenarioId === id);
         expect(mine.map((r) => r.engine)).toEqual([`reference:${profile}`, `docker:${profile}`, `reference:${profile}-vs-docker:${profile}`]);
         expectAllPassed(mine);
         const names = mine[2].cases.map((c) => c.name.replace(/ \(phase \d+\)$/, ''));
-        expect(new Set(names)).toEqual(new Set(['packet verdicts agree', 'rule sets agree', 'ip6tables rule sets agree', 'addresses and ports agree', 'container files agree'].map((n) => `reference:${profile}-vs-docker:${profile}: ${n}`)));
+        expect(new Set(names)).toEqual(new Set(['packet verdicts agree', 'rule sets agree', 'ip6tables rule sets agree', 'addresses and ports agree', 'container files agree', 'container environments agree'].map((n) => `reference:${profile}-vs-docker:${profile}: ${n}`)));
       });
     }
 
@@ -49,7 +58,7 @@ for (const release of ['26', '28'] as const) {
   });
   if (isRoot && !have) {
     describe(`Docker ${release} (real)`, () => {
-      it.skip(`not cached: ${FETCH_HINT}`, () => {});
+      it.skip(`not cached: ${hint}`, () => {});
     });
   }
 }
@@ -104,6 +113,17 @@ describe.skipIf(!have28)('the comparison sees container files and ip6tables (rea
     expect(c.status).toBe('failed');
     expect(c.message).toBe('reference:docker-28 and docker:docker-28 write different container files: web:/etc/hosts');
     expect(c.diff).toMatch(/^\+192\.0\.2\.10\tlegacy\.example\.org$/m);
+  });
+
+  it("one changed variable of a container's environment fails the comparison, naming the container", () => {
+    const broken = structuredClone(real);
+    const env = broken.snapshots![0].env!;
+    expect(env.web.some((v) => v.startsWith('PATH='))).toBe(true);
+    env.web = env.web.map((v) => (v.startsWith('PATH=') ? `${v}:/opt/bin` : v));
+    const c = caseOf(compareRuns(sc, ref, broken), 'container environments agree');
+    expect(c.status).toBe('failed');
+    expect(c.message).toBe('reference:docker-28 and docker:docker-28 give containers different environments: web:environment');
+    expect(c.diff).toMatch(/^\+PATH=.*:\/opt\/bin$/m);
   });
 
   const tmp = mkdtempSync(join(tmpdir(), 'netconform-evidence-'));

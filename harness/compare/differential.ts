@@ -105,7 +105,31 @@ export function normalizeRuleset(state: RuleState, facts: Facts): Chains {
     if (v.backend === 'iptables' && untouched.has(v.table)) continue;
     const chain = v.backend === 'nft' ? symbolize(v.chain, facts) : v.chain;
     const sym = { ...v, chain };
-    out.set(`${v.table}/${chain}`, { header: viewHeader(sym), rules: v.rules.map((r) => symbolize(r, facts)), line: (r) => viewLine(sym, r) });
+    const rules = v.rules.map((r) => symbolize(r, facts));
+    // a set's elements have no order: nft lists them by their key's bytes, so by the engine's
+    // random bridge names (sorted again once the names are symbolic)
+    out.set(`${v.table}/${chain}`, { header: viewHeader(sym), rules: chain.startsWith('@') ? rules.sort() : perEndpointRunsSorted(rules), line: (r) => viewLine(sym, r) });
+  }
+  return out;
+}
+
+/** A container's address as a placeholder: ${web}, ${web@back}, ${ipv6:web} (not ${bridge:…}, ${subnet:…}). */
+const CONTAINER = /\$\{(?:ipv6:)?[^}:]+\}/g;
+
+/**
+ * Back-to-back rules that differ only in the container they name (one per endpoint: "DROP
+ * DIRECT ACCESS" to each address) in one order. An engine writes them in its own iteration
+ * order: after a restart 29 re-adds endpoints from a Go map, so their order changes from run
+ * to run, and no rule of such a run can shadow another (each matches its own address).
+ */
+function perEndpointRunsSorted(rules: string[]): string[] {
+  const shape = (r: string) => r.replace(CONTAINER, '${*}');
+  const out: string[] = [];
+  for (let i = 0; i < rules.length; ) {
+    let j = i + 1;
+    if (shape(rules[i]) !== rules[i]) while (j < rules.length && shape(rules[j]) === shape(rules[i])) j++;
+    out.push(...rules.slice(i, j).sort());
+    i = j;
   }
   return out;
 }
@@ -185,6 +209,16 @@ export function compareFiles(a: { engine: string; snap: Snapshot }, b: { engine:
   return { message: `${a.engine} and ${b.engine} write different container files: ${differing.join(', ')}`, diff: diffs.join('\n') };
 }
 
+/**
+ * The containers' environments, variable by variable, with addresses and generated hostnames
+ * symbolic (a link's DATABASE_PORT_5432_TCP_ADDR=${db}); the order of the variables is not compared.
+ */
+export function compareEnv(a: { engine: string; snap: Snapshot }, b: { engine: string; snap: Snapshot }): Finding | undefined {
+  const asFiles = (s: Snapshot): Snapshot => ({ ...s, files: Object.fromEntries(Object.entries(s.env ?? {}).map(([c, vars]) => [c, { environment: [...vars].sort().join('\n') + '\n' }])) });
+  const f = compareFiles({ engine: a.engine, snap: asFiles(a.snap) }, { engine: b.engine, snap: asFiles(b.snap) });
+  return f && { ...f, message: f.message.replace('write different container files', 'give containers different environments') };
+}
+
 function notRun(r: ScenarioResult): string | undefined {
   if (r.cases.length && r.cases.every((c) => c.status === 'skipped')) return `skipped on ${r.engine}: ${r.cases[0].message ?? ''}`;
   const err = r.cases.find((c) => c.status === 'error' && c.message?.startsWith('scenario did not complete'));
@@ -231,6 +265,8 @@ export function compareRuns(sc: Scenario, a: ScenarioResult, b: ScenarioResult):
       cases.push(caseOf(sc, `${engine}: ip6tables rule sets agree${suffix}`, r6 ? 'failed' : 'passed', r6 && { ...r6, message: `ip6tables: ${r6.message}` }, 1 + i));
       const files = compareFiles({ engine: a.engine, snap: sa }, { engine: b.engine, snap: sb });
       cases.push(caseOf(sc, `${engine}: container files agree${suffix}`, files ? 'failed' : 'passed', files, 1 + i));
+      const env = compareEnv({ engine: a.engine, snap: sa }, { engine: b.engine, snap: sb });
+      cases.push(caseOf(sc, `${engine}: container environments agree${suffix}`, env ? 'failed' : 'passed', env, 1 + i));
       const f = compareFacts({ engine: a.engine, facts: sa.facts }, { engine: b.engine, facts: sb.facts });
       cases.push(caseOf(sc, `${engine}: addresses and ports agree${suffix}`, f ? 'failed' : 'passed', f, 1 + i));
     }

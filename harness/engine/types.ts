@@ -54,6 +54,8 @@ export interface EngineContext {
   /** lab namespace name that plays the Docker host */
   hostNs: string;
   daemon: DaemonOptions;
+  /** variables in the daemon's own environment (a release may read them: 29's legacy-link variables) */
+  daemonEnv: Record<string, string>;
   /** the host's iptables: iptables-nft or iptables-legacy (each lab host runs one) */
   iptables: IptablesVariant;
   /** progress lines for long steps (daemon start, image import) */

@@ -16,8 +16,10 @@
  *   S id token [wait_ms]                 which source did a listener see with this token; with
  *                                        wait_ms, answers when it arrives (or "none" after wait_ms)
  *   X id tcp|udp port dst dport [bind]   userland proxy (like docker-proxy)
- *   H id tcp|udp port [bind]             hold a port: bound (and listening) but never served, like
- *                                        dockerd's dummy proxy without the userland proxy
+ *   H id tcp|udp port [bind|-] [drop]    hold a port: bound (and listening) but never served, like
+ *                                        dockerd's dummy proxy without the userland proxy; with drop,
+ *                                        a socket filter drops every packet (29's port allocator: a
+ *                                        SYN to it goes unanswered, where older releases shook hands)
  *   K id port tcp|udp                    close listener/proxy/held port on that port
  *   R id path                            read a file (base64)
  *   E id name                            environment variable (base64)
@@ -53,6 +55,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <linux/filter.h>
 #include <sys/ioctl.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -463,11 +466,19 @@ static void cmd_proxy(const char *id, const char *proto, int port, const char *d
 static struct { int fd, port, tcp; } held[256];
 static int nheld;
 
-static void cmd_hold(const char *id, const char *proto, int port, const char *bind_ip) {
+static void cmd_hold(const char *id, const char *proto, int port, const char *bind_ip, int drop) {
   int tcp = strcmp(proto, "tcp") == 0;
   if (nheld == (int)(sizeof(held) / sizeof(held[0]))) return reply(id, "error too-many-held");
   int fd = make_listener(tcp ? SOCK_STREAM : SOCK_DGRAM, bind_ip, port);
   if (fd < 0) return reply(id, "error %s", errname(errno));
+  /* one cBPF instruction, "return 0": every packet dropped (moby's setSocketFilter) */
+  struct sock_filter none[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  struct sock_fprog prog = {1, none};
+  if (drop && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+    reply(id, "error filter %s", errname(errno));
+    close(fd);
+    return;
+  }
   held[nheld].fd = fd;
   held[nheld].port = port;
   held[nheld++].tcp = tcp;
@@ -774,7 +785,7 @@ static void handle_line(char *line) {
   else if (strcmp(c, "P") == 0 && argc >= 4) cmd_icmp(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
   else if (strcmp(c, "S") == 0 && argc >= 3) cmd_seen(id, argv[2], argc > 3 ? atoi(argv[3]) : 0);
   else if (strcmp(c, "X") == 0 && argc >= 6) cmd_proxy(id, argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), opt6);
-  else if (strcmp(c, "H") == 0 && argc >= 4) cmd_hold(id, argv[2], atoi(argv[3]), argc > 4 ? argv[4] : NULL);
+  else if (strcmp(c, "H") == 0 && argc >= 4) cmd_hold(id, argv[2], atoi(argv[3]), argc > 4 && strcmp(argv[4], "-") != 0 ? argv[4] : NULL, argc > 5 && strcmp(argv[5], "drop") == 0);
   else if (strcmp(c, "K") == 0 && argc >= 4) cmd_close(id, atoi(argv[2]), argv[3]);
   else if (strcmp(c, "R") == 0 && argc >= 3) cmd_read(id, argv[2]);
   else if (strcmp(c, "E") == 0 && argc >= 3) cmd_env(id, argv[2]);

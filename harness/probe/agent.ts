@@ -112,9 +112,12 @@ export class ProbeAgent {
     ProbeAgent.check(await this.request('X', [proto, listenPort, dst, dstPort, bind]), `${this.label}: proxy ${bind}:${listenPort}/${proto}`);
   }
 
-  /** Bind (and listen on) a port without ever serving it, as dockerd's dummy proxy does. */
-  async hold(proto: 'tcp' | 'udp', port: number, bind = '0.0.0.0'): Promise<void> {
-    ProbeAgent.check(await this.request('H', [proto, port, bind]), `${this.label}: hold ${bind}:${port}/${proto}`);
+  /**
+   * Bind (and listen on) a port without ever serving it, as dockerd's dummy proxy does; `drop`:
+   * with a socket filter that drops every packet, as 29's port allocator leaves it.
+   */
+  async hold(proto: 'tcp' | 'udp', port: number, bind = '0.0.0.0', opts: { drop?: boolean } = {}): Promise<void> {
+    ProbeAgent.check(await this.request('H', [proto, port, bind, ...(opts.drop ? ['drop'] : [])]), `${this.label}: hold ${bind}:${port}/${proto}`);
   }
 
   async close(proto: 'tcp' | 'udp', port: number): Promise<void> {

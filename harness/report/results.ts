@@ -95,6 +95,8 @@ export interface Snapshot {
   facts: Facts;
   /** container reference → path → content: /etc/hosts, /etc/resolv.conf, /etc/hostname as its processes read them */
   files?: Record<string, Record<string, string>>;
+  /** container reference → its processes' environment (NAME=VALUE, as the engine gave it) */
+  env?: Record<string, string[]>;
 }
 
 export function scenarioStatus(r: ScenarioResult): Status {

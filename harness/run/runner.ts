@@ -220,7 +220,7 @@ async function buildHost(
   engine: Engine,
   cx: { lab: Lab; result: ScenarioResult; startErrors: Map<string, string>; running: Map<string, ContainerInfo>; log?: (l: string) => void },
 ): Promise<void> {
-  await engine.start({ lab: cx.lab, hostNs: hostNs(h), daemon: h.daemon, iptables: h.iptables!, log: (l) => cx.log?.(l) });
+  await engine.start({ lab: cx.lab, hostNs: hostNs(h), daemon: h.daemon, daemonEnv: h.daemonEnv, iptables: h.iptables!, log: (l) => cx.log?.(l) });
   for (const n of h.networks) await engine.createNetwork(n);
   for (const c of h.containers) {
     try {
@@ -305,11 +305,17 @@ async function dumpRules(lab: Lab, sc: Scenario, engines: Map<string, Engine>, r
     const r = read[i];
     const snap = { rules: { iptables: r.iptables, ip6tables: r.ip6tables, ...(r.nft ? { nft: r.nft } : {}) }, facts: factsOf(sc, h, engines) };
     out.set(h.name, snap);
-    (result.snapshots ??= []).push({ phase, host: h.name, rules: r.iptables, rules6: r.ip6tables, ...(r.nft ? { nft: r.nft } : {}), facts: snap.facts, files: files[i] });
+    (result.snapshots ??= []).push({ phase, host: h.name, rules: r.iptables, rules6: r.ip6tables, ...(r.nft ? { nft: r.nft } : {}), facts: snap.facts, files: files[i], env: containerEnv(sc, h, engines.get(h.name)!) });
     const where = sc.hosts.length > 1 ? `host ${h.name}` : 'the lab host';
     result.ruleDump += `# phase ${phase}: iptables-save of ${where}\n${r.text}\n`;
   });
   return out;
+}
+
+/** The environment each running container of a host got from its engine. */
+function containerEnv(sc: Scenario, h: HostSpec, engine: Engine): Record<string, string[]> {
+  const ref = (name: string) => (sc.hosts.length > 1 ? `${h.name}/${name}` : name);
+  return Object.fromEntries(engine.containers().filter((c) => c.mntnsPath).map((c) => [ref(c.name), c.env]));
 }
 
 /** CONTAINER_FILES of each running container of a host that has a mount namespace of its own. */

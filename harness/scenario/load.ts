@@ -347,16 +347,16 @@ class Resolver {
       if (!(id in CATALOGUE)) this.err(['covers', i], `unknown catalogue ID ${id}`);
     });
 
-    // One host at the top level (host:, daemon:, networks:, containers:), or several under hosts:.
+    // One host at the top level (host:, daemon:, daemon-env:, networks:, containers:), or several under hosts:.
     const multiHost = d.hosts !== undefined;
     if (multiHost) {
-      for (const k of ['host', 'daemon', 'networks', 'containers']) {
+      for (const k of ['host', 'daemon', 'daemon-env', 'networks', 'containers']) {
         if (d[k] !== undefined) this.err([k], `'${k}' belongs inside each entry of hosts: in a scenario with several hosts`, undefined);
       }
     }
     const rawHosts: [string, Raw, Path][] = multiHost
       ? Object.entries<Raw>(d.hosts).map(([name, h]) => [name, h ?? {}, ['hosts', name]])
-      : [[SINGLE_HOST, { ...(d.host ?? {}), daemon: d.daemon, networks: d.networks, containers: d.containers }, []]];
+      : [[SINGLE_HOST, { ...(d.host ?? {}), daemon: d.daemon, 'daemon-env': d['daemon-env'], networks: d.networks, containers: d.containers }, []]];
     const hosts = rawHosts.map(([name, h, p], i) => this.host(name, h, p, i, multiHost));
     for (const h of hosts) if (['wan', 'router'].includes(h.name) || h.name.startsWith('peer-')) this.err(['hosts'], `'${h.name}' is a reserved name; call the host something else`, h.name);
     this.checkHostAddresses(hosts, multiHost);
@@ -495,7 +495,7 @@ class Resolver {
 
   /** One Docker host with its daemon, networks and containers; `p` is where its keys live. */
   private host(name: string, h: Raw, p: Path, index: number, multiHost: boolean): HostSpec {
-    const at = (k: string): Path => (multiHost ? [...p, k] : k === 'daemon' || k === 'networks' || k === 'containers' ? [k] : ['host', k]);
+    const at = (k: string): Path => (multiHost ? [...p, k] : k === 'daemon' || k === 'daemon-env' || k === 'networks' || k === 'containers' ? [k] : ['host', k]);
     const daemon: DaemonOptions = { icc: true, 'ip-masq': true, 'ip-forward': true, iptables: true, 'userland-proxy': true, ...(h.daemon ?? {}) };
     const bridgeSubnet = networkOf(daemon.bip ?? DEFAULT_BIP);
     if (daemon['fixed-cidr'] && !cidrInside(daemon['fixed-cidr'], bridgeSubnet)) this.err([...at('daemon'), 'fixed-cidr'], `fixed-cidr ${daemon['fixed-cidr']} is not inside the bridge subnet ${bridgeSubnet}`);
@@ -518,6 +518,7 @@ class Resolver {
       extraAddresses: h.addresses ?? [],
       nics: h.nics ?? {},
       daemon,
+      daemonEnv: Object.fromEntries(Object.entries(h['daemon-env'] ?? {}).map(([k, v]) => [k, String(v)])),
       networks,
       containers,
       loc: this.loc(multiHost ? p : []),

@@ -62,6 +62,8 @@ export interface HostSpec {
   /** further NICs: interface name → segment it is plugged into (e.g. eth1 → trunk) */
   nics: Record<string, string>;
   daemon: DaemonOptions;
+  /** variables in dockerd's own environment (`daemon-env:`), e.g. DOCKER_KEEP_DEPRECATED_LEGACY_LINKS_ENV_VARS */
+  daemonEnv: Record<string, string>;
   networks: NetworkSpec[];
   containers: ContainerSpec[];
   loc: Loc;

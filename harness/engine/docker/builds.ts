@@ -12,13 +12,16 @@ import { DockerNotFoundError, findDockerd, locateDocker, type DockerInstall } fr
 
 export const FETCH_HINT = 'run ./scripts/get-engines.sh (./scripts/setup.sh does, unless NETCONFORM_ENGINES=none)';
 
+/** No Debian suite ships 29: it is built from its pinned sources. */
+export const BUILD_HINT = 'run NETCONFORM_SOURCES=DIR ./scripts/get-engines.sh 29:source (15-20 minutes; ./scripts/setup.sh does when NETCONFORM_SOURCES names the folder of the pinned source tarballs)';
+
 /** Where the engine matrix's builds come from (the README's table says the same). */
 export const RELEASES: Record<Profile, string> = {
   'docker-20.10': "Debian 12's docker.io 20.10.24 (dockerd on PATH, installed by setup.sh)",
   'docker-26': "Debian trixie's docker.io 26.1.5 (engine cache, fetched by get-engines.sh)",
   'docker-28': "Debian sid's docker.io 28.5.2 (engine cache, fetched by get-engines.sh)",
-  'docker-29': 'no Debian build yet: certify one with --dockerd PATH',
-  'docker-29-nftables': 'a Docker 29 build (--dockerd PATH) started with --firewall-backend=nftables',
+  'docker-29': "29.7.2 built from moby's docker-v29.7.2 and runc v1.3.6 with Debian's Go (engine cache, scripts/get-engines.sh 29:source)",
+  'docker-29-nftables': 'the Docker 29 build started with --firewall-backend=nftables',
 };
 
 /** A profile's release without its firewall-backend variant: docker-29-nftables → docker-29. */
@@ -99,7 +102,7 @@ export async function buildFor(t: Target, opts: { dockerd?: string; env?: NodeJS
   if (cached) return checked(cached, t, env, 'the cached build');
   if (t.named && t.profile && t.profile !== DEFAULT_PROFILE) {
     const release = releaseProfile(t.profile);
-    throw new DockerNotFoundError(`no Docker ${releaseOf(release)} build in ${engineCache(env)}: ${release === 'docker-29' ? 'give one with --dockerd PATH' : `${FETCH_HINT}, or give one with --dockerd PATH`}`);
+    throw new DockerNotFoundError(`no Docker ${releaseOf(release)} build in ${engineCache(env)}: ${release === 'docker-29' ? BUILD_HINT : FETCH_HINT}, or give one with --dockerd PATH`);
   }
   return checked(undefined, t, { ...env, NETCONFORM_DOCKERD: undefined }, 'dockerd on PATH');
 }
@@ -156,5 +159,5 @@ export function describeBuildSource(profile: Profile, env = process.env): string
       return 'not installed';
     }
   }
-  return releaseProfile(profile) === 'docker-29' ? 'none (--dockerd PATH)' : `not fetched (${FETCH_HINT})`;
+  return releaseProfile(profile) === 'docker-29' ? `not built (${BUILD_HINT})` : `not fetched (${FETCH_HINT})`;
 }

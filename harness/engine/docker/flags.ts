@@ -49,7 +49,8 @@ export function dockerdArgs(d: DaemonOptions, paths: DaemonPaths, proxy?: string
 }
 
 /** Daemons are shared by scenarios whose options and pre-start host state (its iptables too) are the same. */
-export function daemonKey(d: DaemonOptions, host: Pick<HostSpec, 'sysctls' | 'rules'> & Partial<Pick<HostSpec, 'nft' | 'iptables' | 'firewalld'>>): string {
+export function daemonKey(d: DaemonOptions, host: Pick<HostSpec, 'sysctls' | 'rules'> & Partial<Pick<HostSpec, 'nft' | 'iptables' | 'firewalld' | 'daemonEnv'>>): string {
   const sorted = (o: object) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-  return JSON.stringify({ daemon: sorted(d), sysctls: sorted(host.sysctls), rules: host.rules, nft: host.nft ?? [], iptables: host.iptables, ...(host.firewalld ? { firewalld: true } : {}) });
+  const env = host.daemonEnv && Object.keys(host.daemonEnv).length ? { env: sorted(host.daemonEnv) } : {};
+  return JSON.stringify({ daemon: sorted(d), sysctls: sorted(host.sysctls), rules: host.rules, nft: host.nft ?? [], iptables: host.iptables, ...(host.firewalld ? { firewalld: true } : {}), ...env });
 }

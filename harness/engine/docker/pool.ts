@@ -118,7 +118,7 @@ export class DaemonPool {
     // the host firewall comes up first and the daemon finds it on the lab's bus (it lives, and
     // is stopped, with the daemon's lab; scenarios that adopt the namespace reload it)
     const fw = h.firewalld ? await Firewalld.start(d.lab, HOST, log) : undefined;
-    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine, h.iptables ?? (await machineIptablesVariant()), fw ? { DBUS_SYSTEM_BUS_ADDRESS: fw.bus } : {});
+    d.daemon = new DockerDaemon(install, d.paths, d.lab.nsPath(HOST), h.daemon, this.machine, h.iptables ?? (await machineIptablesVariant()), { ...h.daemonEnv, ...(fw ? { DBUS_SYSTEM_BUS_ADDRESS: fw.bus } : {}) });
     const seed = await this.seed(install, log);
     const { startMs } = await d.daemon.start(seed);
     d.api = await d.daemon.api();

@@ -13,6 +13,9 @@ import { AddressPool, PoolAllocator, inCidr, intToIp, macFor, networkOf, parseCi
 import { OverlappingPortAllocator, PortAllocator } from './ports.js';
 import { dockerBindingOrder, exactFirstOrder, type Binding } from './portorder.js';
 import { RELEASES, type ReleaseBehaviour } from './releases.js';
+
+/** dockerd's environment variable that keeps 29's legacy-link variables (daemon/container_operations_unix.go) */
+const KEEP_LINK_ENV = 'DOCKER_KEEP_DEPRECATED_LEGACY_LINKS_ENV_VARS';
 import { AddressPool6, Pool6Allocator, network6Of } from './ipam6.js';
 import { IptablesBackend } from '../../rules/iptables/backend.js';
 import { KernelPlan } from './plan.js';
@@ -333,7 +336,9 @@ export class ReferenceEngine implements Engine {
       for (const p of st.proxies) this.proxies.open(p);
     }
     st.info.hostname = st.hostname;
-    st.info.env = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${st.hostname}`, ...st.links.flatMap((l) => l.env)];
+    // HOME: runc sets it for a process that has none, from the user's passwd entry, else / (the
+    // suite's busybox image has no /etc/passwd): seen in /proc/1/environ on 20.10 to 29
+    st.info.env = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${st.hostname}`, 'HOME=/', ...st.links.flatMap((l) => l.env)];
     st.files = joined?.files ?? this.writeEtcFiles(st);
     // the mount namespace is made in the background; sync() waits for it
     const files = st.files;
@@ -438,7 +443,7 @@ export class ReferenceEngine implements Engine {
       for (const [i, p] of g.entries()) {
         const hostIp = hostIps[i];
         st.forwards.push({ net: ep.net.fw!, containerIp: ep.ip, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
-        st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'] });
+        st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip, dstPort: p.containerPort, dummy: !this.daemon['userland-proxy'], drops: this.behaviour.heldPortDrops });
         // a binding to all addresses is made for IPv6 too ([::], the same port)
         if (hostIp === '0.0.0.0') this.publish6(st, ep, '::', hostPort, p);
       }
@@ -457,7 +462,7 @@ export class ReferenceEngine implements Engine {
     if (!ep.ip6 && !proxy) return;
     if (ep.ip6 && ep.net.fw6) st.forwards6.push({ net: ep.net.fw6, containerIp: ep.ip6, hostIp, hostPort, containerPort: p.containerPort, proto: p.proto });
     if (p.proto === 'udp') return;
-    st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip6 ?? ep.ip, dstPort: p.containerPort, dummy: !proxy });
+    st.proxies.push({ proto: p.proto, port: hostPort, bind: hostIp, dst: ep.ip6 ?? ep.ip, dstPort: p.containerPort, dummy: !proxy, drops: this.behaviour.heldPortDrops });
   }
 
   /**
@@ -497,7 +502,9 @@ export class ReferenceEngine implements Engine {
       const ports = exposedPorts(target.spec);
       const names = l.alias === target.spec.name ? `${l.alias} ${target.hostname}` : `${l.alias} ${target.hostname} ${target.spec.name}`;
       st.extraHosts.push({ ip: theirs.ip, names });
-      st.links.push({ net: mine.net.fw!, fromIp: mine.ip, toIp: theirs.ip, ports, alias: l.alias, target: l.target, env: linkEnv({ parent: st.spec.name, alias: l.alias, childIp: theirs.ip, ports }) });
+      // 29 writes the variables only when dockerd's own environment keeps them
+      const env = !this.behaviour.linkEnvOptIn || this.ctx.daemonEnv?.[KEEP_LINK_ENV] === '1' ? linkEnv({ parent: st.spec.name, alias: l.alias, childIp: theirs.ip, ports }) : [];
+      st.links.push({ net: mine.net.fw!, fromIp: mine.ip, toIp: theirs.ip, ports, alias: l.alias, target: l.target, env });
     }
   }
 

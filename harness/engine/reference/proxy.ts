@@ -17,6 +17,12 @@ export interface ProxySpec {
    * (seen with dockerd 20.10.24 and --iptables=false --userland-proxy=false).
    */
   dummy?: boolean;
+  /**
+   * 29: the port allocator binds and listens with a socket filter that drops every packet, and
+   * takes it off only to hand the socket to docker-proxy: without the proxy a held port drops
+   * what reaches it (no handshake), where older releases' dummy proxy shook hands.
+   */
+  drops?: boolean;
 }
 
 export class UserlandProxies {
@@ -62,7 +68,7 @@ export class UserlandProxies {
     this.toClose = [];
     this.toOpen = [];
     for (const c of closing) await agent.close(c.proto, c.port);
-    await Promise.all(opening.map((p) => (p.dummy ? agent.hold(p.proto, p.port, p.bind) : agent.proxy(p.proto, p.port, p.dst, p.dstPort, p.bind))));
+    await Promise.all(opening.map((p) => (p.dummy ? agent.hold(p.proto, p.port, p.bind, { drop: p.drops }) : agent.proxy(p.proto, p.port, p.dst, p.dstPort, p.bind))));
   }
 
   async stop(): Promise<void> {

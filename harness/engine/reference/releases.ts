@@ -33,14 +33,25 @@ export interface ReleaseBehaviour {
    * still on go too (seen with 20.10.24 and 26.1.5; 28 deletes only the record of the address).
    */
   hostsDeleteByName: boolean;
+  /**
+   * 29: a published port without the userland proxy stays bound with a drop-all socket filter
+   * (portallocator's setSocketFilter, detached only for docker-proxy): a SYN that reaches it
+   * goes unanswered. Up to 28 the dummy proxy listened and the handshake completed.
+   */
+  heldPortDrops: boolean;
+  /**
+   * 29: legacy links write no environment variables (ALIAS_PORT…, ALIAS_NAME) unless dockerd's
+   * own environment has DOCKER_KEEP_DEPRECATED_LEGACY_LINKS_ENV_VARS (daemon/container_operations_unix.go).
+   */
+  linkEnvOptIn: boolean;
 }
 
 export const RELEASES: Record<Profile, ReleaseBehaviour> = {
-  'docker-20.10': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: false, netipHosts: false, hostsDeleteByName: true },
-  'docker-26': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: true, generatedResolvConf: 26, netipHosts: false, hostsDeleteByName: true },
-  'docker-28': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
-  // not measured on a real 29 (no Debian build yet): as 28
-  'docker-29': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
+  'docker-20.10': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: false, netipHosts: false, hostsDeleteByName: true, heldPortDrops: false, linkEnvOptIn: false },
+  'docker-26': { bindingOrder: 'sort-port-map', overlappingAllocator: false, internalNoDefaultRoute: true, generatedResolvConf: 26, netipHosts: false, hostsDeleteByName: true, heldPortDrops: false, linkEnvOptIn: false },
+  'docker-28': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false, heldPortDrops: false, linkEnvOptIn: false },
+  // measured on 29.7.2 built from moby's docker-v29.7.2 (scripts/build-engine.sh)
+  'docker-29': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false, heldPortDrops: true, linkEnvOptIn: true },
   // the firewall backend changes the rules only
-  'docker-29-nftables': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false },
+  'docker-29-nftables': { bindingOrder: 'exact-first', overlappingAllocator: true, internalNoDefaultRoute: true, generatedResolvConf: 28, netipHosts: true, hostsDeleteByName: false, heldPortDrops: true, linkEnvOptIn: true },
 };
