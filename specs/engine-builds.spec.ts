@@ -71,12 +71,16 @@ describe('the build of a docker target', () => {
     expect((await buildFor(parseTarget('docker:20.10'), { env, dockerd: d24 })).label).toBe('docker');
   });
 
-  it('docker:all is every build present, each with its own profile', async () => {
-    const { system, env } = fakeMachine();
+  it('docker:all is every build present, each with its own profile (29 with both firewall backends)', async () => {
+    const { system, env, cache } = fakeMachine();
     fakeBuild(system, '20.10.24+dfsg1');
     const { labels, builds } = await resolveDockerTargets([{ engine: 'docker', label: 'docker:all' }, parseTarget('reference:docker-28')], { env: { ...env, PATH: system } });
     expect(labels).toEqual(['docker', 'docker:docker-26', 'docker:docker-28', 'reference:docker-28']);
     expect(builds.map((b) => b.profile)).toEqual(['docker-20.10', 'docker-26', 'docker-28']);
+    fakeBuild(join(cache, '29'), '29.7.2');
+    const with29 = await resolveDockerTargets([{ engine: 'docker', label: 'docker:all' }], { env: { ...env, PATH: system } });
+    expect(with29.labels).toEqual(['docker', 'docker:docker-26', 'docker:docker-28', 'docker:docker-29', 'docker:docker-29-nftables']);
+    expect(with29.builds.filter((b) => b.profile.startsWith('docker-29')).map((b) => b.install.dockerd)).toEqual([join(cache, '29', 'dockerd'), join(cache, '29', 'dockerd')]);
   });
 });
 

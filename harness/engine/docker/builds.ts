@@ -134,7 +134,9 @@ export async function resolveDockerTargets(targets: Target[], opts: { dockerd?: 
       } catch {
         /* no usable dockerd on PATH: the cache may still have builds */
       }
-      for (const p of cachedReleases(env)) if (!found.some((b) => b.profile === p)) found.push(await buildFor(profileTarget(p), { env: { ...env, NETCONFORM_DOCKERD: undefined } }));
+      // each cached release, with its firewall-backend variants (29's build runs as docker:29 and docker:29-nftables)
+      const cached = cachedReleases(env);
+      for (const p of PROFILES.filter((q) => cached.includes(releaseProfile(q)))) if (!found.some((b) => b.profile === p)) found.push(await buildFor(profileTarget(p), { env: { ...env, NETCONFORM_DOCKERD: undefined } }));
       if (!found.length) throw new DockerNotFoundError(`docker:all found no dockerd: ${FETCH_HINT}, or install Debian's docker.io`);
       found.forEach(add);
     } else {
